@@ -1,0 +1,88 @@
+"""One exception root. Each error knows its HTTP status and its TastyTrade-style code.
+
+The distinction that matters on the order path is kept in the types: the broker refused
+(its own answer is relayed), we could not reach the broker (nothing was sent), and we do not
+know whether the broker got the request (a timeout after sending: never retried).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GatekeeperError(Exception):
+    """Root of every error Gatekeeper raises on purpose.
+
+    ``message`` is shown to the client: it must never contain secrets.
+    """
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class BadRequest(GatekeeperError):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidPath(BadRequest):
+    """A request target that could be read as another host or another path."""
+
+    code = "invalid_path"
+
+
+class PayloadTooLarge(GatekeeperError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(GatekeeperError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(GatekeeperError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(GatekeeperError):
+    status = 404
+    code = "not_found"
+
+
+class Unprocessable(GatekeeperError):
+    status = 422
+    code = "unprocessable"
+
+
+class ServiceUnavailable(GatekeeperError):
+    status = 503
+    code = "service_unavailable"
+
+
+class UpstreamUnavailable(GatekeeperError):
+    """The broker could not be reached; the request was never sent."""
+
+    status = 502
+    code = "broker_unavailable"
+
+
+class UpstreamTimeout(GatekeeperError):
+    """The broker did not answer in time; it may or may not have received the request."""
+
+    status = 504
+    code = "broker_timeout"
+
+
+def error_envelope(code: str, message: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """TastyTrade's error body: ``{"error": {"code", "message", "errors"?}}``."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if errors:
+        body["errors"] = errors
+    return {"error": body}

