@@ -105,10 +105,12 @@ class Settings(BaseSettings):
     )
 
     database_url: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("database_url", "GATEKEEPER_DATABASE_URL", "DATABASE_URL"),
+        default=None,
+        validation_alias=AliasChoices("database_url", "GATEKEEPER_DATABASE_URL", "DATABASE_URL"),
     )
     redis_url: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("redis_url", "GATEKEEPER_REDIS_URL", "REDIS_URL"),
+        default=None,
+        validation_alias=AliasChoices("redis_url", "GATEKEEPER_REDIS_URL", "REDIS_URL"),
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -151,7 +153,9 @@ def _describe(error: ValidationError, config_file: Path | None) -> str:
         lines.append(f"  - {where}: {message}")
     if config_file is not None:
         lines.append(f"  (config file: {config_file})")
-    lines.append("  environment overrides use GATEKEEPER_<SECTION>__<KEY>, e.g. GATEKEEPER_PROXY__PORT")
+    lines.append(
+        "  environment overrides use GATEKEEPER_<SECTION>__<KEY>, e.g. GATEKEEPER_PROXY__PORT"
+    )
     return "\n".join(lines)
 
 

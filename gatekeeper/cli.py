@@ -1,0 +1,118 @@
+"""The ``gatekeeper`` command: serve, migrate, paper, demo, and the operators' tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from gatekeeper.errors import GatekeeperError
+from gatekeeper.logsetup import configure_logging
+from gatekeeper.settings import Settings, SettingsError, load_settings
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _run_until_signalled(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main``; SIGINT/SIGTERM cancel it cleanly (listeners closed, children stopped)."""
+
+    async def runner() -> int:
+        task = asyncio.ensure_future(main)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            return 0
+
+    return asyncio.run(runner())
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from gatekeeper.web.server import serve
+
+    await serve(settings)
+    return 0
+
+
+async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from gatekeeper.migrate import migrate_and_report
+
+    if settings.database_url is None:
+        print("error: database_url is not set (DATABASE_URL)", file=sys.stderr)
+        return 2
+    await migrate_and_report(settings.database_url.get_secret_value(), out=sys.stdout)
+    return 0
+
+
+async def cmd_paper(settings: Settings, args: argparse.Namespace) -> int:
+    from gatekeeper.paper import serve_paper
+
+    await serve_paper(settings.paper.host, settings.paper.port, settings.paper.accounts_file)
+    return 0
+
+
+async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from gatekeeper.demo import run_demo
+
+    await run_demo(settings, out=sys.stdout)
+    return 0
+
+
+COMMANDS: dict[str, tuple[Command, str]] = {
+    "serve": (cmd_serve, "run the proxy and admin listeners (needs DATABASE_URL and REDIS_URL)"),
+    "migrate": (cmd_migrate, "apply the SQL migrations in sql/ (idempotent, safe to race)"),
+    "paper": (cmd_paper, "run the paper broker (TastyTrade's API, in memory)"),
+    "demo": (
+        cmd_demo,
+        "everything on one machine: Postgres and Redis (from wheels unless configured),"
+        " the paper broker, and the gatekeeper in front of it",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gatekeeper", description="Pre-trade risk gatekeeper for TastyTrade."
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML config file (default: config/gatekeeper.toml)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        commands.add_parser(name, help=help_text, description=help_text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    command, _ = COMMANDS[args.command]
+    try:
+        return _run_until_signalled(command(settings, args))
+    except GatekeeperError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

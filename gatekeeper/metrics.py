@@ -1,0 +1,55 @@
+"""Every Prometheus metric Gatekeeper exports, defined once on an injected registry.
+
+Label values are bounded: route kinds, decisions, reason codes and error kinds come from
+fixed sets; account numbers appear only on per-account gauges (one per protection).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    proxy_requests: Counter
+    proxy_request_duration: Histogram
+    upstream_errors: Counter
+    refused_requests: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        """Register Gatekeeper's metrics on ``registry`` (a fresh one by default)."""
+        registry = registry if registry is not None else CollectorRegistry()
+        return cls(
+            registry=registry,
+            proxy_requests=Counter(
+                "gatekeeper_proxy_requests_total",
+                "Requests answered by the proxy listener.",
+                ["route_kind", "method", "status_class"],
+                registry=registry,
+            ),
+            proxy_request_duration=Histogram(
+                "gatekeeper_proxy_request_duration_seconds",
+                "Time from receiving a request to finishing its response.",
+                ["route_kind"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            upstream_errors=Counter(
+                "gatekeeper_upstream_errors_total",
+                "Requests that got no complete answer from the broker.",
+                ["kind"],  # unavailable | timeout | disconnected
+                registry=registry,
+            ),
+            refused_requests=Counter(
+                "gatekeeper_refused_requests_total",
+                "Requests refused before reaching the broker, by reason code.",
+                ["code"],
+                registry=registry,
+            ),
+        )

@@ -1,0 +1,1 @@
+"""HTTP edges: the proxy listener (bots) and the admin listener (operators)."""

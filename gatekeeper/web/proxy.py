@@ -1,0 +1,220 @@
+"""The proxy listener: forwards every request to the configured broker origin.
+
+Bodies are streamed both ways; hop-by-hop headers are dropped and everything end-to-end
+(``Authorization``, ``Accept-Version``, ``User-Agent``…) is preserved. The upstream origin
+comes from settings only; the request target is validated and forwarded as received.
+Redirects are relayed to the client, never followed, so the proxy cannot be steered to
+another host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from gatekeeper.errors import GatekeeperError, UpstreamTimeout, UpstreamUnavailable
+from gatekeeper.metrics import Metrics
+from gatekeeper.settings import Settings
+from gatekeeper.web import keys
+from gatekeeper.web.paths import validate_target
+from gatekeeper.web.render import error_response, errors_middleware
+
+log = logging.getLogger(__name__)
+
+# RFC 9110 §7.6.1 connection-specific fields, plus those that describe the hop's framing.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+    }
+)
+STREAM_CHUNK = 64 * 1024
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
+    tokens: set[str] = set()
+    for value in headers.getall("Connection", []):
+        tokens.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return tokens
+
+
+def end_to_end_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """Copy ``headers`` without hop-by-hop fields (including those named in Connection)."""
+    drop = HOP_BY_HOP | _connection_tokens(headers)
+    return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in drop)
+
+
+def upstream_request_headers(request: web.Request, settings: Settings) -> CIMultiDict[str]:
+    headers = end_to_end_headers(request.headers)
+    # Content-Length is kept when present so the body streams with the same framing.
+    peer = request.remote or "unknown"
+    previous = ", ".join(headers.getall("X-Forwarded-For", []))
+    headers.popall("X-Forwarded-For", None)
+    headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
+    if settings.proxy.user_agent_override:
+        headers["User-Agent"] = settings.proxy.user_agent_override
+    return headers
+
+
+def upstream_url(settings: Settings, path: str, query: str) -> URL:
+    """The configured origin joined with an already-validated, still-encoded path and query."""
+    target = path + (f"?{query}" if query else "")
+    return URL(settings.proxy.upstream_url + target, encoded=True)
+
+
+async def _body_stream(request: web.Request) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_chunked(STREAM_CHUNK):
+        yield chunk
+
+
+async def forward(
+    request: web.Request,
+    *,
+    body: bytes | None = None,
+    route_kind: str = "passthrough",
+) -> web.StreamResponse:
+    """Send ``request`` to the broker and stream the answer back.
+
+    ``body`` replaces the streamed request body (the order path forwards the exact bytes it
+    checked). Raises UpstreamUnavailable (never sent) or UpstreamTimeout (may have been
+    received) before any byte of the response is written; never retries.
+    """
+    app = request.app
+    settings = app[keys.SETTINGS]
+    metrics = app[keys.METRICS]
+    path, query = validate_target(request.raw_path)
+    headers = upstream_request_headers(request, settings)
+    data: bytes | AsyncIterator[bytes] | None
+    if body is not None:
+        data = body
+        headers["Content-Length"] = str(len(body))
+    elif request.body_exists:
+        data = _body_stream(request)
+    else:
+        data = None
+    try:
+        upstream = await app[keys.UPSTREAM].request(
+            request.method,
+            upstream_url(settings, path, query),
+            headers=headers,
+            data=data,
+            allow_redirects=False,
+            auto_decompress=False,
+        )
+    except aiohttp.ClientConnectorError:
+        metrics.upstream_errors.labels("unavailable").inc()
+        raise UpstreamUnavailable("The broker could not be reached.") from None
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        metrics.upstream_errors.labels("timeout").inc()
+        raise UpstreamTimeout("The broker did not answer in time.") from None
+    except aiohttp.ClientError as error:
+        # Sent (maybe partly) but no answer: e.g. the broker closed the connection.
+        metrics.upstream_errors.labels("disconnected").inc()
+        log.warning("broker connection failed: %s", type(error).__name__)
+        raise UpstreamUnavailable("The broker closed the connection without answering.") from None
+    async with upstream:
+        return await _relay(request, upstream, route_kind)
+
+
+async def _relay(
+    request: web.Request, upstream: aiohttp.ClientResponse, route_kind: str
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    response.headers.extend(end_to_end_headers(upstream.headers))
+    if upstream.content_length is not None:
+        response.content_length = upstream.content_length
+    await response.prepare(request)
+    try:
+        async for chunk in upstream.content.iter_chunked(STREAM_CHUNK):
+            await response.write(chunk)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        # Headers are gone already; all we can do is cut the response short.
+        request.app[keys.METRICS].upstream_errors.labels("disconnected").inc()
+        log.warning("broker response interrupted (%s): %s", route_kind, type(error).__name__)
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
+
+
+async def proxy_handler(request: web.Request) -> web.StreamResponse:
+    """Catch-all route of the proxy listener."""
+    metrics = request.app[keys.METRICS]
+    started = time.perf_counter()
+    route_kind = "passthrough"
+    status = 500
+    try:
+        response = await forward(request, route_kind=route_kind)
+        status = response.status
+        return response
+    except GatekeeperError as error:
+        status = error.status
+        if error.status < 500:
+            metrics.refused_requests.labels(error.code).inc()
+        return error_response(error)
+    finally:
+        metrics.proxy_requests.labels(
+            route_kind, _method_label(request.method), f"{status // 100}xx"
+        ).inc()
+        metrics.proxy_request_duration.labels(route_kind).observe(time.perf_counter() - started)
+
+
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _method_label(method: str) -> str:
+    return method if method in _KNOWN_METHODS else "OTHER"
+
+
+def _client_timeout(settings: Settings) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(
+        total=settings.proxy.total_timeout_seconds,
+        connect=settings.proxy.connect_timeout_seconds,
+        sock_read=settings.proxy.read_timeout_seconds,
+    )
+
+
+async def upstream_session(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: exactly one pooled ClientSession per proxy app."""
+    settings = app[keys.SETTINGS]
+    connector = aiohttp.TCPConnector(
+        limit=settings.proxy.max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
+    )
+    async with aiohttp.ClientSession(
+        connector=connector,
+        timeout=_client_timeout(settings),
+        auto_decompress=False,
+        trust_env=False,  # never route via HTTP(S)_PROXY from the environment
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    ) as session:
+        app[keys.UPSTREAM] = session
+        yield
+    # Give the connector's SSL transports a moment to close cleanly.
+    await asyncio.sleep(0)
+
+
+def create_proxy_app(settings: Settings, metrics: Metrics) -> web.Application:
+    """The bots' listener. Order routes join it with the risk engine."""
+    app = web.Application(middlewares=[errors_middleware], client_max_size=1024**2)
+    app[keys.SETTINGS] = settings
+    app[keys.METRICS] = metrics
+    app.cleanup_ctx.append(upstream_session)
+    app.router.add_route("*", "/{tail:.*}", proxy_handler)
+    return app

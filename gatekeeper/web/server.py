@@ -1,0 +1,109 @@
+"""Process wiring: open the backends, build both listeners, run until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+from redis.asyncio import Redis
+
+from gatekeeper.errors import GatekeeperError
+from gatekeeper.metrics import Metrics
+from gatekeeper.settings import Settings
+from gatekeeper.web import keys
+from gatekeeper.web.admin import create_admin_app
+from gatekeeper.web.proxy import create_proxy_app
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationMissing(GatekeeperError):
+    code = "configuration_missing"
+
+
+@dataclass(frozen=True)
+class Backends:
+    pool: asyncpg.Pool
+    redis: Redis
+
+
+@asynccontextmanager
+async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
+    """Postgres pool and Redis client. Neither connects eagerly, so pass-through traffic
+    starts flowing even while a backend is down; readiness and the order path report it."""
+    if settings.database_url is None or settings.redis_url is None:
+        raise ConfigurationMissing(
+            "database_url and redis_url must be set (DATABASE_URL / REDIS_URL, or the config"
+            " file); `gatekeeper demo` starts both for you"
+        )
+    pool = asyncpg.create_pool(
+        settings.database_url.get_secret_value(),
+        min_size=0,
+        max_size=10,
+        timeout=5,
+        command_timeout=5,
+    )
+    await pool  # with min_size=0 this opens no connection yet
+    redis = Redis.from_url(
+        settings.redis_url.get_secret_value(),
+        socket_connect_timeout=2,
+        socket_timeout=2,
+        health_check_interval=30,
+    )
+    try:
+        yield Backends(pool=pool, redis=redis)
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+@dataclass(frozen=True)
+class Listening:
+    proxy_url: str
+    admin_url: str
+    metrics: Metrics
+
+
+def _url(runner: web.AppRunner) -> str:
+    host, port = runner.addresses[0][:2]
+    return f"http://{host}:{port}"
+
+
+@asynccontextmanager
+async def running(settings: Settings, backends: Backends) -> AsyncIterator[Listening]:
+    """Both listeners started (ports from settings; 0 picks a free one)."""
+    metrics = Metrics.create()
+    proxy_app = create_proxy_app(settings, metrics)
+    admin_app = create_admin_app(settings, metrics)
+    for app in (proxy_app, admin_app):
+        app[keys.PG_POOL] = backends.pool
+        app[keys.REDIS] = backends.redis
+    proxy_runner = web.AppRunner(proxy_app, access_log=None, handle_signals=False)
+    admin_runner = web.AppRunner(admin_app, access_log=None, handle_signals=False)
+    await proxy_runner.setup()
+    await admin_runner.setup()
+    try:
+        await web.TCPSite(proxy_runner, settings.proxy.host, settings.proxy.port).start()
+        await web.TCPSite(admin_runner, settings.admin.host, settings.admin.port).start()
+        yield Listening(_url(proxy_runner), _url(admin_runner), metrics)
+    finally:
+        await proxy_runner.cleanup()
+        await admin_runner.cleanup()
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run ``gatekeeper serve`` until ``stop`` is set (or the task is cancelled)."""
+    stop = stop or asyncio.Event()
+    async with open_backends(settings) as backends, running(settings, backends) as listening:
+        log.info(
+            "gatekeeper proxy on %s -> %s; admin on %s",
+            listening.proxy_url,
+            settings.proxy.upstream_url,
+            listening.admin_url,
+        )
+        await stop.wait()
