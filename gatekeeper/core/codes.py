@@ -1,0 +1,38 @@
+"""Stable reason codes: the metric label, the API field and the audit column.
+
+Never rename a value: dashboards, alerts and audit queries depend on them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    """Why an order was rejected (violations) or how a decision was reached (notes)."""
+
+    # violations: any one rejects the order
+    EMERGENCY_STOP = "emergency_stop"
+    MAX_SINGLE_TRADE = "max_single_trade"
+    CASH_RESERVE = "cash_reserve"
+    MAX_PORTFOLIO_EXPOSURE = "max_portfolio_exposure"
+    MAX_POSITION_CONCENTRATION = "max_position_concentration"
+    MAX_DAILY_LOSS = "max_daily_loss"
+    MAX_DAILY_TRADES = "max_daily_trades"
+    PRICE_UNAVAILABLE = "price_unavailable"
+    NO_PROTECTION = "no_protection"
+    ACCOUNT_STATE_UNAVAILABLE = "account_state_unavailable"
+    STALE_ACCOUNT_STATE = "stale_account_state"
+    UNSUPPORTED_ORDER_ROUTE = "unsupported_order_route"
+    # notes: recorded with the decision, never a rejection on their own
+    PROTECTION_INACTIVE = "protection_inactive"
+    DEFAULT_PROTECTION = "default_protection"
+    VERIFIED_CLOSE = "verified_close"
+
+
+class ParseCode(StrEnum):
+    """Why a request body could not be turned into an order."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_ORDER = "invalid_order"
+    PAYLOAD_TOO_LARGE = "payload_too_large"

@@ -1,0 +1,141 @@
+"""Build an :class:`AccountSnapshot` from the broker's payloads.
+
+Inputs are the ``data`` of ``/balances``, the ``data.items`` of ``/positions``,
+``/orders/live`` and ``/market-data/by-type``. Anything not understood raises
+:class:`AccountStateInvalid`: a snapshot that silently drops a position or a working order
+would understate risk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from gatekeeper.core.errors import AccountStateInvalid, OrderParseError
+from gatekeeper.core.order import to_decimal
+from gatekeeper.core.parse import parse_live_order
+from gatekeeper.core.snapshot import AccountSnapshot, Position, Quote, WorkingOrder
+from gatekeeper.core.symbols import InstrumentType, underlying_of
+
+# Statuses after which an order can no longer fill.
+TERMINAL_STATUSES = frozenset(
+    {"Filled", "Cancelled", "Expired", "Rejected", "Removed", "Partially Removed"}
+)
+
+
+def _decimal(payload: Mapping[str, Any], key: str, *, required: bool = True) -> Decimal | None:
+    value = payload.get(key)
+    if value is None:
+        if required:
+            raise AccountStateInvalid(f"broker payload lacks {key!r}")
+        return None
+    try:
+        return to_decimal(value)
+    except ValueError:
+        raise AccountStateInvalid(f"broker payload field {key!r} is not a number") from None
+
+
+def _required(payload: Mapping[str, Any], key: str) -> Decimal:
+    value = _decimal(payload, key)
+    assert value is not None  # noqa: S101 - required=True never returns None
+    return value
+
+
+def position_from_payload(item: Mapping[str, Any]) -> Position | None:
+    """One ``/positions`` item; ``None`` for a flat position (quantity 0)."""
+    raw_type = item.get("instrument-type")
+    try:
+        instrument_type = InstrumentType(raw_type if isinstance(raw_type, str) else "")
+    except ValueError:
+        raise AccountStateInvalid("position with an unsupported instrument-type") from None
+    symbol = item.get("symbol")
+    if not isinstance(symbol, str) or not symbol:
+        raise AccountStateInvalid("position without a symbol")
+    quantity = _required(item, "quantity")
+    direction = item.get("quantity-direction")
+    if quantity == 0 or direction == "Zero":
+        return None
+    if direction not in ("Long", "Short"):
+        raise AccountStateInvalid(f"position {symbol}: unknown quantity-direction")
+    multiplier = _decimal(item, "multiplier", required=False)
+    if multiplier is None:
+        multiplier = Decimal(100) if instrument_type is InstrumentType.EQUITY_OPTION else Decimal(1)
+    mark = _decimal(item, "mark", required=False) or _decimal(item, "mark-price", required=False)
+    return Position(
+        symbol=symbol,
+        instrument_type=instrument_type,
+        quantity=abs(quantity) if direction == "Long" else -abs(quantity),
+        multiplier=multiplier,
+        mark=mark,
+        close_price=_decimal(item, "close-price", required=False),
+        # derived, not taken from the payload, so orders and positions group identically
+        underlying=underlying_of(instrument_type, symbol),
+    )
+
+
+def quote_from_payload(item: Mapping[str, Any]) -> Quote:
+    """One ``/market-data/by-type`` item."""
+    symbol = item.get("symbol")
+    if not isinstance(symbol, str) or not symbol:
+        raise AccountStateInvalid("quote without a symbol")
+    return Quote(
+        symbol=symbol,
+        bid=_decimal(item, "bid", required=False),
+        ask=_decimal(item, "ask", required=False),
+        mid=_decimal(item, "mid", required=False),
+        mark=_decimal(item, "mark", required=False),
+    )
+
+
+def working_order_from_payload(item: Mapping[str, Any]) -> WorkingOrder | None:
+    """One ``/orders/live`` item; ``None`` if terminal or nothing remains to fill."""
+    if item.get("status") in TERMINAL_STATUSES:
+        return None
+    legs = item.get("legs")
+    if isinstance(legs, list):
+        remaining = [
+            leg
+            for leg in legs
+            if not (isinstance(leg, Mapping) and leg.get("remaining-quantity") in (0, "0", "0.0"))
+        ]
+        if not remaining:
+            return None
+        item = {**item, "legs": remaining}
+    try:
+        order = parse_live_order(item)
+    except OrderParseError as exc:
+        raise AccountStateInvalid(f"working order not understood: {exc.message}") from None
+    order_id = item.get("id")
+    return WorkingOrder(order=order, order_id=None if order_id is None else str(order_id))
+
+
+def snapshot_from_payloads(
+    *,
+    account_number: str,
+    balances: Mapping[str, Any],
+    positions: Iterable[Mapping[str, Any]],
+    live_orders: Iterable[Mapping[str, Any]],
+    quotes: Iterable[Mapping[str, Any]],
+    start_of_day_nlv: Decimal | None,
+    fetched_at: datetime,
+    multipliers: Mapping[str, Decimal] | None = None,
+) -> AccountSnapshot:
+    """Assemble a snapshot from the broker's payloads (see the module docstring)."""
+    held = tuple(p for p in (position_from_payload(item) for item in positions) if p is not None)
+    working = tuple(
+        w for w in (working_order_from_payload(item) for item in live_orders) if w is not None
+    )
+    quote_map = {quote.symbol: quote for quote in (quote_from_payload(q) for q in quotes)}
+    return AccountSnapshot(
+        account_number=account_number,
+        nlv=_required(balances, "net-liquidating-value"),
+        cash_balance=_required(balances, "cash-balance"),
+        start_of_day_nlv=start_of_day_nlv,
+        fetched_at=fetched_at,
+        positions=held,
+        working_orders=working,
+        quotes=quote_map,
+        multipliers=dict(multipliers or {}),
+    )

@@ -1,0 +1,121 @@
+"""The inputs of ``evaluate()``: account state and protection limits, as frozen values.
+
+Builders from the broker's payloads live in :mod:`gatekeeper.core.payloads`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from gatekeeper.core.order import Order
+from gatekeeper.core.symbols import InstrumentType, OptionInfo, parse_option_symbol, underlying_of
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A live quote. Missing or non-positive prices are treated as unavailable."""
+
+    symbol: str
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    mid: Decimal | None = None
+    mark: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A held position; ``quantity`` is signed (negative = short)."""
+
+    symbol: str
+    instrument_type: InstrumentType
+    quantity: Decimal
+    multiplier: Decimal = Decimal(1)
+    mark: Decimal | None = None
+    close_price: Decimal | None = None
+    underlying: str = ""
+
+    @property
+    def underlying_symbol(self) -> str:
+        """The underlying (derived from the symbol when not given)."""
+        return self.underlying or underlying_of(self.instrument_type, self.symbol)
+
+    @property
+    def option(self) -> OptionInfo | None:
+        """Strike, kind and expiry for option positions."""
+        return parse_option_symbol(self.instrument_type, self.symbol)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingOrder:
+    """A resting order at the broker (or one we allowed that is still in flight)."""
+
+    order: Order
+    order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    """Everything ``evaluate()`` knows about the account, as of ``fetched_at``.
+
+    ``multipliers`` gives contract multipliers by symbol for instruments not held (futures
+    and future options have no default); held positions carry their own.
+    """
+
+    account_number: str
+    nlv: Decimal
+    cash_balance: Decimal
+    start_of_day_nlv: Decimal | None
+    fetched_at: datetime
+    positions: tuple[Position, ...] = ()
+    working_orders: tuple[WorkingOrder, ...] = ()
+    quotes: Mapping[str, Quote] = field(default_factory=dict)
+    multipliers: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.fetched_at.tzinfo is None:
+            raise ValueError("fetched_at must be timezone-aware")
+
+
+class StopMode(StrEnum):
+    """What an active emergency stop lets through."""
+
+    HALT = "halt"
+    REDUCE_ONLY = "reduce_only"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """One protection (``portfolio_protections`` row). Percentages are of NLV, 0-100.
+
+    ``max_position_concentration_percentage`` / ``max_daily_trades`` of ``None`` disable
+    that rule. ``is_default`` marks the configured defaults guarding an unprotected account.
+    """
+
+    cash_reserve_percentage: Decimal
+    max_daily_loss_percentage: Decimal
+    max_single_trade_percentage: Decimal
+    max_portfolio_exposure_percentage: Decimal
+    max_position_concentration_percentage: Decimal | None = Decimal(20)
+    max_daily_trades: int | None = 50
+    active: bool = True
+    emergency_stop_active: bool = False
+    emergency_stop_mode: StopMode = StopMode.HALT
+    protection_id: str = ""
+    is_default: bool = False
+
+
+DEFAULT_LIMITS = Limits(
+    cash_reserve_percentage=Decimal(25),
+    max_daily_loss_percentage=Decimal(5),
+    max_single_trade_percentage=Decimal(10),
+    max_portfolio_exposure_percentage=Decimal(75),
+    max_position_concentration_percentage=Decimal(20),
+    max_daily_trades=50,
+    protection_id="default",
+    is_default=True,
+)
+"""The seed's Step 7 values: guard an account that has no protection of its own."""
