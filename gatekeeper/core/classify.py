@@ -84,8 +84,13 @@ _ORDER_COLLECTIONS = frozenset({"orders", "complex-orders"})
 _PASS = Route(RouteKind.PASS_THROUGH)
 
 
-def _mentions_orders(segments: list[str]) -> bool:
-    return any(unquote(segment).strip().lower() in _ORDER_COLLECTIONS for segment in segments)
+def _mentions_orders(path: str) -> bool:
+    """Whether any segment names an order collection, however it is spelled or encoded."""
+    decoded = path
+    for _ in range(3):  # double-encoded %252F too
+        decoded = unquote(decoded)
+    segments = re.split(r"[/\\]", decoded.lower())
+    return any(segment.split(";", 1)[0].strip() in _ORDER_COLLECTIONS for segment in segments)
 
 
 def _match(method: str, rest: list[str]) -> tuple[RouteKind, str | None] | None:
@@ -117,7 +122,7 @@ def classify(method: str, path: str) -> Route:
     """
     path = path.split("?", 1)[0].split("#", 1)[0]
     segments = path.split("/")[1:] if path.startswith("/") else path.split("/")
-    order_like = _mentions_orders(segments)
+    order_like = _mentions_orders(path)
     if method in _SAFE_METHODS or not order_like:
         return _PASS
     account = segments[1] if len(segments) > 1 else None

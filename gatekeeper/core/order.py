@@ -15,7 +15,7 @@ from functools import reduce
 from math import gcd
 from typing import Annotated, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from gatekeeper.core.symbols import (
     InstrumentType,
@@ -121,7 +121,14 @@ def _to_date(value: object) -> date:
     return date.fromisoformat(value)
 
 
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
 Dec = Annotated[Decimal, BeforeValidator(to_decimal)]
+Amount = Annotated[Decimal, BeforeValidator(to_decimal), AfterValidator(_non_negative)]
 Day = Annotated[date, BeforeValidator(_to_date)]
 
 
@@ -199,19 +206,15 @@ class Order(BaseModel):
     order_type: OrderType
     time_in_force: TimeInForce
     gtc_date: Day | None = None
-    price: Dec | None = None
+    price: Amount | None = None
     price_effect: PriceEffect | None = None
-    stop_trigger: Dec | None = None
-    value: Dec | None = None
+    stop_trigger: Amount | None = None
+    value: Amount | None = None
     value_effect: PriceEffect | None = None
     legs: tuple[Leg, ...] = Field(min_length=1, max_length=MAX_LEGS)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        for name in ("price", "stop_trigger", "value"):
-            amount = getattr(self, name)
-            if amount is not None and amount < 0:
-                raise ValueError(f"{_dasherize(name)} must not be negative")
         if self.order_type in _PRICED and self.price is None:
             raise ValueError(f"price is required for {self.order_type.value} orders")
         if self.price is not None and self.price_effect is None:
@@ -289,9 +292,9 @@ class OrderPatch(BaseModel):
     order_type: OrderType | None = None
     time_in_force: TimeInForce | None = None
     gtc_date: Day | None = None
-    price: Dec | None = None
+    price: Amount | None = None
     price_effect: PriceEffect | None = None
-    stop_trigger: Dec | None = None
-    value: Dec | None = None
+    stop_trigger: Amount | None = None
+    value: Amount | None = None
     value_effect: PriceEffect | None = None
     legs: tuple[Leg, ...] | None = Field(default=None, min_length=1, max_length=MAX_LEGS)

@@ -55,7 +55,8 @@ def account_a(**changes: Any) -> AccountSnapshot:
 
 def protection_p(**changes: Any) -> Limits:
     """Protection P: the seed's Step 7 defaults, as the account's own protection."""
-    return replace(DEFAULT_LIMITS, protection_id="P", is_default=False, **changes)
+    fields: dict[str, Any] = {"protection_id": "P", "is_default": False, **changes}
+    return replace(DEFAULT_LIMITS, **fields)
 
 
 def leg(symbol: str, quantity: int | str, action: str, kind: str = "Equity") -> dict[str, Any]:
