@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from gatekeeper.core.effect import Book, Split
 from gatekeeper.core.order import ComplexOrder, ComplexType, Order
@@ -70,6 +71,7 @@ def assess(
     *,
     in_flight: Sequence[Order] = (),
     replaces_order_id: str | None = None,
+    fees: Decimal = Decimal(0),
 ) -> Assessment:
     """Split and value the request against the snapshot. Never raises for valid inputs."""
     pricer = Pricer(snapshot)
@@ -97,6 +99,8 @@ def assess(
         return value if ok else None
 
     order_value = total(splits)
+    if order_value is not None and fees and any(not s.is_verified_close for s in splits):
+        order_value = Value(order_value.amount, order_value.cash - fees, order_value.by_underlying)
     working_value = total(pending_splits)
     positions_value: Value | None = Value()
     for position in snapshot.positions:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import Any
 
 from gatekeeper.core.codes import Code
 
@@ -115,3 +116,51 @@ class Decision:
     def note_codes(self) -> tuple[Code, ...]:
         """Note codes, each once, in the order found."""
         return tuple(dict.fromkeys(n.code for n in self.notes))
+
+    @property
+    def message(self) -> str:
+        """One line for the bot: every violation's message, or ``allowed``."""
+        if not self.violations:
+            return "allowed"
+        return "; ".join(dict.fromkeys(v.message for v in self.violations))
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view for the audit row and the status route (decimals as strings)."""
+        figures = {name: _text(getattr(self.figures, name)) for name in self.figures.__slots__}
+        stop = self.trigger_stop
+        return {
+            "verdict": self.verdict.value,
+            "violations": [
+                {
+                    "code": v.code.value,
+                    "message": v.message,
+                    "inputs": dict(v.inputs),
+                    "protection_id": v.protection_id,
+                }
+                for v in self.violations
+            ],
+            "notes": [
+                {"code": n.code.value, "message": n.message, "protection_id": n.protection_id}
+                for n in self.notes
+            ],
+            "figures": figures,
+            "trade_count": self.trade_count,
+            "verified_close": self.verified_close,
+            "strict_position_effect": self.strict_position_effect,
+            "trigger_stop": None
+            if stop is None
+            else {
+                "protection_ids": list(stop.protection_ids),
+                "reason": stop.reason,
+                "actor": stop.actor,
+            },
+            "evaluated_at": self.evaluated_at.isoformat(),
+        }
+
+
+def _text(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _text(v) for k, v in value.items()}
+    return value

@@ -84,19 +84,23 @@ def evaluate(
     in_flight: Sequence[Order] = (),
     replaces_order_id: str | None = None,
     max_state_age: timedelta | None = None,
+    fees: Decimal = _ZERO,
 ) -> Decision:
     """Check an order request (one order, a complex order, or a replace's resulting order)
     against the snapshot and every protection of the account; any violation rejects.
 
     ``in_flight``: orders allowed but not yet in the snapshot (counted as working).
     ``replaces_order_id``: the working order a replace supersedes (not counted twice).
+    ``fees``: estimated fees of the request (e.g. from a broker dry-run), debited from cash.
     A dry-run is checked exactly like the real request but adds no trades.
     Pure and deterministic: ``now`` is the only notion of time.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     contained = contained_orders(orders)
-    assessment = assess(orders, snapshot, in_flight=in_flight, replaces_order_id=replaces_order_id)
+    assessment = assess(
+        orders, snapshot, in_flight=in_flight, replaces_order_id=replaces_order_id, fees=fees
+    )
     violations: list[Violation] = []
     notes: list[Note] = []
     stop_ids: list[str] = []

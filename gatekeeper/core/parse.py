@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from gatekeeper.core.errors import InvalidOrder
 from gatekeeper.core.jsonstrict import DEFAULT_MAX_BYTES, loads_strict
-from gatekeeper.core.order import ComplexOrder, Order, OrderPatch
+from gatekeeper.core.order import ComplexOrder, Leg, Order, OrderPatch
 from gatekeeper.core.symbols import guess_instrument_type
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -159,11 +159,16 @@ def apply_replace(original: Order, patch: OrderPatch) -> Order:
 
     Fields the patch carries win; the rest (legs, usually) come from the original. The result
     is validated as a whole order, so a patch that leaves it incomplete is an InvalidOrder.
+
+    Whether the broker honours legs in a replace body is not documented, so legs given in the
+    patch must name the original's instruments and actions, and each leg keeps the larger of
+    the two quantities: whichever the broker uses, the checked order is never the smaller.
     """
     merged: dict[str, Any] = original.model_dump()
-    for name in patch.model_fields_set:
-        value = getattr(patch, name)
-        merged[name] = [leg.model_dump() for leg in value] if name == "legs" else value
+    for name in patch.model_fields_set - {"legs"}:
+        merged[name] = getattr(patch, name)
+    if patch.legs is not None:
+        merged["legs"] = _merge_legs(original, patch.legs)
     new_type = patch.order_type if "order_type" in patch.model_fields_set else None
     if (
         new_type is not None
@@ -174,6 +179,21 @@ def apply_replace(original: Order, patch: OrderPatch) -> Order:
         merged["price"] = None
         merged["price_effect"] = None
     return _validate(Order, merged, by_name=True)
+
+
+def _merge_legs(original: Order, legs: tuple[Leg, ...]) -> list[dict[str, Any]]:
+    def key(leg: Leg) -> tuple[str, str, str]:
+        return (leg.instrument_type.value, leg.symbol, leg.action.value)
+
+    before = {key(leg): leg for leg in original.legs}
+    if sorted(before) != sorted(key(leg) for leg in legs):
+        raise InvalidOrder("invalid_order: legs: a replace cannot change instruments or actions")
+    merged = []
+    for leg in legs:
+        old = before[key(leg)].quantity
+        quantity = leg.quantity if old is None or leg.quantity is None else max(old, leg.quantity)
+        merged.append({**leg.model_dump(), "quantity": quantity})
+    return merged
 
 
 def parse_live_order(item: Mapping[str, Any]) -> Order:

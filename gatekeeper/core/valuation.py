@@ -91,6 +91,11 @@ class Pricer:
             raise Unpriceable(symbol, f"no {'ask' if buy else 'bid'}")
         return price
 
+    def bid_or_zero(self, symbol: str) -> Decimal:
+        """The bid when quoted, else 0 (only ever used as a lower bound)."""
+        quote = self._quotes.get(symbol)
+        return (None if quote is None else _positive(quote.bid)) or _ZERO
+
     def underlying_price(self, option: OptionInfo) -> Decimal:
         """Price of an option's underlying (for short calls valued at notional)."""
         price = self.mid(option.underlying)
@@ -150,6 +155,10 @@ class Pricer:
             return Value(amount, _ZERO, {leg.underlying: amount})
         if len(order.legs) == 1 and order.has_limit_price and order.price is not None:
             unit = order.price
+            if not leg.is_buy:
+                # a sell limit is a floor: a low limit fills at the market, so never value a
+                # short sale below the bid
+                unit = max(unit, self.bid_or_zero(leg.symbol))
         else:
             unit = self.side(leg.symbol, buy=leg.is_buy)
             if leg.is_buy and order.stop_trigger is not None:

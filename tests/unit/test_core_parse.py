@@ -440,3 +440,17 @@ def test_live_order_uses_remaining_quantity() -> None:
         "legs": [{**leg("AAPL", 10, "Buy to Open"), "remaining-quantity": 4, "fills": []}],
     }
     assert parse_live_order(item).legs[0].quantity == D(4)
+
+
+def test_replace_legs_keep_the_larger_quantity() -> None:
+    original = parse_order(body())
+    replaced = apply_replace(original, parse_replace({"legs": [leg("AAPL", 2, "Buy to Open")]}))
+    assert replaced.legs[0].quantity == D(10)
+
+
+def test_replace_cannot_change_instruments_or_actions() -> None:
+    original = parse_order(body())
+    with pytest.raises(InvalidOrder, match="cannot change instruments"):
+        apply_replace(original, parse_replace({"legs": [leg("MSFT", 10, "Buy to Open")]}))
+    with pytest.raises(InvalidOrder, match="cannot change instruments"):
+        apply_replace(original, parse_replace({"legs": [leg("AAPL", 10, "Sell to Open")]}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -326,3 +327,40 @@ def test_violation_inputs_are_exact_strings_for_the_audit_row() -> None:
     assert inputs["limit_pct"] == "10"
     assert inputs["nlv"] == "100000.00"
     assert decision.violations[0].protection_id == "P"
+
+
+def test_short_sale_limit_below_the_bid_is_valued_at_the_bid() -> None:
+    decision = evaluate(
+        order(leg("AAPL", 100, "Sell to Open"), price="0.01", effect="Credit"),
+        account_a(),
+        [protection_p()],
+        0,
+        NOW,
+    )
+    assert decision.figures.order_value == D("14990.00")
+    assert decision.codes == (Code.MAX_SINGLE_TRADE,)
+
+
+def test_fees_are_debited_from_cash() -> None:
+    decision = evaluate(
+        bto("AAPL", 10, "150.00"), account_a(), [protection_p()], 0, NOW, fees=D("1.22")
+    )
+    assert decision.figures.cash_after == D("58498.78")
+
+
+def test_decision_as_dict_is_json_ready() -> None:
+    decision = evaluate(bto("AAPL", 1000, "150.00"), account_a(), [protection_p()], 0, NOW)
+
+    data = decision.as_dict()
+
+    json.dumps(data)
+    assert data["verdict"] == "reject"
+    assert data["figures"]["order_value"] == "150000.00"
+    assert data["violations"][0]["code"] == "max_single_trade"
+    assert decision.message.startswith("max_single_trade: order value 150,000.00")
+
+
+def test_allowed_decision_message() -> None:
+    decision = evaluate(bto("AAPL", 1, "150.00"), account_a(), [protection_p()], 0, NOW)
+    assert decision.message == "allowed"
+    assert decision.as_dict()["trigger_stop"] is None
