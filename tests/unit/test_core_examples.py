@@ -145,6 +145,7 @@ def test_e8_daily_loss_breach_rejects_and_triggers_the_stop() -> None:
     assert decision.figures.day_pnl_pct == D("-5.2")
     assert "day P&L -5.20%" in decision.violations[0].message
     assert "-5.00% limit" in decision.violations[0].message
+    assert "trigger the emergency stop" in decision.violations[0].message
     assert decision.trigger_stop is not None
     assert decision.trigger_stop.protection_ids == ("P",)
     assert decision.trigger_stop.actor == "system"
