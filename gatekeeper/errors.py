@@ -56,9 +56,23 @@ class NotFound(GatekeeperError):
     code = "not_found"
 
 
+class Conflict(GatekeeperError):
+    """The request is valid but clashes with the current state (exists already, not active)."""
+
+    status = 409
+    code = "conflict"
+
+
 class Unprocessable(GatekeeperError):
     status = 422
     code = "unprocessable"
+
+
+class NotImplementedYet(GatekeeperError):
+    """A route whose shape is settled but whose answer needs a part not built yet."""
+
+    status = 501
+    code = "not_implemented"
 
 
 class ServiceUnavailable(GatekeeperError):
@@ -80,7 +94,9 @@ class UpstreamTimeout(GatekeeperError):
     code = "broker_timeout"
 
 
-def error_envelope(code: str, message: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def error_envelope(
+    code: str, message: str, errors: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     """TastyTrade's error body: ``{"error": {"code", "message", "errors"?}}``."""
     body: dict[str, Any] = {"code": code, "message": message}
     if errors:

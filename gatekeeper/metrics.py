@@ -20,6 +20,8 @@ class Metrics:
     proxy_request_duration: Histogram
     upstream_errors: Counter
     refused_requests: Counter
+    admin_auth_failures: Counter
+    emergency_stop_events: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -50,6 +52,18 @@ class Metrics:
                 "gatekeeper_refused_requests_total",
                 "Requests refused before reaching the broker, by reason code.",
                 ["code"],
+                registry=registry,
+            ),
+            admin_auth_failures=Counter(
+                "gatekeeper_admin_auth_failures_total",
+                "Admin API calls refused for want of a valid token or role, by reason code.",
+                ["reason"],  # token_missing | token_malformed | ... | insufficient_role
+                registry=registry,
+            ),
+            emergency_stop_events=Counter(
+                "gatekeeper_emergency_stop_events_total",
+                "Emergency stops triggered or cleared.",
+                ["event", "via"],  # triggered | cleared; api | cli | system
                 registry=registry,
             ),
         )

@@ -29,6 +29,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gatekeeper.auth import InvalidTtl, parse_ttl
+
 DEFAULT_CONFIG_FILE = Path("config/gatekeeper.toml")
 SANDBOX_URL = "https://api.cert.tastyworks.com"
 PRODUCTION_URL = "https://api.tastyworks.com"
@@ -77,6 +79,19 @@ class AdminSettings(_Section):
 
     host: str = "127.0.0.1"
     port: Port = 8081
+    # Lifetime of a token from `gatekeeper tokens create` without --ttl (the seed: 24 hours).
+    default_token_ttl: str = "24h"
+    # The stop mode of a new protection: halt (nothing passes) or reduce_only (closes pass).
+    default_emergency_stop_mode: Literal["halt", "reduce_only"] = "halt"
+
+    @field_validator("default_token_ttl")
+    @classmethod
+    def _check_ttl(cls, value: str) -> str:
+        try:
+            parse_ttl(value)
+        except InvalidTtl as error:
+            raise ValueError(error.message) from None
+        return value
 
 
 class PaperSettings(_Section):

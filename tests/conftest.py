@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.infra",
     "tests.fixtures.paper",
     "tests.fixtures.gate",
+    "tests.fixtures.admin",
 ]
 
 # A callback that holds the loop longer than this fails the test: it would stall every
