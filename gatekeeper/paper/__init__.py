@@ -1,0 +1,25 @@
+"""A paper broker speaking the part of TastyTrade's REST API that bots and the gatekeeper use.
+
+In memory, one event loop, Decimal money. Used by ``gatekeeper paper``, the demo, the tests
+and the benchmarks.
+"""
+
+from __future__ import annotations
+
+from gatekeeper.paper.app import BOOK, create_paper_app
+from gatekeeper.paper.book import PaperBook, Valuation
+from gatekeeper.paper.seed import SeedError, build_book, load_book, load_seed
+from gatekeeper.paper.server import running_paper, serve_paper
+
+__all__ = [
+    "BOOK",
+    "PaperBook",
+    "SeedError",
+    "Valuation",
+    "build_book",
+    "create_paper_app",
+    "load_book",
+    "load_seed",
+    "running_paper",
+    "serve_paper",
+]

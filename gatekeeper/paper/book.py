@@ -1,0 +1,333 @@
+"""The paper broker's in-memory book: users, tokens, accounts, quotes, orders and faults.
+
+Everything runs on one event loop and no method awaits, so each operation is atomic. The
+order lifecycle lives in ``trading``; this module holds the state and the simple operations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from gatekeeper.paper import trading
+from gatekeeper.paper.errors import (
+    InvalidCredentials,
+    InvalidRequest,
+    NotPermitted,
+    RecordNotFound,
+    TokenInvalid,
+)
+from gatekeeper.paper.model import (
+    EQUITY,
+    EQUITY_OPTION,
+    Account,
+    ComplexOrder,
+    Fault,
+    PaperOrder,
+    Position,
+    Quote,
+    ReceivedOrder,
+    Token,
+    User,
+)
+
+ACCESS_TOKEN_LIFETIME = timedelta(seconds=900)
+SESSION_LIFETIME = timedelta(hours=24)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Valuation:
+    """An account's money, all non-negative except cash; NLV follows from them."""
+
+    cash: Decimal
+    long_equity: Decimal
+    short_equity: Decimal
+    long_derivative: Decimal
+    short_derivative: Decimal
+    reserved: Decimal  # estimated debit of working orders
+
+    @property
+    def net_liquidating_value(self) -> Decimal:
+        return (
+            self.cash
+            + self.long_equity
+            + self.long_derivative
+            - self.short_equity
+            - self.short_derivative
+        )
+
+    @property
+    def derivative_buying_power(self) -> Decimal:
+        return max(Decimal(0), self.cash - self.reserved)
+
+
+class PaperBook:
+    """All of the paper broker's state, with the operations its HTTP API and tests use."""
+
+    def __init__(
+        self,
+        *,
+        users: list[User],
+        accounts: list[Account],
+        quotes: list[Quote],
+        clock: Clock = utc_now,
+    ) -> None:
+        self.clock = clock
+        self.users: dict[str, User] = {user.login: user for user in users}
+        self.accounts: dict[str, Account] = {
+            account.account_number: account for account in accounts
+        }
+        self.quotes: dict[str, Quote] = {quote.symbol: quote for quote in quotes}
+        self.tokens: dict[str, Token] = {}
+        self.faults: list[Fault] = []
+        self.received: list[ReceivedOrder] = []
+        self.order_ids = itertools.count(100_001)
+        self.fill_ids = itertools.count(1)
+        self.received_seq = itertools.count(1)
+        self.start_of_day_nlv: dict[str, Decimal] = {
+            number: self.valuation(number).net_liquidating_value for number in self.accounts
+        }
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    # --- authentication -------------------------------------------------------------------
+
+    def _issue(self, login: str, kind: Literal["oauth", "session"], lifetime: timedelta) -> Token:
+        token = Token(secrets.token_urlsafe(24), login, kind, self.now() + lifetime)
+        self.tokens[token.value] = token
+        return token
+
+    def issue_oauth_token(
+        self,
+        *,
+        grant_type: object,
+        refresh_token: object,
+        client_secret: object,
+        client_id: object = None,
+    ) -> Token:
+        """Exchange a refresh token (and the client's secret) for a 15-minute access token."""
+        if grant_type != "refresh_token":
+            raise InvalidRequest("grant_type must be refresh_token")
+        for user in self.users.values():
+            for client in user.oauth_clients:
+                if (
+                    isinstance(refresh_token, str)
+                    and isinstance(client_secret, str)
+                    and secrets.compare_digest(client.refresh_token, refresh_token)
+                    and secrets.compare_digest(client.client_secret, client_secret)
+                    and client_id in (None, "", client.client_id)
+                ):
+                    return self._issue(user.login, "oauth", ACCESS_TOKEN_LIFETIME)
+        raise InvalidCredentials("Invalid refresh token or client secret")
+
+    def create_session(
+        self, *, login: object, password: object, remember_token: object, remember_me: bool
+    ) -> tuple[User, Token, str | None]:
+        """Legacy login by password or single-use remember token; returns the new tokens."""
+        user = self.users.get(login) if isinstance(login, str) else None
+        ok = user is not None and (
+            (isinstance(password, str) and secrets.compare_digest(user.password, password))
+            or (isinstance(remember_token, str) and remember_token in user.remember_tokens)
+        )
+        if user is None or not ok:
+            raise InvalidCredentials("Invalid login, please check your username and password.")
+        if isinstance(remember_token, str):
+            user.remember_tokens.discard(remember_token)
+        token = self._issue(user.login, "session", SESSION_LIFETIME)
+        new_remember: str | None = None
+        if remember_me:
+            new_remember = secrets.token_urlsafe(30)
+            user.remember_tokens.add(new_remember)
+        return user, token, new_remember
+
+    def _token(self, authorization: str | None) -> Token:
+        value = (authorization or "").strip()
+        if value.lower().startswith("bearer "):
+            value = value[7:].strip()
+        token = self.tokens.get(value) if value else None
+        if token is None or token.expires_at <= self.now():
+            raise TokenInvalid("This token is invalid or has expired")
+        return token
+
+    def authenticate(self, authorization: str | None) -> User:
+        """The user behind ``Authorization: Bearer <access token>`` or a bare session token."""
+        return self.users[self._token(authorization).login]
+
+    def end_session(self, authorization: str | None) -> None:
+        del self.tokens[self._token(authorization).value]
+
+    def accounts_of(self, user: User) -> list[Account]:
+        return [self.accounts[number] for number in user.account_numbers if number in self.accounts]
+
+    def account_for(self, user: User, account_number: str) -> Account:
+        account = self.accounts.get(account_number)
+        if account is None:
+            raise RecordNotFound(f"Account {account_number} not found")
+        if account_number not in user.account_numbers:
+            raise NotPermitted("User not permitted access")
+        return account
+
+    # --- quotes ---------------------------------------------------------------------------
+
+    def set_quote(
+        self,
+        symbol: str,
+        bid: Decimal,
+        ask: Decimal,
+        *,
+        mark: Decimal | None = None,
+        instrument_type: str | None = None,
+        last: Decimal | None = None,
+        close: Decimal | None = None,
+    ) -> Quote:
+        """Set (or replace) a quote; working orders it makes marketable fill at once."""
+        if bid < 0 or ask < 0 or (ask and bid > ask):
+            raise InvalidRequest("need 0 <= bid <= ask")
+        previous = self.quotes.get(symbol)
+        kind = instrument_type or (previous.instrument_type if previous else None)
+        if kind is None:
+            kind = EQUITY_OPTION if len(symbol) == 21 and symbol[6:].isalnum() else EQUITY
+        quote = Quote(symbol, kind, bid, ask, self.now(), mark, last, close)
+        if close is None and previous is not None:
+            quote.close = previous.close
+        self.quotes[symbol] = quote
+        trading.reevaluate(self, symbol)
+        return quote
+
+    def remove_quote(self, symbol: str) -> bool:
+        """Make a price unavailable; returns whether there was one."""
+        return self.quotes.pop(symbol, None) is not None
+
+    # --- faults ---------------------------------------------------------------------------
+
+    def add_fault(
+        self,
+        path_prefix: str,
+        *,
+        status: int | None = None,
+        delay_seconds: float = 0.0,
+        method: str | None = None,
+        times: int | None = None,
+    ) -> Fault:
+        """Fail (``status``) and/or stall (``delay_seconds``) requests under ``path_prefix``."""
+        if status is None and delay_seconds <= 0:
+            raise InvalidRequest("a fault needs a status, a delay or both")
+        if status is not None and not 400 <= status <= 599:
+            raise InvalidRequest("status must be 400-599")
+        fault = Fault(path_prefix, status, delay_seconds, method, times)
+        self.faults = [f for f in self.faults if (f.path_prefix, f.method) != (path_prefix, method)]
+        self.faults.append(fault)
+        return fault
+
+    def clear_faults(self, path_prefix: str | None = None) -> None:
+        self.faults = [
+            f for f in self.faults if path_prefix is not None and f.path_prefix != path_prefix
+        ]
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        """The fault that applies to this request, counting it against ``times``."""
+        for fault in self.faults:
+            if fault.matches(method, path):
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                return fault
+        return None
+
+    # --- money ----------------------------------------------------------------------------
+
+    def mark_of(self, position: Position) -> Decimal:
+        quote = self.quotes.get(position.symbol)
+        if quote is not None:
+            return quote.mark
+        return position.close_price or position.average_open_price
+
+    def valuation(self, account_number: str) -> Valuation:
+        account = self.accounts[account_number]
+        values = {"le": Decimal(0), "se": Decimal(0), "ld": Decimal(0), "sd": Decimal(0)}
+        for position in account.positions.values():
+            value = abs(position.quantity) * self.mark_of(position) * position.multiplier
+            kind = "e" if position.instrument_type == EQUITY else "d"
+            values[("l" if position.quantity > 0 else "s") + kind] += value
+        reserved = sum(
+            (
+                max(Decimal(0), trading.working_cost(self, order))
+                for order in account.orders.values()
+            ),
+            Decimal(0),
+        )
+        return Valuation(
+            account.cash, values["le"], values["se"], values["ld"], values["sd"], reserved
+        )
+
+    def set_cash(self, account_number: str, cash: Decimal) -> None:
+        """Test control: set an account's cash balance (NLV moves with it)."""
+        self.accounts[account_number].cash = cash
+
+    # --- orders (lifecycle in trading) ----------------------------------------------------
+
+    def record_received(
+        self, kind: Literal["order", "complex-order", "replace"], account_number: str, body: object
+    ) -> ReceivedOrder:
+        entry = ReceivedOrder(
+            seq=next(self.received_seq),
+            kind=kind,
+            account_number=account_number,
+            received_at=self.now(),
+            body=dict(body) if isinstance(body, Mapping) else {"raw": body},
+        )
+        self.received.append(entry)
+        return entry
+
+    def place_order(
+        self, account: Account, body: object, *, dry_run: bool = False
+    ) -> trading.OrderResult:
+        return trading.place_order(self, account, body, dry_run=dry_run)
+
+    def place_complex_order(
+        self, account: Account, body: object, *, dry_run: bool = False
+    ) -> trading.ComplexResult:
+        return trading.place_complex_order(self, account, body, dry_run=dry_run)
+
+    def replace_order(self, account: Account, order_id: int, body: object) -> PaperOrder:
+        return trading.replace_order(self, account, order_id, body)
+
+    def cancel_order(self, account: Account, order_id: int) -> PaperOrder:
+        return trading.cancel_order(self, account, order_id)
+
+    def cancel_complex_order(self, account: Account, complex_id: int) -> ComplexOrder:
+        return trading.cancel_complex_order(self, account, complex_id)
+
+    def order(self, account: Account, order_id: int) -> PaperOrder:
+        found = account.orders.get(order_id)
+        if found is None:
+            raise RecordNotFound(f"Order {order_id} not found")
+        return found
+
+    def complex_order(self, account: Account, complex_id: int) -> ComplexOrder:
+        found = account.complex_orders.get(complex_id)
+        if found is None:
+            raise RecordNotFound(f"Complex order {complex_id} not found")
+        return found
+
+    def snapshot(self) -> dict[str, Any]:
+        """A summary for the control API and logs."""
+        return {
+            number: {
+                "cash": self.accounts[number].cash,
+                "nlv": self.valuation(number).net_liquidating_value,
+                "orders": len(self.accounts[number].orders),
+            }
+            for number in self.accounts
+        }

@@ -1,0 +1,251 @@
+"""The paper broker's state: plain dataclasses, Decimal money, timezone-aware times."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+EQUITY = "Equity"
+EQUITY_OPTION = "Equity Option"
+MULTIPLIERS: dict[str, Decimal] = {EQUITY: Decimal(1), EQUITY_OPTION: Decimal(100)}
+
+# OCC option symbol as TastyTrade writes it: root padded to 6 characters, YYMMDD, C/P, strike x1000.
+OCC_SYMBOL = re.compile(
+    r"^(?P<root>[A-Z0-9.]{1,6}) *(?P<expiry>\d{6})(?P<kind>[CP])(?P<strike>\d{8})$"
+)
+EQUITY_SYMBOL = re.compile(r"^[A-Z][A-Z0-9./]{0,9}$")
+
+RECEIVED = "Received"
+LIVE = "Live"
+CONTINGENT = "Contingent"
+FILLED = "Filled"
+CANCELLED = "Cancelled"
+REJECTED = "Rejected"
+WORKING_STATUSES = frozenset({RECEIVED, LIVE, CONTINGENT})
+
+DEBIT = "Debit"
+CREDIT = "Credit"
+NONE_EFFECT = "None"
+
+
+def underlying_of(symbol: str, instrument_type: str) -> str:
+    """``SPY   261218C00600000`` → ``SPY``; an equity is its own underlying."""
+    if instrument_type == EQUITY_OPTION:
+        match = OCC_SYMBOL.match(symbol)
+        if match:
+            return match["root"]
+    return symbol
+
+
+def valid_symbol(symbol: str, instrument_type: str) -> bool:
+    pattern = OCC_SYMBOL if instrument_type == EQUITY_OPTION else EQUITY_SYMBOL
+    return pattern.match(symbol) is not None
+
+
+@dataclass
+class Quote:
+    symbol: str
+    instrument_type: str
+    bid: Decimal
+    ask: Decimal
+    updated_at: datetime
+    mark_override: Decimal | None = None
+    last: Decimal | None = None
+    close: Decimal | None = None
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+    @property
+    def mark(self) -> Decimal:
+        return self.mark_override if self.mark_override is not None else self.mid
+
+
+@dataclass
+class Position:
+    account_number: str
+    symbol: str
+    instrument_type: str
+    quantity: Decimal  # signed: negative is short
+    average_open_price: Decimal
+    multiplier: Decimal
+    created_at: datetime
+    updated_at: datetime
+    close_price: Decimal = Decimal(0)
+    realized_today: Decimal = Decimal(0)
+
+    @property
+    def underlying_symbol(self) -> str:
+        return underlying_of(self.symbol, self.instrument_type)
+
+
+@dataclass
+class Fill:
+    fill_id: str
+    quantity: Decimal
+    fill_price: Decimal
+    filled_at: datetime
+
+
+@dataclass
+class OrderLeg:
+    instrument_type: str
+    symbol: str
+    action: str
+    quantity: Decimal
+    remaining_quantity: Decimal
+    fills: list[Fill] = field(default_factory=list)
+
+    @property
+    def is_buy(self) -> bool:
+        return self.action.startswith("Buy")
+
+    @property
+    def is_closing(self) -> bool:
+        return self.action.endswith("to Close")
+
+    @property
+    def multiplier(self) -> Decimal:
+        return MULTIPLIERS.get(self.instrument_type, Decimal(1))
+
+
+@dataclass
+class PaperOrder:
+    account_number: str
+    order_type: str
+    time_in_force: str
+    legs: list[OrderLeg]
+    received_at: datetime
+    updated_at: datetime
+    id: int | None = None
+    status: str = RECEIVED
+    price: Decimal | None = None
+    price_effect: str | None = None
+    stop_trigger: Decimal | None = None
+    gtc_date: str | None = None
+    external_identifier: str | None = None
+    source: str | None = None
+    strict_position_effect: bool = False
+    live_at: datetime | None = None
+    terminal_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    complex_order_id: int | None = None
+    replaces_order_id: int | None = None
+    replacing_order_id: int | None = None
+    edited: bool = False
+    reject_reason: str | None = None
+
+    @property
+    def size(self) -> Decimal:
+        quantities = [leg.quantity for leg in self.legs]
+        if all(q == q.to_integral_value() for q in quantities):
+            return Decimal(math.gcd(*(int(q) for q in quantities)))
+        return quantities[0]
+
+    @property
+    def underlying_symbol(self) -> str:
+        return underlying_of(self.legs[0].symbol, self.legs[0].instrument_type)
+
+    @property
+    def is_working(self) -> bool:
+        return self.status in WORKING_STATUSES
+
+    @property
+    def cancellable(self) -> bool:
+        return self.is_working
+
+    @property
+    def editable(self) -> bool:
+        return self.status == LIVE
+
+
+ComplexType = Literal["OTO", "OCO", "OTOCO"]
+
+
+@dataclass
+class ComplexOrder:
+    id: int
+    account_number: str
+    type: ComplexType
+    orders: list[PaperOrder]
+    trigger_order: PaperOrder | None = None
+    terminal_at: datetime | None = None
+
+
+@dataclass
+class Account:
+    account_number: str
+    nickname: str
+    margin_or_cash: Literal["Margin", "Cash"]
+    owner: str  # user login
+    opened_at: datetime
+    cash: Decimal
+    positions: dict[str, Position] = field(default_factory=dict)
+    orders: dict[int, PaperOrder] = field(default_factory=dict)
+    complex_orders: dict[int, ComplexOrder] = field(default_factory=dict)
+    account_type_name: str = "Individual"
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    client_id: str
+    client_secret: str
+    refresh_token: str
+
+
+@dataclass
+class User:
+    login: str
+    password: str
+    email: str
+    username: str
+    external_id: str
+    first_name: str
+    last_name: str
+    account_numbers: list[str]
+    oauth_clients: list[OAuthClient]
+    remember_tokens: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Token:
+    value: str
+    login: str
+    kind: Literal["oauth", "session"]
+    expires_at: datetime
+
+
+@dataclass
+class Fault:
+    """Make requests whose path starts with ``path_prefix`` fail and/or hang."""
+
+    path_prefix: str
+    status: int | None = None
+    delay_seconds: float = 0.0
+    method: str | None = None
+    remaining: int | None = None  # None: until cleared
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.remaining is not None and self.remaining <= 0:
+            return False
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return path.startswith(self.path_prefix)
+
+
+@dataclass
+class ReceivedOrder:
+    """One order request that reached the broker (placed or replaced, never a dry-run)."""
+
+    seq: int
+    kind: Literal["order", "complex-order", "replace"]
+    account_number: str
+    received_at: datetime
+    body: dict[str, object]
+    outcome: str = "pending"  # "accepted" or the error code
+    order_ids: list[int] = field(default_factory=list)

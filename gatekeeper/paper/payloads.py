@@ -1,0 +1,496 @@
+"""Rendering the book as TastyTrade's JSON: dasherized keys, decimals as strings.
+
+Shapes follow the recorded payloads in /work/shared/fixtures/tastytrade-recorded and the
+fields tastyware 13 requires to parse them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from gatekeeper.paper.book import Valuation
+from gatekeeper.paper.model import (
+    CREDIT,
+    DEBIT,
+    EQUITY,
+    NONE_EFFECT,
+    Account,
+    ComplexOrder,
+    OrderLeg,
+    PaperOrder,
+    Position,
+    Quote,
+    ReceivedOrder,
+    Token,
+    User,
+)
+from gatekeeper.paper.trading import ComplexResult, OrderResult
+
+ZERO = Decimal(0)
+DXLINK_URL = "wss://tasty-demo-ws.dxfeed.com/delayed"
+
+
+def dec(value: Decimal) -> str:
+    """``Decimal("5")`` → ``"5.0"``: plain notation, always with a decimal point."""
+    text = format(value, "f")
+    return text if "." in text else text + ".0"
+
+
+def qty(value: Decimal) -> int | str:
+    """Quantities are JSON integers when whole (as recorded), else decimal strings."""
+    return int(value) if value == value.to_integral_value() else dec(value)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def envelope(data: Any, context: str) -> dict[str, Any]:
+    return {"data": data, "context": context}
+
+
+def effect_of(signed: Decimal) -> str:
+    """Positive is a debit (money out), negative a credit."""
+    if signed > 0:
+        return DEBIT
+    return CREDIT if signed < 0 else NONE_EFFECT
+
+
+def user_payload(user: User) -> dict[str, Any]:
+    return {
+        "email": user.email,
+        "username": user.username,
+        "external-id": user.external_id,
+        "is-confirmed": True,
+    }
+
+
+def session_payload(user: User, token: Token, remember_token: str | None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "user": user_payload(user),
+        "session-token": token.value,
+        "session-expiration": token.expires_at.astimezone(UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+    }
+    if remember_token is not None:
+        data["remember-token"] = remember_token
+    return data
+
+
+def customer_payload(user: User, now: datetime) -> dict[str, Any]:
+    address = {
+        "street-one": "1 Paper Street",
+        "city": "Chicago",
+        "state-region": "IL",
+        "postal-code": "60604",
+        "country": "USA",
+        "is-foreign": False,
+        "is-domestic": True,
+    }
+    return {
+        "id": "me",
+        "external-id": user.external_id,
+        "first-name": user.first_name,
+        "last-name": user.last_name,
+        "email": user.email,
+        "address": address,
+        "mailing-address": address,
+        "is-foreign": False,
+        "usa-citizenship-type": "Citizen",
+        "mobile-phone-number": "+1 312 555 0100",
+        "birth-date": "1980-01-01",
+        "tax-number-type": "SSN",
+        "subject-to-tax-withholding": False,
+        "has-industry-affiliation": False,
+        "has-listed-affiliation": False,
+        "has-political-affiliation": False,
+        "has-delayed-quotes": True,
+        "has-pending-or-approved-application": False,
+        "is-professional": False,
+        "permitted-account-types": [],
+        "created-at": iso(now.replace(month=1, day=2)),
+        "agreed-to-margining": True,
+        "agreed-to-terms": True,
+    }
+
+
+def account_payload(account: Account) -> dict[str, Any]:
+    return {
+        "account-number": account.account_number,
+        "nickname": account.nickname,
+        "account-type-name": account.account_type_name,
+        "margin-or-cash": account.margin_or_cash,
+        "is-closed": False,
+        "day-trader-status": False,
+        "is-firm-error": False,
+        "is-firm-proprietary": False,
+        "is-futures-approved": False,
+        "is-test-drive": False,
+        "is-foreign": False,
+        "opened-at": iso(account.opened_at),
+        "created-at": iso(account.opened_at),
+        "investment-objective": "SPECULATION",
+        "suitable-options-level": "No Restrictions",
+    }
+
+
+def account_item(account: Account) -> dict[str, Any]:
+    return {"account": account_payload(account), "authority-level": "owner"}
+
+
+_ZERO_BALANCE_FIELDS = (
+    "bond-margin-requirement",
+    "cryptocurrency-margin-requirement",
+    "day-equity-call-value",
+    "day-trading-call-value",
+    "equity-offering-margin-requirement",
+    "fixed-income-security-margin-requirement",
+    "futures-margin-requirement",
+    "long-bond-value",
+    "long-cryptocurrency-value",
+    "long-fixed-income-security-value",
+    "long-futures-derivative-value",
+    "long-futures-value",
+    "maintenance-call-value",
+    "pending-cash",
+    "reg-t-call-value",
+    "short-cryptocurrency-value",
+    "short-futures-derivative-value",
+    "short-futures-value",
+    "special-memorandum-account-apex-adjustment",
+    "unsettled-cryptocurrency-fiat-amount",
+    "futures-overnight-margin-requirement",
+    "futures-intraday-margin-requirement",
+    "pending-margin-interest",
+    "buying-power-adjustment",
+    "effective-cryptocurrency-buying-power",
+    "total-pending-liquidity-pool-rebate",
+    "closed-loop-available-balance",
+)
+
+
+def balances_payload(account: Account, value: Valuation, now: datetime) -> dict[str, Any]:
+    """The full recorded balance field set; the money fields are computed from the book."""
+    nlv = value.net_liquidating_value
+    funds = value.derivative_buying_power
+    margin = account.margin_or_cash == "Margin"
+    # Simple paper margin: 25 % on long stock, 30 % on short stock, shorts' full value for options.
+    requirement = (
+        value.long_equity * Decimal("0.25")
+        + value.short_equity * Decimal("0.30")
+        + value.short_derivative
+        if margin
+        else ZERO
+    )
+    data: dict[str, Any] = {name: "0.0" for name in _ZERO_BALANCE_FIELDS}
+    data.update(
+        {
+            "account-number": account.account_number,
+            "currency": "USD",
+            "cash-balance": dec(value.cash),
+            "cash-settle-balance": dec(value.cash),
+            "total-settle-balance": dec(value.cash),
+            "margin-settle-balance": dec(value.cash) if margin else "0.0",
+            "net-liquidating-value": dec(nlv),
+            "margin-equity": dec(nlv),
+            "long-equity-value": dec(value.long_equity),
+            "short-equity-value": dec(value.short_equity),
+            "long-derivative-value": dec(value.long_derivative),
+            "short-derivative-value": dec(value.short_derivative),
+            "long-margineable-value": dec(value.long_equity),
+            "short-margineable-value": dec(value.short_equity),
+            "equity-buying-power": dec(funds * 2 if margin else funds),
+            "derivative-buying-power": dec(funds),
+            "day-trading-buying-power": dec(funds * 4 if margin else ZERO),
+            "available-trading-funds": dec(funds),
+            "cash-available-to-withdraw": dec(max(value.cash, ZERO)),
+            "sma-equity-option-buying-power": dec(funds),
+            "special-memorandum-account-value": dec(funds),
+            "day-trade-excess": dec(funds),
+            "used-derivative-buying-power": dec(value.reserved),
+            "maintenance-requirement": dec(requirement),
+            "reg-t-margin-requirement": dec(requirement),
+            "maintenance-excess": dec(nlv - requirement),
+            "pending-cash-effect": NONE_EFFECT,
+            "buying-power-adjustment-effect": NONE_EFFECT,
+            "unsettled-cryptocurrency-fiat-effect": NONE_EFFECT,
+            "snapshot-date": now.date().isoformat(),
+            "updated-at": iso(now),
+        }
+    )
+    return data
+
+
+def snapshot_payload(
+    account: Account, nlv: Decimal, cash: Decimal, day: date, time_of_day: str
+) -> dict[str, Any]:
+    value = Valuation(cash, nlv - cash, ZERO, ZERO, ZERO, ZERO)
+    data = balances_payload(account, value, datetime.combine(day, datetime.min.time(), UTC))
+    data["time-of-day"] = time_of_day
+    return data
+
+
+def position_payload(position: Position, mark: Decimal, today: date) -> dict[str, Any]:
+    realized = position.realized_today
+    return {
+        "account-number": position.account_number,
+        "symbol": position.symbol,
+        "instrument-type": position.instrument_type,
+        "underlying-symbol": position.underlying_symbol,
+        "quantity": qty(abs(position.quantity)),
+        "quantity-direction": "Long" if position.quantity > 0 else "Short",
+        "close-price": dec(position.close_price),
+        "average-open-price": dec(position.average_open_price),
+        "average-daily-market-close-price": dec(position.close_price),
+        "average-yearly-market-close-price": dec(position.average_open_price),
+        "multiplier": qty(position.multiplier),
+        "cost-effect": "Debit" if position.quantity > 0 else "Credit",
+        "is-suppressed": False,
+        "is-frozen": False,
+        "restricted-quantity": 0,
+        "realized-day-gain": dec(abs(realized)),
+        "realized-day-gain-effect": effect_of(-realized),
+        "realized-day-gain-date": today.isoformat(),
+        "realized-today": dec(abs(realized)),
+        "realized-today-effect": effect_of(-realized),
+        "realized-today-date": today.isoformat(),
+        "mark": dec(mark),
+        "mark-price": dec(mark),
+        "created-at": iso(position.created_at),
+        "updated-at": iso(position.updated_at),
+    }
+
+
+def trading_status_payload(account: Account, now: datetime) -> dict[str, Any]:
+    return {
+        "account-number": account.account_number,
+        "id": int(account.account_number[-5:], 36) % 1_000_000,
+        "equities-margin-calculation-type": "Reg T",
+        "fee-schedule-name": "default",
+        "futures-margin-rate-multiplier": "0.0",
+        "has-intraday-equities-margin": False,
+        "is-aggregated-at-clearing": False,
+        "is-closed": False,
+        "is-closing-only": False,
+        "is-cryptocurrency-enabled": False,
+        "is-frozen": False,
+        "is-full-equity-margin-required": False,
+        "is-futures-closing-only": False,
+        "is-futures-intra-day-enabled": False,
+        "is-futures-enabled": False,
+        "is-in-day-trade-equity-maintenance-call": False,
+        "is-in-margin-call": False,
+        "is-pattern-day-trader": False,
+        "is-small-notional-futures-intra-day-enabled": False,
+        "is-roll-the-day-forward-enabled": False,
+        "are-far-otm-net-options-restricted": False,
+        "options-level": "No Restrictions"
+        if account.margin_or_cash == "Margin"
+        else "Defined Risk",
+        "short-calls-enabled": account.margin_or_cash == "Margin",
+        "small-notional-futures-margin-rate-multiplier": "0.0",
+        "is-equity-offering-enabled": False,
+        "is-equity-offering-closing-only": False,
+        "is-portfolio-margin-enabled": False,
+        "is-risk-reducing-only": False,
+        "day-trade-count": 0,
+        "updated-at": iso(now),
+    }
+
+
+def leg_payload(leg: OrderLeg) -> dict[str, Any]:
+    return {
+        "instrument-type": leg.instrument_type,
+        "symbol": leg.symbol,
+        "action": leg.action,
+        "quantity": qty(leg.quantity),
+        "remaining-quantity": qty(leg.remaining_quantity),
+        "fills": [
+            {
+                "fill-id": fill.fill_id,
+                "quantity": qty(fill.quantity),
+                "fill-price": dec(fill.fill_price),
+                "filled-at": iso(fill.filled_at),
+                "destination-venue": "PAPER",
+            }
+            for fill in leg.fills
+        ],
+    }
+
+
+def order_payload(order: PaperOrder) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "account-number": order.account_number,
+        "time-in-force": order.time_in_force,
+        "order-type": order.order_type,
+        "size": qty(order.size),
+        "underlying-symbol": order.underlying_symbol,
+        "underlying-instrument-type": EQUITY,
+        "status": order.status,
+        "cancellable": order.cancellable,
+        "editable": order.editable,
+        "edited": order.edited,
+        "received-at": iso(order.received_at),
+        "updated-at": epoch_ms(order.updated_at),
+        "legs": [leg_payload(leg) for leg in order.legs],
+    }
+    if order.id is not None:
+        data = {"id": order.id, **data}
+    optional: dict[str, Any] = {
+        "price": dec(order.price) if order.price is not None else None,
+        "price-effect": order.price_effect,
+        "stop-trigger": dec(order.stop_trigger) if order.stop_trigger is not None else None,
+        "gtc-date": order.gtc_date,
+        "external-identifier": order.external_identifier,
+        "source": order.source,
+        "live-at": iso(order.live_at) if order.live_at else None,
+        "terminal-at": iso(order.terminal_at) if order.terminal_at else None,
+        "cancelled-at": iso(order.cancelled_at) if order.cancelled_at else None,
+        "complex-order-id": order.complex_order_id,
+        "replaces-order-id": order.replaces_order_id,
+        "replacing-order-id": order.replacing_order_id,
+        "reject-reason": order.reject_reason,
+    }
+    data.update({key: value for key, value in optional.items() if value is not None})
+    return data
+
+
+def _money(name: str, signed: Decimal) -> dict[str, str]:
+    return {name: dec(abs(signed)), f"{name}-effect": effect_of(signed)}
+
+
+def buying_power_effect(
+    cost: Decimal | None, buying_power: Decimal, is_spread: bool
+) -> dict[str, Any]:
+    change = cost or ZERO
+    requirement = max(change, ZERO)
+    return {
+        **_money("change-in-margin-requirement", requirement),
+        **_money("change-in-buying-power", change),
+        **_money("current-buying-power", -buying_power),
+        **_money("new-buying-power", -(buying_power - change)),
+        **_money("isolated-order-margin-requirement", requirement),
+        "is-spread": is_spread,
+        "impact": dec(abs(change)),
+        "effect": effect_of(change),
+    }
+
+
+def fee_calculation() -> dict[str, Any]:
+    """The paper broker charges no fees; the block is complete so clients can parse it."""
+    names = (
+        "regulatory-fees",
+        "clearing-fees",
+        "commission",
+        "proprietary-index-option-fees",
+        "total-fees",
+    )
+    data: dict[str, Any] = {}
+    for name in names:
+        data.update(_money(name, ZERO))
+    data.update({"rebates": "0.0", "rebates-effect": NONE_EFFECT, "per-quantity": False})
+    return data
+
+
+def placed_order_response(result: OrderResult) -> dict[str, Any]:
+    return {
+        "order": order_payload(result.order),
+        "buying-power-effect": buying_power_effect(
+            result.cost, result.buying_power_before, len(result.order.legs) > 1
+        ),
+        "fee-calculation": fee_calculation(),
+        "warnings": result.warnings,
+    }
+
+
+def complex_order_payload(complex_order: ComplexOrder) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "account-number": complex_order.account_number,
+        "type": complex_order.type,
+        "orders": [order_payload(order) for order in complex_order.orders],
+    }
+    if complex_order.id:
+        data = {"id": complex_order.id, **data}
+    if complex_order.trigger_order is not None:
+        data["trigger-order"] = order_payload(complex_order.trigger_order)
+    if complex_order.terminal_at is not None:
+        data["terminal-at"] = iso(complex_order.terminal_at)
+    return data
+
+
+def complex_order_response(result: ComplexResult) -> dict[str, Any]:
+    return {
+        "complex-order": complex_order_payload(result.complex_order),
+        "buying-power-effect": buying_power_effect(result.cost, result.buying_power_before, True),
+        "fee-calculation": fee_calculation(),
+        "warnings": result.warnings,
+    }
+
+
+def quote_payload(quote: Quote) -> dict[str, Any]:
+    today = quote.updated_at.date().isoformat()
+    close = quote.close if quote.close is not None else quote.mid
+    return {
+        "symbol": quote.symbol,
+        "instrument-type": quote.instrument_type,
+        "updated-at": iso(quote.updated_at),
+        "bid": dec(quote.bid),
+        "ask": dec(quote.ask),
+        "mid": dec(quote.mid),
+        "mark": dec(quote.mark),
+        "last": dec(quote.last if quote.last is not None else quote.mark),
+        "close": dec(close),
+        "prev-close": dec(close),
+        "bid-size": "100.0",
+        "ask-size": "100.0",
+        "volume": "0.0",
+        "close-price-type": "Regular",
+        "summary-date": today,
+        "prev-close-date": today,
+        "prev-close-price-type": "Final",
+        "halt-start-time": -1,
+        "halt-end-time": -1,
+    }
+
+
+def quote_token_payload(token: str, now: datetime) -> dict[str, Any]:
+    return {
+        "token": token,
+        "dxlink-url": DXLINK_URL,
+        "level": "demo",
+        "expires-at": iso(now + timedelta(hours=24)),
+    }
+
+
+def received_payload(entry: ReceivedOrder) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "kind": entry.kind,
+        "account-number": entry.account_number,
+        "received-at": iso(entry.received_at),
+        "outcome": entry.outcome,
+        "order-ids": entry.order_ids,
+        "body": entry.body,
+    }
+
+
+def pagination(total: int, per_page: int, page_offset: int, count: int) -> dict[str, Any]:
+    pages = max(1, -(-total // per_page))
+    return {
+        "per-page": per_page,
+        "page-offset": page_offset,
+        "item-offset": page_offset * per_page,
+        "total-items": total,
+        "total-pages": pages,
+        "current-item-count": count,
+        "previous-link": None,
+        "next-link": None,
+        "paging-link-template": None,
+    }
