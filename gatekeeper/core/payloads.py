@@ -62,6 +62,8 @@ def position_from_payload(item: Mapping[str, Any]) -> Position | None:
     multiplier = _decimal(item, "multiplier", required=False)
     if multiplier is None:
         multiplier = Decimal(100) if instrument_type is InstrumentType.EQUITY_OPTION else Decimal(1)
+    if multiplier <= 0:
+        raise AccountStateInvalid(f"position {symbol}: multiplier must be positive")
     mark = _decimal(item, "mark", required=False) or _decimal(item, "mark-price", required=False)
     return Position(
         symbol=symbol,

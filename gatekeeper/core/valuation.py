@@ -115,6 +115,8 @@ class Pricer:
         """A held position at mid/mark (fallback: its own mark, then close price)."""
         quantity = abs(position.quantity)
         mult = position.multiplier
+        if mult <= 0:
+            raise Unpriceable(position.symbol, "no usable multiplier")
         option = position.option
         if option is not None and position.quantity < 0:
             amount = self.short_option_notional(option, quantity, mult)

@@ -454,3 +454,16 @@ def test_replace_cannot_change_instruments_or_actions() -> None:
         apply_replace(original, parse_replace({"legs": [leg("MSFT", 10, "Buy to Open")]}))
     with pytest.raises(InvalidOrder, match="cannot change instruments"):
         apply_replace(original, parse_replace({"legs": [leg("AAPL", 10, "Sell to Open")]}))
+
+
+def test_unknown_and_nested_optional_keys_are_tolerated() -> None:
+    data = body(
+        source="bot7/1.0",
+        automated_source=True,
+        partition_key="x",
+        preflight_id="abc",
+        advanced_instructions={"strict-position-effect-validation": True},
+        rules={"route-after": "2026-11-30T15:00:00Z", "conditions": [{"action": "route"}]},
+    )
+    data["legs"][0]["some-future-field"] = {"nested": [1, 2, 3]}
+    assert parse_order(data) == parse_order(body())

@@ -151,3 +151,15 @@ def test_balances_need_nlv_and_cash() -> None:
             start_of_day_nlv=None,
             fetched_at=NOW,
         )
+
+
+def test_non_positive_multiplier_fails_closed() -> None:
+    item = {
+        "symbol": "AAPL",
+        "instrument-type": "Equity",
+        "quantity": 1,
+        "quantity-direction": "Long",
+        "multiplier": "0.0",
+    }
+    with pytest.raises(AccountStateInvalid, match="multiplier"):
+        position_from_payload(item)
