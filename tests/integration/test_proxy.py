@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import logging
 from collections.abc import AsyncIterator
 
@@ -85,7 +86,9 @@ async def test_large_bodies_stream_both_ways(
     echo_gatekeeper: Gate, echo_upstream: EchoUpstream, client: aiohttp.ClientSession
 ) -> None:
     upload = bytes(range(256)) * 20_000  # ~5 MB
-    async with client.put(echo_gatekeeper.proxy_url + "/upload", data=upload) as response:
+    async with client.put(
+        echo_gatekeeper.proxy_url + "/upload", data=io.BytesIO(upload)
+    ) as response:
         assert response.status == 200
         await response.read()
     assert echo_upstream.received[-1]["body"].encode("latin-1") == upload
@@ -226,7 +229,10 @@ async def test_no_request_can_steer_the_proxy_to_another_host(
         server.close()
         await server.wait_closed()
     assert evil.count == 0
-    assert [status for status, _ in statuses[:4]] == [400, 400, 400, 400]
+    assert [status for status, _ in statuses[:3]] == [400, 400, 400]
+    assert statuses[3][0] in (400, 404)  # CONNECT's authority-form target matches no route
+    # Only the forged X-Forwarded-Host request and the redirect reached the upstream.
+    assert len(echo_upstream.received) == 2
     # The forged Host went to the configured upstream, with the upstream's own Host.
     forged = echo_upstream.received[0]
     assert header(forged, "Host") == [URL(echo_upstream.url).raw_authority]
