@@ -441,6 +441,10 @@ class _ChildServer:
 class EmbeddedPostgres(_ChildServer):
     """A Postgres cluster in ``directory`` (``data/``, ``postgres.log``, ``run/`` socket dir).
 
+    As root, the cluster belongs to ``embedded_postgres``, who must be able to traverse every
+    ancestor of ``directory`` for as long as the server runs (we add o+x where missing). Do not
+    put it under pytest's basetemp: each pytest run resets that to mode 0700.
+
     ``initdb`` runs on the first start (user ``postgres``, trust authentication, UTF8, C
     locale). ``durable=False`` turns off fsync, synchronous commit and full-page writes: much
     faster, and a crash of the machine (not of Postgres) may lose or corrupt data. Tests use it;
