@@ -80,7 +80,7 @@ class AdminSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8081
     # Lifetime of a token from `gatekeeper tokens create` without --ttl (the seed: 24 hours).
-    default_token_ttl: str = "24h"
+    default_token_ttl: str = "24h"  # noqa: S105 - a duration, not a secret
     # The stop mode of a new protection: halt (nothing passes) or reduce_only (closes pass).
     default_emergency_stop_mode: Literal["halt", "reduce_only"] = "halt"
 
