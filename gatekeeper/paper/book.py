@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from gatekeeper.paper import trading
 from gatekeeper.paper.errors import (
@@ -25,6 +25,7 @@ from gatekeeper.paper.errors import (
 from gatekeeper.paper.model import (
     EQUITY,
     EQUITY_OPTION,
+    OCC_SYMBOL,
     Account,
     ComplexOrder,
     Fault,
@@ -198,7 +199,7 @@ class PaperBook:
         previous = self.quotes.get(symbol)
         kind = instrument_type or (previous.instrument_type if previous else None)
         if kind is None:
-            kind = EQUITY_OPTION if len(symbol) == 21 and symbol[6:].isalnum() else EQUITY
+            kind = EQUITY_OPTION if OCC_SYMBOL.match(symbol) else EQUITY
         quote = Quote(symbol, kind, bid, ask, self.now(), mark, last, close)
         if close is None and previous is not None:
             quote.close = previous.close
@@ -277,6 +278,10 @@ class PaperBook:
 
     # --- orders (lifecycle in trading) ----------------------------------------------------
 
+    def received_orders(self) -> list[ReceivedOrder]:
+        """Every order request that reached the broker (placed, complex or replace; no dry runs)."""
+        return list(self.received)
+
     def record_received(
         self, kind: Literal["order", "complex-order", "replace"], account_number: str, body: object
     ) -> ReceivedOrder:
@@ -303,6 +308,9 @@ class PaperBook:
     def replace_order(self, account: Account, order_id: int, body: object) -> PaperOrder:
         return trading.replace_order(self, account, order_id, body)
 
+    def dry_run_replace(self, account: Account, order_id: int, body: object) -> trading.OrderResult:
+        return trading.dry_run_replace(self, account, order_id, body)
+
     def cancel_order(self, account: Account, order_id: int) -> PaperOrder:
         return trading.cancel_order(self, account, order_id)
 
@@ -320,14 +328,3 @@ class PaperBook:
         if found is None:
             raise RecordNotFound(f"Complex order {complex_id} not found")
         return found
-
-    def snapshot(self) -> dict[str, Any]:
-        """A summary for the control API and logs."""
-        return {
-            number: {
-                "cash": self.accounts[number].cash,
-                "nlv": self.valuation(number).net_liquidating_value,
-                "orders": len(self.accounts[number].orders),
-            }
-            for number in self.accounts
-        }

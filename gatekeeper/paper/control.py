@@ -1,24 +1,23 @@
-"""Test-control routes under ``/__paper/`` (not TastyTrade's; no authentication).
+"""Test-control routes under ``/__paper/`` (not TastyTrade's; no authentication, no faults).
 
 Move or remove quotes, inject faults, read the log of order requests that reached the
-broker, set cash. Each route is a thin wrapper over the PaperBook method of the same job.
+broker, set cash. Each route is a thin wrapper over the PaperBook method doing the job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
+from gatekeeper.paper import order_payloads as op
 from gatekeeper.paper import payloads as p
-from gatekeeper.paper.book import PaperBook
 from gatekeeper.paper.errors import InvalidRequest, RecordNotFound
+from gatekeeper.paper.http import BOOK, ok, read_json
 from gatekeeper.paper.model import Fault
 from gatekeeper.paper.orders import parse_decimal
-
-JsonReader = Callable[[web.Request], Awaitable[Any]]
 
 
 def _object(body: Any) -> Mapping[str, Any]:
@@ -43,6 +42,15 @@ def _required(body: Mapping[str, Any], key: str) -> Decimal:
     return value
 
 
+def _optional_int(body: Mapping[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{key} must be an integer")
+    return value
+
+
 def fault_payload(fault: Fault) -> dict[str, Any]:
     return {
         "path": fault.path_prefix,
@@ -53,92 +61,100 @@ def fault_payload(fault: Fault) -> dict[str, Any]:
     }
 
 
-def add_control_routes(app: web.Application, book: PaperBook, read_json: JsonReader) -> None:
-    def ok(request: web.Request, data: Any) -> web.Response:
-        return web.json_response(p.envelope(data, request.path))
+async def list_quotes(request: web.Request) -> web.Response:
+    quotes = request.app[BOOK].quotes.values()
+    return ok(request, {"items": [op.quote_payload(quote) for quote in quotes]})
 
-    async def list_quotes(request: web.Request) -> web.Response:
-        return ok(request, {"items": [p.quote_payload(quote) for quote in book.quotes.values()]})
 
-    async def put_quote(request: web.Request) -> web.Response:
-        body = _object(await read_json(request))
-        bid, ask = _required(body, "bid"), _required(body, "ask")
-        kind = body.get("instrument-type")
-        if kind is not None and kind not in ("Equity", "Equity Option"):
-            raise InvalidRequest("instrument-type must be Equity or Equity Option")
-        quote = book.set_quote(
-            request.match_info["symbol"],
-            bid,
-            ask,
-            mark=_decimal(body, "mark"),
-            instrument_type=kind,
-            last=_decimal(body, "last"),
-            close=_decimal(body, "close"),
-        )
-        return ok(request, p.quote_payload(quote))
+async def put_quote(request: web.Request) -> web.Response:
+    """Body: ``{"bid", "ask", "mark"?, "last"?, "close"?, "instrument-type"?}``."""
+    body = _object(await read_json(request))
+    kind = body.get("instrument-type")
+    if kind is not None and kind not in ("Equity", "Equity Option"):
+        raise InvalidRequest("instrument-type must be Equity or Equity Option")
+    quote = request.app[BOOK].set_quote(
+        request.match_info["symbol"],
+        _required(body, "bid"),
+        _required(body, "ask"),
+        mark=_decimal(body, "mark"),
+        instrument_type=kind,
+        last=_decimal(body, "last"),
+        close=_decimal(body, "close"),
+    )
+    return ok(request, op.quote_payload(quote))
 
-    async def delete_quote(request: web.Request) -> web.Response:
-        symbol = request.match_info["symbol"]
-        if not book.remove_quote(symbol):
-            raise RecordNotFound(f"No quote for {symbol}")
-        return ok(request, {"symbol": symbol, "removed": True})
 
-    async def list_faults(request: web.Request) -> web.Response:
-        return ok(request, {"items": [fault_payload(fault) for fault in book.faults]})
+async def delete_quote(request: web.Request) -> web.Response:
+    symbol = request.match_info["symbol"]
+    if not request.app[BOOK].remove_quote(symbol):
+        raise RecordNotFound(f"No quote for {symbol}")
+    return ok(request, {"symbol": symbol, "removed": True})
 
-    async def put_fault(request: web.Request) -> web.Response:
-        body = _object(await read_json(request))
-        path, status, method, times = (
-            body.get("path"),
-            body.get("status"),
-            body.get("method"),
-            body.get("times"),
-        )
-        delay = _decimal(body, "delay") or Decimal(0)
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise InvalidRequest("path must be a path prefix starting with /")
-        if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
-            raise InvalidRequest("status must be an integer")
-        if method is not None and not isinstance(method, str):
-            raise InvalidRequest("method must be a string")
-        if times is not None and (
-            isinstance(times, bool) or not isinstance(times, int) or times < 1
-        ):
-            raise InvalidRequest("times must be a positive integer")
-        if not 0 <= delay <= 600:
-            raise InvalidRequest("delay must be 0-600 seconds")
-        fault = book.add_fault(
-            path, status=status, delay_seconds=float(delay), method=method, times=times
-        )
-        return ok(request, fault_payload(fault))
 
-    async def delete_faults(request: web.Request) -> web.Response:
-        book.clear_faults(request.query.get("path"))
-        return ok(request, {"items": [fault_payload(fault) for fault in book.faults]})
+async def list_faults(request: web.Request) -> web.Response:
+    return ok(request, {"items": [fault_payload(fault) for fault in request.app[BOOK].faults]})
 
-    async def received_orders(request: web.Request) -> web.Response:
-        return ok(request, {"items": [p.received_payload(entry) for entry in book.received]})
 
-    async def clear_received(request: web.Request) -> web.Response:
-        book.received.clear()
-        return ok(request, {"items": []})
+async def put_fault(request: web.Request) -> web.Response:
+    """Body: ``{"path": prefix, "status"?, "delay"? (seconds), "method"?, "times"?}``."""
+    body = _object(await read_json(request))
+    path, method = body.get("path"), body.get("method")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise InvalidRequest("path must be a path prefix starting with /")
+    if method is not None and not isinstance(method, str):
+        raise InvalidRequest("method must be a string")
+    times = _optional_int(body, "times")
+    if times is not None and times < 1:
+        raise InvalidRequest("times must be a positive integer")
+    delay = _decimal(body, "delay") or Decimal(0)
+    if not 0 <= delay <= 600:
+        raise InvalidRequest("delay must be 0-600 seconds")
+    fault = request.app[BOOK].add_fault(
+        path,
+        status=_optional_int(body, "status"),
+        delay_seconds=float(delay),
+        method=method,
+        times=times,
+    )
+    return ok(request, fault_payload(fault))
 
-    async def put_cash(request: web.Request) -> web.Response:
-        number = request.match_info["account"]
-        if number not in book.accounts:
-            raise RecordNotFound(f"Account {number} not found")
-        cash = _required(_object(await read_json(request)), "cash")
-        book.set_cash(number, cash)
-        value = book.valuation(number)
-        return ok(
-            request,
-            {
-                "account-number": number,
-                "cash-balance": p.dec(cash),
-                "net-liquidating-value": p.dec(value.net_liquidating_value),
-            },
-        )
 
+async def delete_faults(request: web.Request) -> web.Response:
+    """Clear every fault, or only those on ``?path=<prefix>``."""
+    book = request.app[BOOK]
+    book.clear_faults(request.query.get("path"))
+    return ok(request, {"items": [fault_payload(fault) for fault in book.faults]})
+
+
+async def received_orders(request: web.Request) -> web.Response:
+    entries = request.app[BOOK].received_orders()
+    return ok(request, {"items": [op.received_payload(entry) for entry in entries]})
+
+
+async def clear_received(request: web.Request) -> web.Response:
+    request.app[BOOK].received.clear()
+    return ok(request, {"items": []})
+
+
+async def put_cash(request: web.Request) -> web.Response:
+    book = request.app[BOOK]
+    number = request.match_info["account"]
+    if number not in book.accounts:
+        raise RecordNotFound(f"Account {number} not found")
+    cash = _required(_object(await read_json(request)), "cash")
+    book.set_cash(number, cash)
+    value = book.valuation(number)
+    return ok(
+        request,
+        {
+            "account-number": number,
+            "cash-balance": p.dec(cash),
+            "net-liquidating-value": p.dec(value.net_liquidating_value),
+        },
+    )
+
+
+def add_control_routes(app: web.Application) -> None:
     app.router.add_get("/__paper/quotes", list_quotes)
     app.router.add_put("/__paper/quotes/{symbol}", put_quote)
     app.router.add_delete("/__paper/quotes/{symbol}", delete_quote)

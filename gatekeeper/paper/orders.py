@@ -6,7 +6,7 @@ broker will not take (GTC market orders, buying for a credit, …) are a 422 pre
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -32,6 +32,11 @@ ACTIONS = frozenset({"Buy to Open", "Buy to Close", "Sell to Open", "Sell to Clo
 MAX_LEGS = 4
 
 
+def _one_of(value: object, options: Collection[str]) -> bool:
+    """Membership that is safe for any JSON value (lists and objects are unhashable)."""
+    return isinstance(value, str) and value in options
+
+
 def parse_decimal(value: object) -> Decimal | None:
     """A finite Decimal from a JSON string or number; None when it is not one."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -53,7 +58,7 @@ def _parse_leg(index: int, raw: object, problems: list[dict[str, str]]) -> Order
     action = raw.get("action")
     quantity = parse_decimal(raw.get("quantity"))
     ok = True
-    if instrument_type not in MULTIPLIERS:
+    if not _one_of(instrument_type, MULTIPLIERS):
         problems.append(
             reason(
                 "invalid_instrument_type",
@@ -69,7 +74,7 @@ def _parse_leg(index: int, raw: object, problems: list[dict[str, str]]) -> Order
             reason("invalid_symbol", f"{where}: {symbol!r} is not a valid {instrument_type} symbol")
         )
         ok = False
-    if action not in ACTIONS:
+    if not _one_of(action, ACTIONS):
         problems.append(reason("invalid_action", f"{where}: action {action!r} is not valid"))
         ok = False
     if quantity is None or quantity <= 0:
@@ -108,10 +113,10 @@ def parse_order(body: object, account_number: str, now: datetime) -> PaperOrder:
                 )
             ]
         )
-    if order_type not in ORDER_TYPES:
+    if not _one_of(order_type, ORDER_TYPES):
         problems.append(reason("invalid_order_type", f"order-type {order_type!r} is not valid"))
     tif = body.get("time-in-force")
-    if tif not in TIME_IN_FORCES:
+    if not _one_of(tif, TIME_IN_FORCES):
         problems.append(reason("invalid_time_in_force", f"time-in-force {tif!r} is not valid"))
     raw_legs = body.get("legs")
     legs: list[OrderLeg] = []
@@ -130,15 +135,15 @@ def parse_order(body: object, account_number: str, now: datetime) -> PaperOrder:
     price = parse_decimal(body.get("price")) if body.get("price") is not None else None
     if body.get("price") is not None and (price is None or price < 0):
         problems.append(reason("invalid_price", "price must be a non-negative number"))
-    if order_type in PRICED_TYPES and body.get("price") is None:
+    if _one_of(order_type, PRICED_TYPES) and body.get("price") is None:
         problems.append(reason("price_required", f"{order_type} orders need a price"))
     stop = parse_decimal(body.get("stop-trigger")) if body.get("stop-trigger") is not None else None
-    if order_type in STOP_TYPES and (stop is None or stop <= 0):
+    if _one_of(order_type, STOP_TYPES) and (stop is None or stop <= 0):
         problems.append(
             reason("stop_trigger_required", f"{order_type} orders need a positive stop-trigger")
         )
     effect = body.get("price-effect")
-    if effect is not None and effect not in (DEBIT, CREDIT):
+    if effect is not None and not _one_of(effect, (DEBIT, CREDIT)):
         problems.append(reason("invalid_price_effect", "price-effect must be Debit or Credit"))
     if tif == "GTD" and not isinstance(body.get("gtc-date"), str):
         problems.append(reason("gtc_date_required", "GTD orders need a gtc-date"))

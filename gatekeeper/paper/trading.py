@@ -222,6 +222,18 @@ def replace_order(book: PaperBook, account: Account, order_id: int, body: object
     return new
 
 
+def dry_run_replace(book: PaperBook, account: Account, order_id: int, body: object) -> OrderResult:
+    """What replacing this order would do, without doing it."""
+    old = book.order(account, order_id)
+    if not old.editable:
+        raise CannotUpdateOrder(f"Order {order_id} is {old.status} and cannot be replaced")
+    new = _checked(book, account, merge_replacement(body, old), None)
+    value = book.valuation(account.account_number)
+    # The old order's reservation is released by the replace.
+    funds = value.derivative_buying_power + max(Decimal(0), working_cost(book, old))
+    return OrderResult(new, order_cost(new, book.quotes), funds)
+
+
 def _parse_complex(
     book: PaperBook, account: Account, body: object
 ) -> tuple[ComplexType, PaperOrder | None, list[PaperOrder]]:
