@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from gatekeeper.cli_admin import ADMIN_ARGUMENTS, ADMIN_COMMANDS
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.logsetup import configure_logging
 from gatekeeper.settings import Settings, SettingsError, load_settings
@@ -79,6 +80,9 @@ COMMANDS: dict[str, tuple[Command, str]] = {
         " the paper broker, and the gatekeeper in front of it",
     ),
 }
+COMMANDS.update(ADMIN_COMMANDS)
+# Commands with arguments of their own: name -> a function that adds them to its parser.
+ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {**ADMIN_ARGUMENTS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
-        commands.add_parser(name, help=help_text, description=help_text)
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        if name in ARGUMENTS:
+            ARGUMENTS[name](command)
     return parser
 
 

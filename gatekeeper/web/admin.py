@@ -1,4 +1,4 @@
-"""The admin listener: health, readiness and metrics (the admin API joins it)."""
+"""The admin listener: health, readiness, metrics, the admin API and its OpenAPI document."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from gatekeeper.adapters.migrations import pending_migrations
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
 from gatekeeper.web import keys
+from gatekeeper.web.admin_api import add_admin_api
+from gatekeeper.web.openapi import add_openapi
 from gatekeeper.web.render import errors_middleware
 
 log = logging.getLogger(__name__)
@@ -70,4 +72,6 @@ def create_admin_app(settings: Settings, metrics: Metrics) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
+    add_admin_api(app)
+    add_openapi(app)
     return app

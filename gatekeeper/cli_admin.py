@@ -1,0 +1,257 @@
+"""Operators' commands: ``users``, ``tokens`` and ``protections`` (the seed's Rails console
+steps as commands). They talk to Postgres directly (DATABASE_URL), so they also bootstrap the
+first admin token. Heavy imports happen inside the commands, keeping ``gatekeeper --help`` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from gatekeeper.errors import BadRequest, GatekeeperError
+from gatekeeper.settings import Settings
+
+if TYPE_CHECKING:
+    from gatekeeper.adapters.pg import Conn
+    from gatekeeper.adapters.protections import Protection
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+class DatabaseNotConfigured(GatekeeperError):
+    code = "configuration_missing"
+
+
+@asynccontextmanager
+async def _connect(settings: Settings) -> AsyncIterator[Conn]:
+    import asyncpg
+
+    if settings.database_url is None:
+        raise DatabaseNotConfigured("database_url is not set (DATABASE_URL)")
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def _out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+async def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
+    from gatekeeper.adapters import users
+
+    async with _connect(settings) as conn:
+        if args.action == "create":
+            user = await users.create_user(conn, args.email, args.name)
+            _out(f"created user {user.id}: {user.email}")
+        else:
+            for user in await users.list_users(conn):
+                _out(f"{user.id:>5}  {user.email}  {user.name or ''}".rstrip())
+    return 0
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+
+async def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
+    from gatekeeper.adapters import users
+    from gatekeeper.auth import Role, parse_ttl
+
+    async with _connect(settings) as conn:
+        if args.action == "create":
+            ttl = parse_ttl(args.ttl or settings.admin.default_token_ttl)
+            user = await users.find_user(conn, args.user)
+            token, info = await users.create_token(conn, user, Role(args.role), ttl, args.label)
+            _out(f"token: {token}")
+            _out("(shown once: only its SHA-256 digest is stored; keep it somewhere safe)")
+            _out(f"id: {info.id}  user: {info.email}  role: {info.role.value}")
+            _out(f"expires: {info.expires_at.isoformat(timespec='seconds')}")
+        elif args.action == "revoke":
+            info = await users.revoke_token(conn, args.token_id)
+            _out(f"revoked token {info.id} ({info.email}, {info.role.value})")
+        else:
+            _out(f"{'id':>5}  {'user':<28} {'role':<9} {'state':<8} {'expires':<26} last used")
+            for info in await users.list_tokens(conn, args.user):
+                used = info.last_used_at.isoformat(timespec="seconds") if info.last_used_at else "-"
+                expires = info.expires_at.isoformat(timespec="seconds")
+                _out(
+                    f"{info.id:>5}  {info.email:<28} {info.role.value:<9} {info.state:<8}"
+                    f" {expires:<26} {used}"
+                )
+    return 0
+
+
+# -- protections ------------------------------------------------------------------------------
+
+_SETTING_FLAGS = (
+    ("--cash-reserve", "cash_reserve_percentage", Decimal, "percent of NLV kept in cash"),
+    ("--daily-loss", "max_daily_loss_percentage", Decimal, "daily loss limit, percent"),
+    ("--single-trade", "max_single_trade_percentage", Decimal, "largest trade, percent"),
+    ("--exposure", "max_portfolio_exposure_percentage", Decimal, "most invested, percent"),
+    (
+        "--concentration",
+        "max_position_concentration_percentage",
+        Decimal,
+        "one underlying, percent",
+    ),
+    ("--daily-trades", "max_daily_trades", int, "orders per trading day"),
+)
+
+
+def _describe(protection: Protection, owner: str) -> list[str]:
+    p = protection
+    stop = (
+        f"ACTIVE since {p.emergency_stop_triggered_at.isoformat(timespec='seconds')}"
+        f" by {p.emergency_stop_triggered_by}: {p.emergency_stop_reason}"
+        if p.emergency_stop_triggered_at is not None
+        else "inactive"
+    )
+    return [
+        f"Protection {p.id} on account {p.account_id} (owner {owner})",
+        "Settings:",
+        f"  Cash Reserve: {p.cash_reserve_percentage}%",
+        f"  Daily Loss Limit: {p.max_daily_loss_percentage}%",
+        f"  Single Trade Limit: {p.max_single_trade_percentage}%",
+        f"  Max Exposure: {p.max_portfolio_exposure_percentage}%",
+        f"  Max Concentration: {p.max_position_concentration_percentage}%",
+        f"  Max Daily Trades: {p.max_daily_trades}",
+        f"  Email Alerts: {'on' if p.email_alerts_enabled else 'off'}",
+        f"  Active: {'yes' if p.active else 'no'}",
+        f"  Emergency Stop: {stop} (mode {p.emergency_stop_mode})",
+    ]
+
+
+async def _owner(conn: Conn, email: str | None) -> tuple[int, str]:
+    from gatekeeper.adapters import users
+
+    if email is not None:
+        user = await users.find_user(conn, email)
+        return user.id, user.email
+    everyone = await users.list_users(conn)
+    if len(everyone) != 1:
+        raise BadRequest(f"{len(everyone)} users exist: say whose protection with --user EMAIL")
+    return everyone[0].id, everyone[0].email
+
+
+async def _emails(conn: Conn) -> dict[int, str]:
+    from gatekeeper.adapters import users
+
+    return {user.id: user.email for user in await users.list_users(conn)}
+
+
+async def cmd_protections(settings: Settings, args: argparse.Namespace) -> int:
+    from gatekeeper.adapters import protections as store
+
+    actor = store.Actor(getattr(args, "by", None) or "cli", "cli")
+    async with _connect(settings) as conn:
+        if args.action == "set":
+            from gatekeeper.web.admin_input import parse
+            from gatekeeper.web.admin_models import ProtectionSettings
+
+            given = {field: getattr(args, field) for _, field, _, _ in _SETTING_FLAGS}
+            given |= {"email_alerts_enabled": args.email_alerts, "active": args.active}
+            given["emergency_stop_mode"] = args.stop_mode
+            values = parse(ProtectionSettings, {k: v for k, v in given.items() if v is not None})
+            owner, email = await _owner(conn, args.user)
+            protection, created = await store.upsert_protection(
+                conn,
+                owner,
+                args.account,
+                values.given(),
+                actor,
+                default_stop_mode=settings.admin.default_emergency_stop_mode,
+            )
+            _out(f"{'Created' if created else 'Updated'} protection for account {args.account}")
+            for line in _describe(protection, email):
+                _out(line)
+            return 0
+        found = await store.list_protections(conn, None, args.account)
+        if not found:
+            _out(f"no protection for account {args.account}")
+            return 1
+        emails = await _emails(conn)
+        for protection in found:
+            if args.action == "stop":
+                protection, _ = await store.trigger_emergency_stop(
+                    conn, protection.id, None, reason=args.reason, triggered_by=actor.name,
+                    mode=args.mode, actor=actor,
+                )  # fmt: skip
+            elif args.action == "clear" and protection.emergency_stop_active:
+                protection = await store.clear_emergency_stop(
+                    conn, protection.id, None, cleared_by=actor.name, actor=actor
+                )
+            for line in _describe(protection, emails.get(protection.user_id, "?")):
+                _out(line)
+    return 0
+
+
+# -- argument definitions ---------------------------------------------------------------------
+
+
+def _users_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="add a user")
+    create.add_argument("email")
+    create.add_argument("--name", default=None)
+    actions.add_parser("list", help="list users")
+
+
+def _tokens_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="issue a token (printed once)")
+    create.add_argument("--user", required=True, help="the user's email")
+    create.add_argument("--role", required=True, choices=("admin", "operator", "viewer"))
+    create.add_argument("--ttl", default=None, help="lifetime, e.g. 24h, 30m, 7d (default 24h)")
+    create.add_argument("--label", default=None, help="a note, e.g. which machine uses it")
+    revoke = actions.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("token_id", type=int)
+    listing = actions.add_parser("list", help="list tokens (never their values)")
+    listing.add_argument("--user", default=None)
+
+
+def _protections_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    set_ = actions.add_parser("set", help="create or update a user's protection on an account")
+    set_.add_argument("account")
+    set_.add_argument("--user", default=None, help="owner's email (default: the only user)")
+    for flag, field, kind, help_text in _SETTING_FLAGS:
+        metavar = "N" if kind is int else "PCT"
+        set_.add_argument(
+            flag, dest=field, type=kind, default=None, metavar=metavar, help=help_text
+        )
+    set_.add_argument("--email-alerts", action=argparse.BooleanOptionalAction, default=None)
+    set_.add_argument("--active", action=argparse.BooleanOptionalAction, default=None)
+    set_.add_argument("--stop-mode", choices=("halt", "reduce_only"), default=None)
+    set_.add_argument("--by", default=None, help="name recorded in the history (default cli)")
+    show = actions.add_parser("show", help="every protection on an account")
+    show.add_argument("account")
+    stop = actions.add_parser("stop", help="trigger the emergency stop on an account")
+    stop.add_argument("account")
+    stop.add_argument("--reason", required=True)
+    stop.add_argument("--by", required=True, help="who triggers it")
+    stop.add_argument("--mode", choices=("halt", "reduce_only"), default=None)
+    clear = actions.add_parser("clear", help="clear the emergency stop (needs --confirm)")
+    clear.add_argument("account")
+    clear.add_argument("--by", required=True, help="who clears it")
+    clear.add_argument("--confirm", action="store_true", required=True)
+
+
+ADMIN_COMMANDS: dict[str, tuple[Command, str]] = {
+    "users": (cmd_users, "users who own protections: create, list"),
+    "tokens": (cmd_tokens, "admin API tokens: create (shown once), list, revoke"),
+    "protections": (cmd_protections, "portfolio protections: set, show, stop, clear"),
+}
+ADMIN_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "users": _users_arguments,
+    "tokens": _tokens_arguments,
+    "protections": _protections_arguments,
+}

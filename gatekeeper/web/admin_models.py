@@ -1,0 +1,224 @@
+"""Request and response shapes of the admin API (pydantic; also the OpenAPI schemas).
+
+Ranges come from :mod:`gatekeeper.limits`, the one definition the database's CHECK
+constraints are tested against. Requests reject unknown fields.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from gatekeeper.adapters.history import Change, EmergencyEvent
+from gatekeeper.adapters.protections import Protection
+from gatekeeper.limits import LIMITS_BY_FIELD, PERCENT_DECIMAL_PLACES, StopMode
+
+ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")]
+
+
+def _bounds(field: str) -> dict[str, Any]:
+    limit = LIMITS_BY_FIELD[field]
+    low: Decimal | int = limit.lower
+    high: Decimal | int = limit.upper
+    if field == "max_daily_trades":
+        low, high = int(limit.lower), int(limit.upper)
+    bounds: dict[str, Any] = {
+        ("ge" if limit.lower_inclusive else "gt"): low,
+        ("le" if limit.upper_inclusive else "lt"): high,
+        "description": f"{limit.describe()} (CHECK constraint {limit.constraint})",
+    }
+    if field != "max_daily_trades":
+        bounds["decimal_places"] = PERCENT_DECIMAL_PLACES
+    return bounds
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProtectionSettings(_Request):
+    """Settings of a protection; on update, only the fields given change."""
+
+    cash_reserve_percentage: Decimal | None = Field(None, **_bounds("cash_reserve_percentage"))
+    max_daily_loss_percentage: Decimal | None = Field(None, **_bounds("max_daily_loss_percentage"))
+    max_single_trade_percentage: Decimal | None = Field(
+        None, **_bounds("max_single_trade_percentage")
+    )
+    max_portfolio_exposure_percentage: Decimal | None = Field(
+        None, **_bounds("max_portfolio_exposure_percentage")
+    )
+    max_position_concentration_percentage: Decimal | None = Field(
+        None, **_bounds("max_position_concentration_percentage")
+    )
+    max_daily_trades: StrictInt | None = Field(None, **_bounds("max_daily_trades"))
+    email_alerts_enabled: StrictBool | None = None
+    active: StrictBool | None = None
+    emergency_stop_mode: StopMode | None = Field(
+        None, description="halt: nothing passes; reduce_only: verified closing orders pass"
+    )
+
+    def given(self) -> dict[str, Any]:
+        """The settings the request set (null counts as not set)."""
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+
+
+class ProtectionCreate(ProtectionSettings):
+    account_id: str = Field(pattern=ACCOUNT_ID_PATTERN, description="TastyTrade account number")
+
+
+class CreateProtectionRequest(_Request):
+    portfolio_protection: ProtectionCreate
+
+
+class UpdateProtectionRequest(_Request):
+    portfolio_protection: ProtectionSettings
+
+
+class EmergencyStopRequest(_Request):
+    reason: Text
+    triggered_by: Name
+    mode: StopMode | None = Field(None, description="default: the protection's stop mode")
+
+
+class ClearEmergencyStopRequest(_Request):
+    confirm: Literal["true"] = Field(description='must be the string "true"')
+    cleared_by: Name
+
+
+class ValidateTradeRequest(_Request):
+    account_id: str = Field(pattern=ACCOUNT_ID_PATTERN)
+    order: dict[str, Any] = Field(
+        description=(
+            "the seed's simple form ({symbol, quantity, order_type, action, price?,"
+            " time_in_force?}) or TastyTrade's dasherized order ({order-type, time-in-force,"
+            " price?, price-effect?, legs: [{instrument-type, symbol, quantity, action}]});"
+            " parsed by the same parser as the proxy's order path"
+        ),
+        json_schema_extra={
+            "examples": [
+                {
+                    "symbol": "AAPL",
+                    "quantity": 100,
+                    "order_type": "limit",
+                    "action": "buy-to-open",
+                    "price": 150.0,
+                }
+            ]
+        },
+    )
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+class ProtectionOut(BaseModel):
+    id: int
+    user_id: int
+    account_id: str
+    cash_reserve_percentage: Decimal
+    max_daily_loss_percentage: Decimal
+    max_single_trade_percentage: Decimal
+    max_portfolio_exposure_percentage: Decimal
+    max_position_concentration_percentage: Decimal
+    max_daily_trades: int
+    email_alerts_enabled: bool
+    active: bool
+    emergency_stop_mode: StopMode
+    emergency_stop_active: bool
+    emergency_stop_triggered_at: datetime | None
+    emergency_stop_triggered_by: str | None
+    emergency_stop_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, protection: Protection) -> ProtectionOut:
+        return cls.model_validate(
+            {**protection.__dict__, "emergency_stop_active": protection.emergency_stop_active}
+        )
+
+
+class ProtectionResponse(BaseModel):
+    portfolio_protection: ProtectionOut
+
+
+class ProtectionListResponse(BaseModel):
+    portfolio_protections: list[ProtectionOut]
+
+
+class EmergencyStopResponse(BaseModel):
+    portfolio_protection: ProtectionOut
+    already_active: bool = Field(description="true when the stop was active before this call")
+
+
+class StatusResponse(BaseModel):
+    account_id: str
+    emergency_stop_active: bool = Field(description="any of these protections is stopped")
+    protections: list[ProtectionOut]
+    today: None = Field(
+        None,
+        description="today's figures (NLV, day P&L, trades): null until the risk engine ships",
+    )
+
+
+class ChangeOut(BaseModel):
+    id: int
+    action: str
+    changed_by: str
+    user_id: int | None
+    token_id: int | None
+    via: str
+    old_values: dict[str, Any] | None
+    new_values: dict[str, Any]
+    changed_at: datetime
+
+    @classmethod
+    def of(cls, change: Change) -> ChangeOut:
+        return cls.model_validate(change.__dict__)
+
+
+class ChangeListResponse(BaseModel):
+    changes: list[ChangeOut]
+
+
+class EmergencyEventOut(BaseModel):
+    id: int
+    event: Literal["triggered", "cleared"]
+    mode: StopMode | None
+    actor: str
+    reason: str | None
+    user_id: int | None
+    token_id: int | None
+    via: str
+    occurred_at: datetime
+
+    @classmethod
+    def of(cls, event: EmergencyEvent) -> EmergencyEventOut:
+        return cls.model_validate(event.__dict__)
+
+
+class EmergencyEventListResponse(BaseModel):
+    emergency_events: list[EmergencyEventOut]
+
+
+class ErrorItem(BaseModel):
+    field: str
+    code: str
+    message: str
+    allowed: str | None = None
+    constraint: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    errors: list[ErrorItem] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
