@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ from gatekeeper.paper.model import (
 )
 
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=900)
+RECEIVED_LOG_SIZE = 50_000
 SESSION_LIFETIME = timedelta(hours=24)
 
 Clock = Callable[[], datetime]
@@ -92,7 +94,8 @@ class PaperBook:
         self.quotes: dict[str, Quote] = {quote.symbol: quote for quote in quotes}
         self.tokens: dict[str, Token] = {}
         self.faults: list[Fault] = []
-        self.received: list[ReceivedOrder] = []
+        # Bounded: a long-running demo or benchmark must not grow without limit.
+        self.received: deque[ReceivedOrder] = deque(maxlen=RECEIVED_LOG_SIZE)
         self.order_ids = itertools.count(100_001)
         self.fill_ids = itertools.count(1)
         self.received_seq = itertools.count(1)
@@ -279,8 +282,12 @@ class PaperBook:
     # --- orders (lifecycle in trading) ----------------------------------------------------
 
     def received_orders(self) -> list[ReceivedOrder]:
-        """Every order request that reached the broker (placed, complex or replace; no dry runs)."""
+        """Order requests that reached the broker, oldest first: placed, complex or replace
+        (never a dry run), accepted or refused; the last RECEIVED_LOG_SIZE are kept."""
         return list(self.received)
+
+    def clear_received_orders(self) -> None:
+        self.received.clear()
 
     def record_received(
         self, kind: Literal["order", "complex-order", "replace"], account_number: str, body: object

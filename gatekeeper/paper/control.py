@@ -132,7 +132,7 @@ async def received_orders(request: web.Request) -> web.Response:
 
 
 async def clear_received(request: web.Request) -> web.Response:
-    request.app[BOOK].received.clear()
+    request.app[BOOK].clear_received_orders()
     return ok(request, {"items": []})
 
 

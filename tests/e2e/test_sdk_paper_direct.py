@@ -36,7 +36,7 @@ def check_run(run: SdkRun, broker: PaperBroker) -> None:
     # A buy of 1 share at 100.00 uses 100.00 of buying power (a debit, negative when signed).
     assert run.dry_run_change_in_buying_power == Decimal("-100.00")
     # What reached the broker: exactly one placed order (dry runs are not logged), now cancelled.
-    (entry,) = broker.book.received
+    (entry,) = broker.book.received_orders()
     assert (entry.kind, entry.outcome, entry.order_ids) == ("order", "accepted", [run.order_id])
     order = broker.book.accounts[broker.account_number].orders[run.order_id]
     assert order.status == "Cancelled"
@@ -60,7 +60,9 @@ async def test_tastyware_against_paper_broker(
     )
     check_run(run, paper_broker)
     assert run.quotes == {"AAPL": Decimal("150.00")}
-    assert str(paper_broker.book.received[0].body["source"]).startswith("tastyware/tastytrade")
+    assert str(paper_broker.book.received_orders()[0].body["source"]).startswith(
+        "tastyware/tastytrade"
+    )
 
 
 async def test_tastytrade_sdk_against_paper_broker(paper_broker: PaperBroker) -> None:

@@ -131,7 +131,7 @@ async def test_requests_without_a_valid_token_are_refused(
         assert response.status == 401
         body = await response.json()
     assert body["error"]["code"] == "token_invalid"
-    assert paper_broker.book.received == []
+    assert paper_broker.book.received_orders() == []
 
 
 async def test_expired_access_token_is_refused(
@@ -161,7 +161,7 @@ async def test_another_users_account_is_not_permitted(
     async with paper_http.get("/accounts/5WZ99999/balances", headers=paper_auth) as response:
         assert response.status == 404
         assert (await response.json())["error"]["code"] == "record_not_found"
-    assert paper_broker.book.received == []
+    assert paper_broker.book.received_orders() == []
 
 
 async def test_unknown_route_is_a_404_envelope(

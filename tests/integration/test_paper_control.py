@@ -100,7 +100,7 @@ async def test_fault_with_times_and_method(
     async with paper_http.post(orders, json=BUY_AAPL, headers=paper_auth) as r:
         assert r.status == 201
     # The faulted request never reached the book.
-    assert len(paper_broker.book.received) == 1
+    assert len(paper_broker.book.received_orders()) == 1
 
 
 async def test_fault_delay_makes_endpoint_hang(
@@ -157,7 +157,7 @@ async def test_received_orders_log_counts_concurrent_posts(
     assert paper_broker.book.accounts[paper_broker.account_number].positions["AAPL"].quantity == 20
     async with paper_http.delete("/__paper/orders") as r:
         assert r.status == 200
-    assert paper_broker.book.received == []
+    assert paper_broker.book.received_orders() == []
 
 
 async def test_set_cash_moves_nlv(

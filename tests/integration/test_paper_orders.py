@@ -221,7 +221,7 @@ async def test_dry_run_changes_nothing(paper_broker: PaperBroker, client: Client
     account = paper_broker.book.accounts[paper_broker.account_number]
     assert account.orders == {}
     assert account.cash == Decimal("60000.00")
-    assert paper_broker.book.received == []
+    assert paper_broker.book.received_orders() == []
 
 
 @pytest.mark.parametrize(
@@ -257,7 +257,7 @@ async def test_bad_orders_are_rejected_with_envelope(
         assert nested in [item["code"] for item in error["error"]["errors"]]
         assert all(item["message"] for item in error["error"]["errors"])
     assert paper_broker.book.accounts[paper_broker.account_number].orders == {}
-    (entry,) = paper_broker.book.received
+    (entry,) = paper_broker.book.received_orders()
     assert entry.outcome == code
 
 
@@ -313,7 +313,7 @@ async def test_replace_keeps_legs_and_links_orders(
     assert Decimal(patched["legs"][0]["fills"][0]["fill-price"]) == Decimal("150.10")
     status, error = await client.call("PUT", f"/orders/{patched['id']}", {"price": "1.00"})
     assert (status, error["error"]["code"]) == (422, "cannot_update_order")
-    kinds = [(entry.kind, entry.outcome) for entry in paper_broker.book.received]
+    kinds = [(entry.kind, entry.outcome) for entry in paper_broker.book.received_orders()]
     assert kinds == [
         ("order", "accepted"), ("replace", "accepted"), ("replace", "accepted"),
         ("replace", "cannot_update_order"),
@@ -372,7 +372,7 @@ async def test_otoco_trigger_releases_children_and_oco_cancels_sibling(
     account = paper_broker.book.accounts[paper_broker.account_number]
     assert account.cash == Decimal("60000.00") - Decimal("1501.00") + Decimal("1600.00")
     assert "AAPL" not in account.positions
-    (entry,) = [e for e in paper_broker.book.received if e.kind == "complex-order"]
+    (entry,) = [e for e in paper_broker.book.received_orders() if e.kind == "complex-order"]
     assert len(entry.order_ids) == 3
 
 

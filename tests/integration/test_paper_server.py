@@ -79,7 +79,7 @@ async def test_dry_run_replace_changes_nothing(
     account = paper_broker.book.accounts[paper_broker.account_number]
     assert account.orders[order_id].status == "Live"
     assert len(account.orders) == 1
-    assert [entry.kind for entry in paper_broker.book.received] == ["order"]
+    assert [entry.kind for entry in paper_broker.book.received_orders()] == ["order"]
 
 
 json_values = st.recursive(
