@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -23,61 +23,22 @@ from gatekeeper.adapters.protection_errors import (
     ProtectionNotFound,
     constraint_error,
 )
+from gatekeeper.adapters.protection_model import SETTING_FIELDS, STOP_FIELDS, Actor, Protection
 from gatekeeper.limits import DEFAULTS, StopMode
 
-# The settings a caller may set, in the order the SQL below takes them ($3..$11).
-SETTING_FIELDS: tuple[str, ...] = (
-    "cash_reserve_percentage",
-    "max_daily_loss_percentage",
-    "max_single_trade_percentage",
-    "max_portfolio_exposure_percentage",
-    "max_position_concentration_percentage",
-    "max_daily_trades",
-    "email_alerts_enabled",
-    "active",
-    "emergency_stop_mode",
-)
-STOP_FIELDS = (
-    "emergency_stop_triggered_at",
-    "emergency_stop_triggered_by",
-    "emergency_stop_reason",
-)
-
-
-@dataclass(frozen=True)
-class Protection:
-    id: int
-    user_id: int
-    account_id: str
-    cash_reserve_percentage: Decimal
-    max_daily_loss_percentage: Decimal
-    max_single_trade_percentage: Decimal
-    max_portfolio_exposure_percentage: Decimal
-    max_position_concentration_percentage: Decimal
-    max_daily_trades: int
-    email_alerts_enabled: bool
-    active: bool
-    emergency_stop_mode: StopMode
-    emergency_stop_triggered_at: datetime | None
-    emergency_stop_triggered_by: str | None
-    emergency_stop_reason: str | None
-    created_at: datetime
-    updated_at: datetime
-
-    @property
-    def emergency_stop_active(self) -> bool:
-        return self.emergency_stop_triggered_at is not None
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who makes a change: the name recorded, the channel, and the token behind it if any."""
-
-    name: str
-    via: Literal["api", "cli", "system"]
-    user_id: int | None = None
-    token_id: int | None = None
-
+__all__ = [
+    "SETTING_FIELDS",
+    "STOP_FIELDS",
+    "Actor",
+    "Protection",
+    "clear_emergency_stop",
+    "create_protection",
+    "get_protection",
+    "list_protections",
+    "trigger_emergency_stop",
+    "update_protection",
+    "upsert_protection",
+]
 
 _COLUMNS = ", ".join(Protection.__dataclass_fields__)
 _SCOPE = "id = $1 AND ($2::bigint IS NULL OR user_id = $2)"

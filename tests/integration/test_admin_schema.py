@@ -3,6 +3,7 @@ append-only history enforced by the database (as the application role, too)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import AsyncIterator
@@ -11,7 +12,9 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from gatekeeper.adapters.protection_errors import constraint_error
+from gatekeeper.adapters import protections as store
+from gatekeeper.adapters import users
+from gatekeeper.adapters.protection_errors import ConstraintViolation, constraint_error
 from gatekeeper.limits import DEFAULTS, LIMITS, LIMITS_BY_CONSTRAINT
 from gatekeeper.migrate import migrate_and_report
 from tests.fixtures.admin import run_cli
@@ -29,6 +32,7 @@ SEED_STEP_1 = """\
 -- add_check_constraint(:portfolio_protections, "max_portfolio_exposure_percentage >= 50.0 AND max_portfolio_exposure_percentage <= 85.0", {:name=>"exposure_range_check"})
 """  # noqa: E501
 
+CLI = store.Actor("test", "cli")
 INSERT = """
 INSERT INTO portfolio_protections (user_id, account_id{columns})
 VALUES ($1, 'TEST123'{placeholders}) RETURNING id
@@ -282,3 +286,43 @@ async def test_the_application_role_is_not_privileged(conn: asyncpg.Connection) 
     )
     assert row is not None
     assert not any(row.values())
+
+
+# -- the data layer's last line of defence ----------------------------------------------------
+
+
+async def test_a_check_the_caller_missed_becomes_the_same_422(pg_pool: asyncpg.Pool) -> None:
+    async with pg_pool.acquire() as conn:
+        user = await users.create_user(conn, "direct@example.com")
+        with pytest.raises(ConstraintViolation) as caught:
+            await store.create_protection(
+                conn, user.id, "TEST123", {"max_daily_loss_percentage": Decimal("15.5")}, CLI
+            )
+        assert caught.value.message == (
+            "max_daily_loss_percentage must be greater than 0 and at most 15"
+            " (daily_loss_range_check); got 15.5"
+        )
+        created = await store.create_protection(conn, user.id, "TEST123", {}, CLI)
+        with pytest.raises(ConstraintViolation, match="exposure_range_check"):
+            await store.update_protection(
+                conn, created.id, None, {"max_portfolio_exposure_percentage": Decimal(86)}, CLI
+            )
+        assert await conn.fetchval("SELECT count(*) FROM protection_changes") == 1
+
+
+async def test_concurrent_stops_record_one_event(pg_pool: asyncpg.Pool) -> None:
+    async with pg_pool.acquire() as conn:
+        user = await users.create_user(conn, "ops@example.com")
+        protection = await store.create_protection(conn, user.id, "TEST123", {}, CLI)
+
+    async def stop(name: str) -> bool:
+        async with pg_pool.acquire() as conn:
+            _, changed = await store.trigger_emergency_stop(
+                conn, protection.id, None, reason="race", triggered_by=name, mode=None, actor=CLI
+            )
+            return changed
+
+    results = await asyncio.gather(*(stop(f"ops{i}") for i in range(5)))
+    assert sorted(results) == [False, False, False, False, True]
+    async with pg_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM emergency_events") == 1
