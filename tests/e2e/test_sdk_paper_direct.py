@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
+import aiohttp
 import pytest
 import tastytrade.session
+from tastytrade import Account
+from tastytrade.account import AccountBalance, CurrentPosition, TradingStatus
+from tastytrade.market_data import MarketData
+from tastytrade.order import (
+    PlacedComplexOrderResponse,
+    PlacedOrder,
+    PlacedOrderResponse,
+    PlacedOTOCOOrder,
+    UnplacedComplexOrder,
+)
+from tastytrade.session import Customer
 
 from tests.e2e.sdk_drivers import (
     RESTING_SYMBOL,
@@ -108,3 +121,82 @@ async def test_drivers_report_client_errors(paper_broker: PaperBroker) -> None:
             account_number=paper_broker.account_number,
         )
     assert (fault_caught.value.step, fault_caught.value.status) == ("dry run", 503)
+
+
+async def test_tastyware_models_parse_every_paper_payload(
+    paper_broker: PaperBroker, paper_http: aiohttp.ClientSession, paper_auth: dict[str, str]
+) -> None:
+    """Filled, resting, short, complex and quote payloads all satisfy tastyware 13's models."""
+    number = paper_broker.account_number
+
+    async def call(method: str, path: str, body: Any = None) -> Any:
+        async with paper_http.request(method, path, json=body, headers=paper_auth) as response:
+            assert response.status in (200, 201), await response.text()
+            return (await response.json())["data"]
+
+    def equity_leg(action: str, quantity: int) -> dict[str, Any]:
+        return {
+            "instrument-type": "Equity",
+            "symbol": "AAPL",
+            "action": action,
+            "quantity": quantity,
+        }
+
+    market = {
+        "order-type": "Market",
+        "time-in-force": "Day",
+        "legs": [equity_leg("Sell to Open", 5)],
+    }
+    filled = await call("POST", f"/accounts/{number}/orders", market)
+    PlacedOrderResponse[PlacedOrder](**filled)
+    # tastyware signs by action: a sale at the 149.90 bid reads as -149.90.
+    assert PlacedOrder(**filled["order"]).average_fill_price() == Decimal("-149.90")
+
+    def limit(price: str, effect: str, action: str, tif: str = "Day") -> dict[str, Any]:
+        return {
+            "order-type": "Limit",
+            "time-in-force": tif,
+            "price": price,
+            "price-effect": effect,
+            "legs": [equity_leg(action, 1)],
+        }
+
+    stop = {
+        "order-type": "Stop",
+        "time-in-force": "GTC",
+        "stop-trigger": "130.00",
+        "legs": [equity_leg("Sell to Close", 1)],
+    }
+    bracket = {
+        "type": "OTOCO",
+        "trigger-order": limit("140.00", "Debit", "Buy to Open"),
+        "orders": [limit("160.00", "Credit", "Sell to Close", "GTC"), stop],
+    }
+    PlacedComplexOrderResponse[UnplacedComplexOrder](
+        **await call("POST", f"/accounts/{number}/complex-orders/dry-run", bracket)
+    )
+    placed = PlacedComplexOrderResponse[PlacedOTOCOOrder](
+        **await call("POST", f"/accounts/{number}/complex-orders", bracket)
+    )
+    assert placed.complex_order.trigger_order.status.value == "Live"
+    assert placed.complex_order.stop_loss.stop_trigger == Decimal("130.00")
+    live = await call("GET", f"/accounts/{number}/orders/live")
+    assert len([PlacedOrder(**item) for item in live["items"]]) == 4
+    positions = [
+        CurrentPosition(**item)
+        for item in (await call("GET", f"/accounts/{number}/positions"))["items"]
+    ]
+    aapl = next(p for p in positions if p.symbol == "AAPL")
+    assert (aapl.quantity, aapl.quantity_direction) == (Decimal(5), "Short")
+    balance = AccountBalance(**await call("GET", f"/accounts/{number}/balances/USD"))
+    assert balance.short_equity_value == Decimal("750.00")
+    TradingStatus(**await call("GET", f"/accounts/{number}/trading-status"))
+    Customer(**await call("GET", "/customers/me"))
+    Account(**await call("GET", f"/customers/me/accounts/{number}"))
+    quotes = await call(
+        "GET", "/market-data/by-type?equity=AAPL&equity-option=SPY%20%20%20261218C00600000"
+    )
+    assert [MarketData(**item).symbol for item in quotes["items"]] == [
+        "AAPL",
+        "SPY   261218C00600000",
+    ]
