@@ -274,3 +274,20 @@ for server in (embedded.EmbeddedPostgres, embedded.EmbeddedRedis):
 
     assert code == 0, output
     assert output.count("install gatekeeper[embedded]") == 2
+
+
+# -- the per-test fixtures -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run", [1, 2])
+async def test_each_test_gets_an_empty_redis_and_a_fresh_migrated_database(
+    run: int, pg_pool: asyncpg.Pool, redis_client: aioredis.Redis, database_url: str
+) -> None:
+    # Run twice: the second run would see the first one's writes if isolation leaked.
+    assert await redis_client.dbsize() == 0
+    assert await pg_pool.fetchval("SELECT to_regclass('leak_check')") is None
+    assert await pg_pool.fetchval("SELECT count(*) FROM schema_migrations") >= 0
+    assert await pg_pool.fetchval("SELECT current_database()") == database_url.rsplit("/", 1)[1]
+
+    await redis_client.set("leak_check", run)
+    await pg_pool.execute("CREATE TABLE leak_check (run int)")
