@@ -14,6 +14,7 @@ import pytest
 
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters import users
+from gatekeeper.adapters.migrations import is_current
 from gatekeeper.adapters.protection_errors import ConstraintViolation, constraint_error
 from gatekeeper.limits import DEFAULTS, LIMITS, LIMITS_BY_CONSTRAINT
 from gatekeeper.migrate import migrate_and_report
@@ -326,3 +327,9 @@ async def test_concurrent_stops_record_one_event(pg_pool: asyncpg.Pool) -> None:
     assert sorted(results) == [False, False, False, False, True]
     async with pg_pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM emergency_events") == 1
+
+
+async def test_the_application_role_can_check_readiness(conn: asyncpg.Connection) -> None:
+    async with conn.transaction():
+        await conn.execute("SET LOCAL ROLE gatekeeper_app")
+        assert await is_current(conn)
