@@ -668,9 +668,17 @@ class EmbeddedRedis(_ChildServer):
         ]
 
     def _is_ready(self) -> bool:
+        # Ask who answers: another server on the same port must not pass for ours.
         try:
-            with socket.create_connection((_HOST, self.port), timeout=1.0) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
+            with (
+                socket.create_connection((_HOST, self.port), timeout=1.0) as sock,
+                sock.makefile("rb") as reply,
+            ):
+                sock.sendall(b"INFO server\r\n")
+                header = reply.readline()
+                if not header.startswith(b"$"):
+                    return False  # e.g. -LOADING
+                body = reply.read(int(header[1:]))
+        except (OSError, ValueError):
             return False
+        return f"\r\nprocess_id:{self.pid}\r\n".encode() in body

@@ -167,6 +167,42 @@ def test_cloning_a_running_cluster_is_refused(
         private_postgres.clone(server_tmp_path / "copy")
 
 
+async def test_a_postmaster_left_behind_on_the_data_dir_is_stopped_first(
+    private_postgres: EmbeddedPostgres,
+) -> None:
+    # What a SIGKILLed demo leaves behind: a server on our data dir that no handle knows.
+    orphan = private_postgres.pid
+    assert orphan is not None
+    successor = EmbeddedPostgres(private_postgres.directory, durable=False)
+
+    await asyncio.to_thread(successor.start)
+    try:
+        assert is_gone(orphan)
+        assert await select_one(successor.url) == 1
+    finally:
+        await asyncio.to_thread(successor.stop)
+
+
+def test_an_explicit_port_in_use_is_an_error(
+    private_redis: EmbeddedRedis, server_tmp_path: Path
+) -> None:
+    server = EmbeddedRedis(server_tmp_path / "second", port=private_redis.port)
+
+    with pytest.raises(EmbeddedServerError, match="in use"):
+        server.start()
+
+
+def test_a_free_port_taken_meanwhile_is_replaced(
+    private_redis: EmbeddedRedis, server_tmp_path: Path
+) -> None:
+    server = EmbeddedRedis(server_tmp_path / "second")
+    server.port = private_redis.port  # as if another process took it before we started
+
+    with server:
+        assert server.port != private_redis.port
+        assert server.url.endswith(f":{server.port}/0")
+
+
 # -- Redis -----------------------------------------------------------------------------------------
 
 
