@@ -328,6 +328,7 @@ class _ChildServer:
             process = self._process
             if process is None:
                 return
+            _signal(process.pid, signal.SIGSTOP)  # so that it forks nothing we would miss
             pids = self._server_pids()
             for pid in pids:
                 _signal(pid, signal.SIGKILL)
