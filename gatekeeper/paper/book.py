@@ -224,13 +224,18 @@ class PaperBook:
         delay_seconds: float = 0.0,
         method: str | None = None,
         times: int | None = None,
+        after: bool = False,
     ) -> Fault:
-        """Fail (``status``) and/or stall (``delay_seconds``) requests under ``path_prefix``."""
+        """Fail (``status``) and/or stall (``delay_seconds``) requests under ``path_prefix``.
+
+        ``method`` limits it to one HTTP method, ``times`` to the next N matching requests;
+        ``after`` lets the broker handle the request before the fault applies to the answer.
+        """
         if status is None and delay_seconds <= 0:
             raise InvalidRequest("a fault needs a status, a delay or both")
         if status is not None and not 400 <= status <= 599:
             raise InvalidRequest("status must be 400-599")
-        fault = Fault(path_prefix, status, delay_seconds, method, times)
+        fault = Fault(path_prefix, status, delay_seconds, method, times, after)
         self.faults = [f for f in self.faults if (f.path_prefix, f.method) != (path_prefix, method)]
         self.faults.append(fault)
         return fault

@@ -58,6 +58,7 @@ def fault_payload(fault: Fault) -> dict[str, Any]:
         "delay": fault.delay_seconds,
         "method": fault.method,
         "remaining": fault.remaining,
+        "after": fault.after,
     }
 
 
@@ -96,9 +97,11 @@ async def list_faults(request: web.Request) -> web.Response:
 
 
 async def put_fault(request: web.Request) -> web.Response:
-    """Body: ``{"path": prefix, "status"?, "delay"? (seconds), "method"?, "times"?}``."""
+    """Body: ``{"path": prefix, "status"?, "delay"? (seconds), "method"?, "times"?, "after"?}``."""
     body = _object(await read_json(request))
-    path, method = body.get("path"), body.get("method")
+    path, method, after = body.get("path"), body.get("method"), body.get("after", False)
+    if not isinstance(after, bool):
+        raise InvalidRequest("after must be true or false")
     if not isinstance(path, str) or not path.startswith("/"):
         raise InvalidRequest("path must be a path prefix starting with /")
     if method is not None and not isinstance(method, str):
@@ -115,6 +118,7 @@ async def put_fault(request: web.Request) -> web.Response:
         delay_seconds=float(delay),
         method=method,
         times=times,
+        after=after,
     )
     return ok(request, fault_payload(fault))
 

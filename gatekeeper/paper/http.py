@@ -51,16 +51,26 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 @web.middleware
 async def inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    fault = None
     if not request.path.startswith(CONTROL_PREFIX):
         fault = request.app[BOOK].take_fault(request.method, request.path)
-        if fault is not None:
-            if fault.delay_seconds > 0:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                return error_response(
-                    fault.status, "paper_fault_injected", f"Injected fault on {fault.path_prefix}"
-                )
-    return await handler(request)
+    if fault is None:
+        return await handler(request)
+    response: web.StreamResponse | None = None
+    refusal: GatekeeperError | None = None
+    if fault.after:
+        try:
+            response = await handler(request)
+        except GatekeeperError as error:
+            refusal = error
+    if fault.delay_seconds > 0:
+        await asyncio.sleep(fault.delay_seconds)
+    if fault.status is not None:
+        message = f"Injected fault on {fault.path_prefix}"
+        return error_response(fault.status, "paper_fault_injected", message)
+    if refusal is not None:
+        raise refusal
+    return response if response is not None else await handler(request)
 
 
 async def read_json(request: web.Request) -> Any:

@@ -222,13 +222,19 @@ class Token:
 
 @dataclass
 class Fault:
-    """Make requests whose path starts with ``path_prefix`` fail and/or hang."""
+    """Make requests whose path starts with ``path_prefix`` fail and/or hang.
+
+    By default the fault strikes before the broker handles the request (nothing happens);
+    with ``after`` the broker handles it first (an order is placed) and only the answer is
+    delayed or replaced: the "did the broker get it?" case.
+    """
 
     path_prefix: str
     status: int | None = None
     delay_seconds: float = 0.0
     method: str | None = None
     remaining: int | None = None  # None: until cleared
+    after: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         if self.remaining is not None and self.remaining <= 0:

@@ -89,7 +89,10 @@ async def run_tastyware(
     """The tastyware client (``tastytrade`` 13): OAuth refresh, then the calls above."""
     step = "session"
     try:
-        async with Session(client_secret, refresh_token) as session:
+        # Building the client loads the CA bundle (tens of ms, more on a busy machine): do it
+        # off the event loop.
+        client = await asyncio.to_thread(Session, client_secret, refresh_token)
+        async with client as session:
             if point_client:
                 session._client.base_url = base_url
             step = "accounts"

@@ -198,3 +198,33 @@ def test_seed_rejects_inconsistent_values_and_unknown_keys(tmp_path: Path) -> No
         load_seed(path)
     with pytest.raises(SeedError, match="cannot read"):
         load_seed(tmp_path / "missing.json")
+
+
+async def test_fault_after_handling_places_the_order_but_loses_the_answer(
+    paper_broker: PaperBroker, paper_http: aiohttp.ClientSession, paper_auth: dict[str, str]
+) -> None:
+    orders = f"/accounts/{paper_broker.account_number}/orders"
+    fault = {"path": orders, "method": "POST", "status": 502, "after": True, "times": 1}
+    async with paper_http.put("/__paper/faults", json=fault) as r:
+        assert (await r.json())["data"]["after"] is True
+    async with paper_http.post(orders, json=BUY_AAPL, headers=paper_auth) as r:
+        assert r.status == 502
+    account = paper_broker.book.accounts[paper_broker.account_number]
+    assert [order.status for order in account.orders.values()] == ["Filled"]
+
+    # A slow answer the client gives up on: the order still went through.
+    paper_broker.book.add_fault(orders, delay_seconds=30, method="POST", after=True, times=1)
+    with pytest.raises(asyncio.TimeoutError):
+        async with paper_http.post(
+            orders, json=BUY_AAPL, headers=paper_auth, timeout=aiohttp.ClientTimeout(total=0.3)
+        ):
+            pass
+    assert len(account.orders) == 2
+    assert account.positions["AAPL"].quantity == 2
+    outcomes = [entry.outcome for entry in paper_broker.book.received_orders()]
+    assert outcomes == ["accepted", "accepted"]
+
+    # A refusal is still a refusal when the fault only delays the answer.
+    paper_broker.book.add_fault(orders, delay_seconds=0.05, method="POST", after=True, times=1)
+    async with paper_http.post(orders, json={"legs": []}, headers=paper_auth) as r:
+        assert r.status == 400
