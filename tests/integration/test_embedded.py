@@ -273,23 +273,41 @@ async def run_python(*args: str) -> tuple[int, str]:
     return process.returncode, output.decode()
 
 
-async def test_servers_left_running_are_stopped_at_interpreter_exit(
-    private_postgres_template: EmbeddedPostgres, server_tmp_path: Path
+@pytest.mark.parametrize(
+    "ending",
+    [
+        pytest.param("", id="normal-exit"),
+        # No atexit: the kernel's parent-death signal, even for servers started off the main
+        # thread (as async callers do with asyncio.to_thread).
+        pytest.param("os.kill(os.getpid(), signal.SIGKILL)", id="sigkill"),
+    ],
+)
+async def test_servers_do_not_outlive_the_interpreter(
+    private_postgres_template: EmbeddedPostgres, server_tmp_path: Path, ending: str
 ) -> None:
     script = f"""
+import asyncio, os, signal
 from pathlib import Path
 from gatekeeper.embedded import EmbeddedPostgres, EmbeddedRedis
 template = EmbeddedPostgres(Path({str(private_postgres_template.directory)!r}))
-pg = template.clone(Path({str(server_tmp_path / "pg")!r}), durable=False).start()
-redis = EmbeddedRedis(Path({str(server_tmp_path / "redis")!r})).start()
-print(pg.pid, *pg._server_pids()[1:], redis.pid)
+pg = template.clone(Path({str(server_tmp_path / "pg")!r}), durable=False)
+redis = EmbeddedRedis(Path({str(server_tmp_path / "redis")!r}))
+async def main():
+    await asyncio.to_thread(pg.start)
+    await asyncio.to_thread(redis.start)
+asyncio.run(main())
+print(pg.pid, *pg._server_pids()[1:], redis.pid, flush=True)
+{ending}
 """
-    code, output = await run_python("-c", script)
+    _, output = await run_python("-c", script)
 
-    assert code == 0, output
     pids = [int(pid) for pid in output.split()]
-    assert len(pids) >= 3
-    assert all(is_gone(pid) for pid in pids)
+    assert len(pids) >= 3, output
+    for _ in range(100):
+        if all(is_gone(pid) for pid in pids):
+            break
+        await asyncio.sleep(0.05)
+    assert [pid for pid in pids if not is_gone(pid)] == []
 
 
 async def test_importing_needs_no_extras_and_using_them_says_what_to_install() -> None:
