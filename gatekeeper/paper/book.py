@@ -99,12 +99,15 @@ class PaperBook:
         self.order_ids = itertools.count(100_001)
         self.fill_ids = itertools.count(1)
         self.received_seq = itertools.count(1)
-        self.start_of_day_nlv: dict[str, Decimal] = {
-            number: self.valuation(number).net_liquidating_value for number in self.accounts
-        }
+        self.start_of_day: dict[str, Valuation] = {}
+        self.reset_start_of_day()
 
     def now(self) -> datetime:
         return self.clock()
+
+    def reset_start_of_day(self) -> None:
+        """Take the current balances as the day's opening ones (``balance-snapshots`` BOD)."""
+        self.start_of_day = {number: self.valuation(number) for number in self.accounts}
 
     # --- authentication -------------------------------------------------------------------
 

@@ -222,9 +222,8 @@ def balances_payload(account: Account, value: Valuation, now: datetime) -> dict[
 
 
 def snapshot_payload(
-    account: Account, nlv: Decimal, cash: Decimal, day: date, time_of_day: str
+    account: Account, value: Valuation, day: date, time_of_day: str
 ) -> dict[str, Any]:
-    value = Valuation(cash, nlv - cash, ZERO, ZERO, ZERO, ZERO)
     data = balances_payload(account, value, datetime.combine(day, datetime.min.time(), UTC))
     data["time-of-day"] = time_of_day
     return data
@@ -244,7 +243,8 @@ def position_payload(position: Position, mark: Decimal, today: date) -> dict[str
         "average-daily-market-close-price": dec(position.close_price),
         "average-yearly-market-close-price": dec(position.average_open_price),
         "multiplier": qty(position.multiplier),
-        "cost-effect": "Debit" if position.quantity > 0 else "Credit",
+        # As recorded: long positions carry "Credit" (both samples in Get_Positions.json).
+        "cost-effect": "Credit" if position.quantity > 0 else "Debit",
         "is-suppressed": False,
         "is-frozen": False,
         "restricted-quantity": 0,

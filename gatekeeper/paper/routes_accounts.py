@@ -94,10 +94,13 @@ async def balances(request: web.Request) -> web.Response:
 async def balance_snapshots(request: web.Request) -> web.Response:
     account = current_account(request)
     book = request.app[BOOK]
-    nlv = book.start_of_day_nlv[account.account_number]
     today = book.now().astimezone(NEW_YORK).date()
     time_of_day = request.query.get("time-of-day", "BOD")
-    item = p.snapshot_payload(account, nlv, account.cash, today, time_of_day)
+    if time_of_day == "EOD":
+        value = book.valuation(account.account_number)
+    else:
+        value = book.start_of_day[account.account_number]
+    item = p.snapshot_payload(account, value, today, time_of_day)
     return ok(request, {"items": [item]}, pagination=p.pagination(1, 10, 0, 1))
 
 

@@ -114,6 +114,16 @@ async def test_trading_status_and_balance_snapshot(
     (snapshot,) = snapshots["items"]
     assert snapshot["time-of-day"] == "BOD"
     assert Decimal(snapshot["net-liquidating-value"]) == Decimal("100000.00")
+    # The morning snapshot stays put while prices move; a new day takes the current figures.
+    book = paper_broker.book
+    book.set_quote("TQQQ", Decimal("39.30"), Decimal("39.40"))
+    path = f"/accounts/{number}/balance-snapshots?time-of-day=BOD"
+    (snapshot,) = (await get(paper_http, path, paper_auth))["items"]
+    assert Decimal(snapshot["net-liquidating-value"]) == Decimal("100000.00")
+    assert Decimal(snapshot["cash-balance"]) == Decimal("60000.00")
+    book.reset_start_of_day()
+    (snapshot,) = (await get(paper_http, path, paper_auth))["items"]
+    assert Decimal(snapshot["net-liquidating-value"]) == Decimal("99000.00")
 
 
 async def test_market_data_by_type(
