@@ -24,6 +24,7 @@ from pathlib import Path
 
 import asyncpg
 
+from gatekeeper.adapters.pg import Conn
 from gatekeeper.errors import GatekeeperError
 
 __all__ = [
@@ -135,7 +136,7 @@ def discover(sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:
     return [migrations[version] for version in sorted(migrations)]
 
 
-async def _applied(conn: asyncpg.Connection) -> dict[int, str]:
+async def _applied(conn: Conn) -> dict[int, str]:
     """Version → checksum of what the database has applied (empty without the table)."""
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     if not exists:
@@ -153,21 +154,17 @@ def _compare(files: list[Migration], applied: dict[int, str]) -> MigrationStatus
     )
 
 
-async def migration_status(
-    conn: asyncpg.Connection, sql_dir: Path = DEFAULT_SQL_DIR
-) -> MigrationStatus:
+async def migration_status(conn: Conn, sql_dir: Path = DEFAULT_SQL_DIR) -> MigrationStatus:
     """Compare the database with the files, without locking or changing anything."""
     return _compare(discover(sql_dir), await _applied(conn))
 
 
-async def pending_migrations(
-    conn: asyncpg.Connection, sql_dir: Path = DEFAULT_SQL_DIR
-) -> list[Migration]:
+async def pending_migrations(conn: Conn, sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:
     """The files not applied yet, in the order they would be applied."""
     return (await migration_status(conn, sql_dir)).pending
 
 
-async def is_current(conn: asyncpg.Connection, sql_dir: Path = DEFAULT_SQL_DIR) -> bool:
+async def is_current(conn: Conn, sql_dir: Path = DEFAULT_SQL_DIR) -> bool:
     """True when the schema is exactly what the files describe (for ``/readyz``)."""
     return (await migration_status(conn, sql_dir)).current
 

@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gatekeeper.adapters.migrations import pending_migrations
+from gatekeeper.adapters.migrations import migration_status
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
 from gatekeeper.web import keys
@@ -28,9 +28,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def _check_postgres(app: web.Application) -> str:
     async with app[keys.PG_POOL].acquire() as conn:
-        pending = await pending_migrations(conn)
-    if pending:
-        return f"{len(pending)} migration(s) pending: run `gatekeeper migrate`"
+        status = await migration_status(conn)
+    if status.changed or status.missing:
+        return "schema differs from sql/ (edited or missing migration files)"
+    if status.pending:
+        return f"{len(status.pending)} migration(s) pending: run `gatekeeper migrate`"
     return "ok"
 
 
