@@ -3,6 +3,7 @@ and every way a request can be malformed (nothing changes)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -336,3 +337,21 @@ async def test_unknown_protection_is_404(admin_api: AdminApi, admin: Issued) -> 
     reply = await admin_api.call("GET", f"{BASE}/999999", admin)
     assert reply.status == 404
     assert reply.error["code"] == "protection_not_found"
+
+
+async def test_a_body_in_many_chunks_is_read_whole_and_a_huge_one_refused(
+    admin_api: AdminApi, admin: Issued
+) -> None:
+    padded = b'{"portfolio_protection": {"account_id": "TEST123"' + b" " * 12_000 + b"}}"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(padded), 1000):
+            yield padded[start : start + 1000]
+
+    headers = {"Authorization": f"Bearer {admin.token}", "Content-Type": "application/json"}
+    async with admin_api.session.post(admin_api.url + BASE, data=chunks(), headers=headers) as r:
+        assert r.status == 201
+    huge = b'{"portfolio_protection": {"account_id": "T2"' + b" " * 20_000 + b"}}"
+    reply = await admin_api.call("POST", BASE, admin, raw=huge)
+    assert reply.status == 413
+    assert await count(admin_api, "portfolio_protections") == 1
