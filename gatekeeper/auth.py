@@ -33,6 +33,7 @@ class Role(StrEnum):
 
 class Permission(StrEnum):
     READ = "read"
+    READ_ALL = "read_every_users_protections"
     STOP = "trigger_emergency_stop"
     EDIT = "edit_protections"
     CLEAR = "clear_emergency_stop"
@@ -96,7 +97,7 @@ class Principal:
     @property
     def owner_scope(self) -> int | None:
         """The user whose protections this principal may see: None (all) for admins."""
-        return None if self.role is Role.ADMIN else self.user_id
+        return None if self.can(Permission.READ_ALL) else self.user_id
 
 
 def new_token() -> str:

@@ -60,7 +60,18 @@ def _actor(call: Call, name: str | None = None) -> store.Actor:
 
 
 async def list_protections(call: Call) -> web.Response:
-    found = await store.list_protections(call.conn, call.principal.owner_scope)
+    """The caller's own protections; ``?all=true`` (admins) lists every user's."""
+    every = call.request.query.get("all", "false")
+    if every not in ("true", "false"):
+        raise InvalidRequest('all: must be "true" or "false"')
+    owner: int | None = call.principal.user_id
+    if every == "true":
+        call.principal.require(Permission.READ_ALL)
+        owner = None
+    account_id = call.request.query.get("account_id")
+    if account_id is not None and re.fullmatch(ACCOUNT_ID_PATTERN, account_id) is None:
+        raise InvalidRequest("account_id: not an account number")
+    found = await store.list_protections(call.conn, owner, account_id)
     return _json(ProtectionListResponse(portfolio_protections=[ProtectionOut.of(p) for p in found]))
 
 
@@ -197,7 +208,8 @@ class ApiRoute:
     response: type[BaseModel] | None  # None: no success answer yet (validate_trade)
     request: type[BaseModel] | None = None
     status: int = 200
-    query: tuple[str, ...] = ()
+    query: tuple[str, ...] = ()  # required query parameters
+    optional_query: tuple[str, ...] = ()
     errors: tuple[int, ...] = (401, 403)
 
 
@@ -205,8 +217,9 @@ _ID = PREFIX + r"/{id:\d{1,18}}"
 READ, STOP, EDIT, CLEAR = Permission.READ, Permission.STOP, Permission.EDIT, Permission.CLEAR
 
 ROUTES: tuple[ApiRoute, ...] = (
-    ApiRoute("GET", PREFIX, list_protections, READ, "Your protections (admins: all)",
-             ProtectionListResponse),
+    ApiRoute("GET", PREFIX, list_protections, READ,
+             "Your protections (admins: every user's with all=true)", ProtectionListResponse,
+             optional_query=("account_id", "all"), errors=(400, 401, 403)),
     ApiRoute("POST", PREFIX, create_protection, EDIT, "Create a protection for your user",
              ProtectionResponse, CreateProtectionRequest, 201, errors=(400, 401, 403, 409, 422)),
     ApiRoute("GET", PREFIX + "/status", status, READ,

@@ -68,13 +68,20 @@ def _operation(route: ApiRoute, refs: dict[Any, dict[str, Any]]) -> dict[str, An
             "description": _ERRORS[status],
             "content": _json_content(error_ref),
         }
-    parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
-        for name in re.findall(r"\{(\w+)", route.path)
-    ] + [
-        {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}
-        for name in route.query
-    ]
+    parameters = (
+        [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+            for name in re.findall(r"\{(\w+)", route.path)
+        ]
+        + [
+            {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}
+            for name in route.query
+        ]
+        + [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in route.optional_query
+        ]
+    )
     operation: dict[str, Any] = {
         "summary": route.summary,
         "operationId": route.handler.__name__,

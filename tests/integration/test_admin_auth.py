@@ -219,6 +219,13 @@ async def test_admins_see_every_users_protection(admin_api: AdminApi) -> None:
     alice = await admin_api.issue("alice@example.com", "admin")
     protection_id = await make_protection(admin_api, alice)
     root = await admin_api.issue("root@example.com", "admin")
+    own = await admin_api.call("GET", BASE, root)
+    assert own.body["portfolio_protections"] == []  # the list is the caller's own...
+    every = await admin_api.call("GET", f"{BASE}?all=true&account_id=TEST123", root)
+    assert [p["id"] for p in every.body["portfolio_protections"]] == [protection_id]
+    viewer = await admin_api.issue("alice@example.com", "viewer")
+    assert (await admin_api.call("GET", f"{BASE}?all=true", viewer)).status == 403
+    assert (await admin_api.call("GET", f"{BASE}?all=yes", root)).status == 400
     assert (await admin_api.call("GET", f"{BASE}/{protection_id}", root)).status == 200
     patch = {"portfolio_protection": {"max_daily_trades": 10}}
     assert (await admin_api.call("PATCH", f"{BASE}/{protection_id}", root, patch)).status == 200
