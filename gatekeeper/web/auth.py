@@ -28,6 +28,9 @@ from gatekeeper.web import keys
 
 log = logging.getLogger(__name__)
 
+# An operator's call waits this long for a database connection, then gets a 503.
+ACQUIRE_TIMEOUT = 5.0
+
 
 class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
@@ -69,7 +72,7 @@ def guarded(permission: Permission, handler: ApiHandler) -> Handler:
         try:
             token = bearer_token(request)
             try:
-                async with request.app[keys.PG_POOL].acquire() as conn:
+                async with request.app[keys.PG_POOL].acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                     principal = await authenticate(conn, token)
                     principal.require(permission)
                     return await handler(Call(request, principal, conn))

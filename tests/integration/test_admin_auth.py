@@ -7,11 +7,13 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from prometheus_client import generate_latest
 
 from gatekeeper.auth import digests_match, token_digest
-from tests.fixtures.admin import AdminApi, Issued
+from tests.fixtures.admin import UNUSED_UPSTREAM, AdminApi, Issued
+from tests.fixtures.gate import make_settings, start_gatekeeper
 
 BASE = "/api/v1/portfolio_protections"
 PROTECTION = {"portfolio_protection": {"account_id": "TEST123", "cash_reserve_percentage": 25}}
@@ -249,3 +251,13 @@ async def test_tokens_never_appear_in_logs_metrics_or_bodies(
     for secret in (admin.token, viewer.token, "1" * 64):
         for text in (*bodies, exposition, caplog.text, audit):
             assert secret not in text
+
+
+async def test_database_down_is_503_not_a_pass(redis_url: str) -> None:
+    settings = make_settings(UNUSED_UPSTREAM, "postgresql://postgres@127.0.0.1:1/none", redis_url)
+    async with start_gatekeeper(settings) as gate, aiohttp.ClientSession() as session:
+        headers = {"Authorization": "Bearer gk_" + "2" * 64}
+        async with session.get(gate.admin_url + BASE, headers=headers) as response:
+            assert response.status == 503
+            body = await response.json()
+    assert body["error"]["code"] == "database_unavailable"
