@@ -191,8 +191,9 @@ async def validate_trade(call: Call) -> web.Response:
     parse_order(body.order, allow_simple=True)  # raises InvalidOrder (400) naming the problem
     await _account_protections(call, body.account_id)
     raise RiskEngineUnavailable(
-        "the order is well-formed, but a verdict needs the risk engine's account state,"
-        " which this build does not have yet"
+        "the order is well-formed, but validate_trade is not wired to the risk engine yet:"
+        " a verdict needs the account's live state, which the admin API (holding no broker"
+        " session) cannot fetch; dry-run the order through the proxy instead"
     )
 
 
