@@ -72,7 +72,7 @@ async def test_bodies_are_forwarded_byte_for_byte(
 ) -> None:
     body = b'{"order-type": "Limit", "price": "1.50", "unknown-key": [1, 2.50, "x"]}\n'
     async with client.post(
-        echo_gatekeeper.proxy_url + "/accounts/5WT00001/orders/dry-run",
+        echo_gatekeeper.proxy_url + "/margin/accounts/5WT00001/dry-run",
         data=body,
         headers={"Content-Type": "application/json"},
     ) as response:
@@ -133,13 +133,15 @@ async def test_unreachable_broker_is_502_in_tastytrade_envelope(
 
 
 async def test_slow_broker_is_504_and_counted(
-    echo_gatekeeper: Gate, client: aiohttp.ClientSession
+    echo_upstream: EchoUpstream, database_url: str, redis_url: str, client: aiohttp.ClientSession
 ) -> None:
-    async with client.get(echo_gatekeeper.proxy_url + "/__slow?seconds=3") as response:
-        assert response.status == 504
-        body = await response.json()
-    assert body["error"]["code"] == "broker_timeout"
-    assert echo_gatekeeper.metrics.upstream_errors.labels("timeout")._value.get() == 1
+    settings = make_settings(echo_upstream.url, database_url, redis_url, read_timeout_seconds=0.5)
+    async with start_gatekeeper(settings) as gate:
+        async with client.get(gate.proxy_url + "/__slow?seconds=3") as response:
+            assert response.status == 504
+            body = await response.json()
+        assert body["error"]["code"] == "broker_timeout"
+        assert gate.metrics.upstream_errors.labels("timeout")._value.get() == 1
 
 
 @pytest.mark.parametrize(
@@ -242,7 +244,7 @@ async def test_secrets_never_reach_logs_or_metrics(
     echo_gatekeeper: Gate, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    for path in ["/customers/me", "/__slow?seconds=3", "/accounts/%2e%2e/x"]:
+    for path in ["/customers/me", "/__status?code=401", "/accounts/%2e%2e/x"]:
         async with client.get(
             echo_gatekeeper.proxy_url + path, headers={"Authorization": SECRET}
         ) as response:
