@@ -102,3 +102,25 @@ def error_envelope(
     if errors:
         body["errors"] = errors
     return {"error": body}
+
+
+class RiskPathUnavailable(GatekeeperError):
+    """The order path cannot reach a verdict (a backend or the account state is missing):
+    the order is rejected, never forwarded. Subclasses name the missing part."""
+
+    status = 503
+    code = "risk_check_unavailable"
+
+
+class DatabaseUnavailable(RiskPathUnavailable):
+    code = "database_unavailable"
+
+
+class CacheUnavailable(RiskPathUnavailable):
+    code = "cache_unavailable"
+
+
+class StateUnavailable(RiskPathUnavailable):
+    """The broker's account state could not be fetched and the cached copy is too old."""
+
+    code = "state_unavailable"

@@ -22,6 +22,9 @@ class Metrics:
     refused_requests: Counter
     admin_auth_failures: Counter
     emergency_stop_events: Counter
+    risk_decisions: Counter
+    order_path_duration: Histogram
+    state_fetch_errors: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -64,6 +67,25 @@ class Metrics:
                 "gatekeeper_emergency_stop_events_total",
                 "Emergency stops triggered or cleared.",
                 ["event", "via"],  # triggered | cleared; api | cli | system
+                registry=registry,
+            ),
+            risk_decisions=Counter(
+                "gatekeeper_risk_decisions_total",
+                "Order-path decisions, by verdict and reason code (allowed: code 'none').",
+                ["verdict", "code"],
+                registry=registry,
+            ),
+            order_path_duration=Histogram(
+                "gatekeeper_order_path_duration_seconds",
+                "Time the order path adds before forwarding or rejecting (parse to decision).",
+                ["route_kind"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            state_fetch_errors=Counter(
+                "gatekeeper_state_fetch_errors_total",
+                "Account state or quotes that could not be fetched or cached, by kind.",
+                ["kind"],  # broker | invalid | cache | database
                 registry=registry,
             ),
         )

@@ -9,6 +9,7 @@ then defaults. Unknown keys anywhere are an error, and every error is reported a
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -108,6 +110,35 @@ class EmbeddedSettings(_Section):
     data_dir: Path = Path("var/demo")
 
 
+Percent = Annotated[Decimal, Field(gt=0, le=100)]
+
+
+class RiskSettings(_Section):
+    """The order path: account-state caching, unknown accounts and their default limits."""
+
+    # Account state younger than this is used as is; older is refetched from the broker.
+    state_ttl_seconds: PositiveSeconds = 2.0
+    # Older than this (and unrefreshable) the order is rejected: state_unavailable.
+    max_state_age_seconds: PositiveSeconds = 10.0
+    quote_ttl_seconds: PositiveSeconds = 1.0
+    # Accounts without a protection: guarded by the defaults below, or every order rejected.
+    unknown_account_policy: Literal["defaults", "reject"] = "defaults"
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1024**2)] = 64 * 1024
+    # The seed's Step 7 values.
+    default_cash_reserve_percentage: Percent = Decimal(25)
+    default_max_daily_loss_percentage: Percent = Decimal(5)
+    default_max_single_trade_percentage: Percent = Decimal(10)
+    default_max_portfolio_exposure_percentage: Percent = Decimal(75)
+    default_max_position_concentration_percentage: Percent = Decimal(20)
+    default_max_daily_trades: Annotated[int, Field(ge=1, le=10_000)] = 50
+
+    @model_validator(mode="after")
+    def _check_ages(self) -> RiskSettings:
+        if self.max_state_age_seconds < self.state_ttl_seconds:
+            raise ValueError("max_state_age_seconds must be at least state_ttl_seconds")
+        return self
+
+
 class Settings(BaseSettings):
     """All of Gatekeeper's configuration, frozen once loaded."""
 
@@ -133,6 +164,7 @@ class Settings(BaseSettings):
     admin: AdminSettings = AdminSettings()
     paper: PaperSettings = PaperSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
+    risk: RiskSettings = RiskSettings()
 
     @classmethod
     def settings_customise_sources(

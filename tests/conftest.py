@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures.paper",
     "tests.fixtures.gate",
     "tests.fixtures.admin",
+    "tests.fixtures.orders",
 ]
 
 # A callback that holds the loop longer than this fails the test: it would stall every

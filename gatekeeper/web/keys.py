@@ -7,6 +7,7 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gatekeeper.engine import Engine
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
 
@@ -17,3 +18,5 @@ UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
 # Shared by both listeners of one process; opened and closed by gatekeeper.web.server.
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)
+# The risk engine of the order path (proxy listener only).
+ENGINE = web.AppKey("engine", Engine)

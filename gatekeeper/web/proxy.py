@@ -13,13 +13,18 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from gatekeeper.adapters.account_state import StateSource
+from gatekeeper.core import RouteKind, classify
+from gatekeeper.engine import Engine
 from gatekeeper.errors import GatekeeperError, UpstreamTimeout, UpstreamUnavailable
+from gatekeeper.gate import handle_order
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
 from gatekeeper.web import keys
@@ -44,6 +49,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 STREAM_CHUNK = 64 * 1024
+MAX_ORDER_ANSWER = 1024**2
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
@@ -82,17 +88,12 @@ async def _body_stream(request: web.Request) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def forward(
-    request: web.Request,
-    *,
-    body: bytes | None = None,
-    route_kind: str = "passthrough",
-) -> web.StreamResponse:
-    """Send ``request`` to the broker and stream the answer back.
+async def _send(
+    request: web.Request, body: bytes | None, route_kind: str
+) -> aiohttp.ClientResponse:
+    """Send ``request`` upstream (``body`` replaces the streamed body); never retries.
 
-    ``body`` replaces the streamed request body (the order path forwards the exact bytes it
-    checked). Raises UpstreamUnavailable (never sent) or UpstreamTimeout (may have been
-    received) before any byte of the response is written; never retries.
+    Raises UpstreamUnavailable (never sent) or UpstreamTimeout (may have been received).
     """
     app = request.app
     settings = app[keys.SETTINGS]
@@ -108,7 +109,7 @@ async def forward(
     else:
         data = None
     try:
-        upstream = await app[keys.UPSTREAM].request(
+        return await app[keys.UPSTREAM].request(
             request.method,
             upstream_url(settings, path, query),
             headers=headers,
@@ -125,10 +126,66 @@ async def forward(
     except aiohttp.ClientError as error:
         # Sent (maybe partly) but no answer: e.g. the broker closed the connection.
         metrics.upstream_errors.labels("disconnected").inc()
-        log.warning("broker connection failed: %s", type(error).__name__)
+        log.warning("broker connection failed (%s): %s", route_kind, type(error).__name__)
         raise UpstreamUnavailable("The broker closed the connection without answering.") from None
+
+
+async def forward(
+    request: web.Request,
+    *,
+    body: bytes | None = None,
+    route_kind: str = "passthrough",
+) -> web.StreamResponse:
+    """Send ``request`` to the broker and stream the answer back.
+
+    ``body`` replaces the streamed request body (the order path forwards the exact bytes it
+    checked). Raises UpstreamUnavailable (never sent) or UpstreamTimeout (may have been
+    received) before any byte of the response is written; never retries.
+    """
+    upstream = await _send(request, body, route_kind)
     async with upstream:
         return await _relay(request, upstream, route_kind)
+
+
+@dataclass(frozen=True)
+class UpstreamAnswer:
+    """The broker's complete answer to an order request, read so it can be recorded."""
+
+    status: int
+    reason: str | None
+    headers: CIMultiDict[str]
+    body: bytes
+
+    def response(self) -> web.Response:
+        """The answer as the client gets it: same status, end-to-end headers and bytes."""
+        headers = CIMultiDict(self.headers)
+        headers.popall("Content-Length", None)
+        return web.Response(status=self.status, reason=self.reason, headers=headers, body=self.body)
+
+
+async def forward_buffered(
+    request: web.Request, *, body: bytes, route_kind: str, max_bytes: int = MAX_ORDER_ANSWER
+) -> UpstreamAnswer:
+    """Like :func:`forward`, but read the whole (small) answer so the order path can record
+    it before relaying it byte for byte. An answer cut short raises UpstreamTimeout: the
+    broker may have placed the order."""
+    upstream = await _send(request, body, route_kind)
+    async with upstream:
+        data = b""
+        try:
+            async for chunk in upstream.content.iter_chunked(STREAM_CHUNK):
+                data += chunk
+                if len(data) > max_bytes:
+                    break
+        except (aiohttp.ClientError, TimeoutError) as error:
+            request.app[keys.METRICS].upstream_errors.labels("disconnected").inc()
+            log.warning("broker answer interrupted (%s): %s", route_kind, type(error).__name__)
+            raise UpstreamTimeout("The broker's answer was cut short.") from None
+        if len(data) > max_bytes:
+            raise UpstreamTimeout("The broker's answer to an order was unexpectedly large.")
+        return UpstreamAnswer(
+            upstream.status, upstream.reason, end_to_end_headers(upstream.headers), data
+        )
 
 
 async def _relay(
@@ -154,13 +211,20 @@ async def _relay(
 
 
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
-    """Catch-all route of the proxy listener."""
+    """Catch-all route of the proxy listener: checked order routes go through the gate,
+    unsupported order routes are refused, everything else (cancels too) is forwarded."""
     metrics = request.app[keys.METRICS]
     started = time.perf_counter()
-    route_kind = "passthrough"
+    route = classify(request.method, request.raw_path)
+    route_kind = "passthrough" if route.kind is RouteKind.PASS_THROUGH else route.kind.value
     status = 500
     try:
-        response = await forward(request, route_kind=route_kind)
+        response: web.StreamResponse
+        if route.kind.is_checked or route.kind is RouteKind.UNSUPPORTED:
+            validate_target(request.raw_path)
+            response = await handle_order(request, route, forward_buffered)
+        else:
+            response = await forward(request, route_kind=route_kind)
         status = response.status
         return response
     except GatekeeperError as error:
@@ -210,11 +274,19 @@ async def upstream_session(app: web.Application) -> AsyncIterator[None]:
     await asyncio.sleep(0)
 
 
+async def order_engine(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: the risk engine, on the backends ``server.running`` put on the app."""
+    state = StateSource(app[keys.UPSTREAM], app[keys.REDIS], app[keys.SETTINGS], app[keys.METRICS])
+    app[keys.ENGINE] = Engine(app[keys.PG_POOL], state, app[keys.SETTINGS])
+    yield
+
+
 def create_proxy_app(settings: Settings, metrics: Metrics) -> web.Application:
     """The bots' listener. Order routes join it with the risk engine."""
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024**2)
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics
     app.cleanup_ctx.append(upstream_session)
+    app.cleanup_ctx.append(order_engine)
     app.router.add_route("*", "/{tail:.*}", proxy_handler)
     return app

@@ -1,0 +1,201 @@
+"""The order path's data access: the account lock, start-of-day NLV, today's reservations,
+decision rows and order outcomes. The only module with their SQL (``sql/0020``).
+
+An allowed, non-dry-run decision is its own reservation: it counts toward today's trades and
+as in flight until its outcome shows the broker refused it (or never got it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from gatekeeper.adapters.pg import Conn
+
+Outcome = Literal["accepted", "broker_rejected", "unknown", "not_sent"]
+
+# A reservation with no outcome after this long belongs to a process that died mid-order: it
+# still counts as a trade, but its exposure is left to the account state.
+PENDING_HORIZON = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    """What one decision row records (no tokens, no request headers)."""
+
+    decision_id: UUID
+    account_id: str
+    route_kind: str
+    verdict: Literal["allow", "reject", "error"]
+    codes: Sequence[str]
+    notes: Sequence[str]
+    message: str
+    detail: dict[str, Any]
+    trading_day: date
+    trade_count: int
+    reserved_orders: Sequence[dict[str, Any]]
+    replaces_order_id: str | None
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Reservations:
+    """Today's trade count and the orders still in flight for one account."""
+
+    trades_today: int
+    in_flight: list[dict[str, Any]]
+
+
+async def database_now(conn: Conn) -> datetime:
+    """The one clock: the database's."""
+    now: datetime = await conn.fetchval("SELECT now()")
+    return now
+
+
+async def lock_account(conn: Conn, account_id: str) -> None:
+    """Serialize order decisions for one account across every replica (until commit)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('gatekeeper.account:' || $1, 0))",
+        account_id,
+    )
+
+
+async def start_of_day_nlv(conn: Conn, account_id: str, day: date, nlv: Decimal) -> Decimal:
+    """The account's start-of-day NLV for ``day``: ``nlv`` if this is the first sight."""
+    recorded: Decimal = await conn.fetchval(
+        """
+        WITH inserted AS (
+            INSERT INTO account_day_start (account_id, trading_day, net_liquidating_value)
+            VALUES ($1, $2, $3)
+            ON CONFLICT (account_id, trading_day) DO NOTHING
+            RETURNING net_liquidating_value
+        )
+        SELECT net_liquidating_value FROM inserted
+        UNION ALL
+        SELECT net_liquidating_value FROM account_day_start
+        WHERE account_id = $1 AND trading_day = $2
+        LIMIT 1
+        """,
+        account_id,
+        day,
+        nlv,
+    )
+    return recorded
+
+
+async def reservations(
+    conn: Conn, account_id: str, day: date, *, now: datetime, state_as_of: datetime
+) -> Reservations:
+    """Trades counted today (reserved, accepted or unknown) and the orders in flight: reserved
+    with no outcome yet, or accepted/unknown after the account state was fetched."""
+    rows = await conn.fetch(
+        """
+        SELECT d.trade_count, d.reserved_orders, d.decided_at, o.outcome, o.recorded_at
+        FROM risk_decisions d
+        LEFT JOIN order_outcomes o ON o.decision_id = d.decision_id
+        WHERE d.account_id = $1 AND d.trading_day = $2 AND d.verdict = 'allow'
+          AND d.trade_count > 0
+          AND (o.outcome IS NULL OR o.outcome IN ('accepted', 'unknown'))
+        """,
+        account_id,
+        day,
+    )
+    trades = 0
+    in_flight: list[dict[str, Any]] = []
+    for row in rows:
+        trades += row["trade_count"]
+        pending = row["outcome"] is None and row["decided_at"] > now - PENDING_HORIZON
+        unseen = row["outcome"] is not None and row["recorded_at"] >= state_as_of
+        if pending or unseen:
+            in_flight.extend(json.loads(row["reserved_orders"]))
+    return Reservations(trades, in_flight)
+
+
+async def insert_decision(conn: Conn, row: DecisionRow) -> None:
+    """Append the decision row (the reservation, when allowed)."""
+    await conn.execute(
+        """
+        INSERT INTO risk_decisions
+            (decision_id, account_id, route_kind, verdict, codes, notes, message, detail,
+             trading_day, trade_count, reserved_orders, replaces_order_id, latency_ms)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11::jsonb, $12, $13)
+        """,
+        row.decision_id,
+        row.account_id,
+        row.route_kind,
+        row.verdict,
+        list(row.codes),
+        list(row.notes),
+        row.message,
+        json.dumps(row.detail),
+        row.trading_day,
+        row.trade_count,
+        json.dumps(list(row.reserved_orders)),
+        row.replaces_order_id,
+        round(row.latency_ms, 3),
+    )
+
+
+async def insert_outcome(
+    conn: Conn,
+    decision_id: UUID,
+    account_id: str,
+    outcome: Outcome,
+    *,
+    http_status: int | None,
+    broker_order_id: str | None,
+) -> None:
+    """Append what the broker answered for a forwarded order."""
+    await conn.execute(
+        """
+        INSERT INTO order_outcomes (decision_id, account_id, outcome, http_status, broker_order_id)
+        VALUES ($1, $2, $3, $4, $5)
+        """,
+        decision_id,
+        account_id,
+        outcome,
+        http_status,
+        broker_order_id,
+    )
+
+
+async def trades_today(conn: Conn, account_id: str, day: date) -> int:
+    """Orders counted toward ``max_daily_trades`` on ``day`` (see :func:`reservations`)."""
+    count: int = await conn.fetchval(
+        """
+        SELECT coalesce(sum(d.trade_count), 0)::int
+        FROM risk_decisions d
+        LEFT JOIN order_outcomes o ON o.decision_id = d.decision_id
+        WHERE d.account_id = $1 AND d.trading_day = $2 AND d.verdict = 'allow'
+          AND (o.outcome IS NULL OR o.outcome IN ('accepted', 'unknown'))
+        """,
+        account_id,
+        day,
+    )
+    return count
+
+
+async def latest_decision(conn: Conn, account_id: str, day: date) -> dict[str, Any] | None:
+    """The last decision recorded for the account on ``day``, for the status route."""
+    row = await conn.fetchrow(
+        """
+        SELECT decision_id, verdict, codes, detail, decided_at FROM risk_decisions
+        WHERE account_id = $1 AND trading_day = $2 ORDER BY id DESC LIMIT 1
+        """,
+        account_id,
+        day,
+    )
+    if row is None:
+        return None
+    return {
+        "decision_id": str(row["decision_id"]),
+        "verdict": row["verdict"],
+        "codes": list(row["codes"]),
+        "detail": json.loads(row["detail"]),
+        "decided_at": row["decided_at"].isoformat(),
+    }

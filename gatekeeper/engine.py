@@ -1,0 +1,292 @@
+"""The risk engine with its I/O: account state in, one locked Postgres transaction, a decision
+out. Shared by the order path (gatekeeper.gate), ``validate_trade`` and ``check-order``.
+
+Inside the transaction, under a per-account advisory lock held by every replica, the engine
+re-reads the protections (and so the emergency stop), counts today's trades and the orders in
+flight from Postgres (never from Redis), runs the pure ``evaluate()`` and appends the decision
+row, which is also the reservation. Two replicas can therefore never jointly exceed a limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from gatekeeper.adapters import decisions as db
+from gatekeeper.adapters import protections as store
+from gatekeeper.adapters.account_state import AccountPayloads, StateSource
+from gatekeeper.core import (
+    AccountStateInvalid,
+    ComplexOrder,
+    Decision,
+    InvalidOrder,
+    Limits,
+    Order,
+    OrderPatch,
+    StopMode,
+    apply_replace,
+    evaluate,
+    parse_order,
+    snapshot_from_payloads,
+    trading_day,
+)
+from gatekeeper.core.assess import contained_orders
+from gatekeeper.core.order import to_decimal
+from gatekeeper.core.payloads import working_order_from_payload
+from gatekeeper.core.symbols import InstrumentType, parse_option_symbol
+from gatekeeper.errors import DatabaseUnavailable
+from gatekeeper.settings import RiskSettings, Settings
+
+log = logging.getLogger(__name__)
+
+# In-flight orders decided up to this long before the state was fetched still count: clocks
+# of replicas and of the broker differ a little; counting an order twice is the safe side.
+CLOCK_MARGIN = timedelta(seconds=1)
+SYSTEM_ACTOR = store.Actor(name="system", via="system")
+DB_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """One request to decide: the order(s) (or a replace patch) for an account."""
+
+    account: str
+    route_kind: str
+    orders: Order | ComplexOrder | OrderPatch
+    dry_run: bool
+    client_headers: Mapping[str, str]
+    replaces_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """The decision, its id and trading day, and the protections it applied."""
+
+    decision: Decision
+    decision_id: UUID
+    trading_day: date
+    limits: tuple[Limits, ...]
+
+
+def default_limits(risk: RiskSettings) -> Limits:
+    """The configured defaults that guard an account with no protection."""
+    return Limits(
+        cash_reserve_percentage=risk.default_cash_reserve_percentage,
+        max_daily_loss_percentage=risk.default_max_daily_loss_percentage,
+        max_single_trade_percentage=risk.default_max_single_trade_percentage,
+        max_portfolio_exposure_percentage=risk.default_max_portfolio_exposure_percentage,
+        max_position_concentration_percentage=risk.default_max_position_concentration_percentage,
+        max_daily_trades=risk.default_max_daily_trades,
+        protection_id="default",
+        is_default=True,
+    )
+
+
+def limits_of(protection: store.Protection) -> Limits:
+    """A protection row as the core sees it."""
+    return Limits(
+        cash_reserve_percentage=protection.cash_reserve_percentage,
+        max_daily_loss_percentage=protection.max_daily_loss_percentage,
+        max_single_trade_percentage=protection.max_single_trade_percentage,
+        max_portfolio_exposure_percentage=protection.max_portfolio_exposure_percentage,
+        max_position_concentration_percentage=protection.max_position_concentration_percentage,
+        max_daily_trades=protection.max_daily_trades,
+        active=protection.active,
+        emergency_stop_active=protection.emergency_stop_active,
+        emergency_stop_mode=StopMode(protection.emergency_stop_mode),
+        protection_id=str(protection.id),
+    )
+
+
+def _quote_pairs(orders: Iterable[Order], payloads: AccountPayloads) -> list[tuple[str, str]]:
+    """Every instrument whose price the evaluation may need, with its option underlyings."""
+    pairs: list[tuple[str, str]] = []
+    for order in orders:
+        pairs.extend((leg.instrument_type.value, leg.symbol) for leg in order.legs)
+    for item in (*payloads.positions, *_live_legs(payloads.live_orders)):
+        kind, symbol = item.get("instrument-type"), item.get("symbol")
+        if isinstance(kind, str) and isinstance(symbol, str):
+            pairs.append((kind, symbol))
+    for kind, symbol in list(pairs):
+        try:
+            info = parse_option_symbol(InstrumentType(kind), symbol)
+        except ValueError:
+            continue
+        if info is not None:
+            future = kind == InstrumentType.FUTURE_OPTION.value
+            pairs.append(
+                ("Future", "/" + info.underlying) if future else ("Equity", info.underlying)
+            )
+    return list(dict.fromkeys(pairs))
+
+
+def _live_legs(live_orders: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [
+        leg
+        for order in live_orders
+        for leg in (order.get("legs") or [])
+        if isinstance(leg, Mapping)
+    ]
+
+
+def _replaced(payloads: AccountPayloads, order_id: str, patch: OrderPatch) -> Order:
+    for item in payloads.live_orders:
+        if str(item.get("id")) == order_id:
+            working = working_order_from_payload(item)
+            if working is None:
+                break
+            return apply_replace(working.order, patch)
+    raise InvalidOrder(f"invalid_order: order {order_id} is not a working order of the account")
+
+
+class Engine:
+    """Decides order requests; one per listener, sharing its pool and state source."""
+
+    def __init__(self, pool: asyncpg.Pool, state: StateSource, settings: Settings) -> None:
+        self.pool = pool
+        self.state = state
+        self.settings = settings
+
+    async def decide(self, request: OrderRequest, decision_id: UUID, started: float) -> Result:
+        """Evaluate and record one request (see the module docstring). Raises
+        RiskPathUnavailable subclasses, OrderParseError or AccountStateInvalid."""
+        payloads = await self.state.account(request.account, request.client_headers)
+        orders: Order | ComplexOrder
+        if isinstance(request.orders, OrderPatch):
+            if request.replaces_order_id is None:
+                raise InvalidOrder("invalid_order: a replace needs the id of the order it replaces")
+            orders = _replaced(payloads, request.replaces_order_id, request.orders)
+        else:
+            orders = request.orders
+        contained = contained_orders(orders)
+        quotes = await self.state.quotes(_quote_pairs(contained, payloads), request.client_headers)
+        try:
+            return await self._decide_locked(
+                request, orders, payloads, quotes, decision_id, started
+            )
+        except DB_DOWN as error:
+            raise DatabaseUnavailable(
+                f"database_unavailable: the risk database cannot be reached"
+                f" ({type(error).__name__})"
+            ) from None
+
+    async def _decide_locked(
+        self,
+        request: OrderRequest,
+        orders: Order | ComplexOrder,
+        payloads: AccountPayloads,
+        quotes: Sequence[Mapping[str, Any]],
+        decision_id: UUID,
+        started: float,
+    ) -> Result:
+        risk = self.settings.risk
+        async with self.pool.acquire() as conn, conn.transaction():
+            await db.lock_account(conn, request.account)
+            now = await db.database_now(conn)
+            day = trading_day(now)
+            fetched_at = now - timedelta(seconds=payloads.age_seconds)
+            sod = await db.start_of_day_nlv(conn, request.account, day, _nlv(payloads.balances))
+            rows = await store.list_protections(conn, None, request.account)
+            limits = tuple(limits_of(p) for p in rows)
+            if not limits and risk.unknown_account_policy == "defaults":
+                limits = (default_limits(risk),)
+            reserved = await db.reservations(
+                conn, request.account, day, now=now, state_as_of=fetched_at - CLOCK_MARGIN
+            )
+            snapshot = snapshot_from_payloads(
+                account_number=request.account,
+                balances=payloads.balances,
+                positions=payloads.positions,
+                live_orders=payloads.live_orders,
+                quotes=quotes,
+                start_of_day_nlv=sod,
+                fetched_at=fetched_at,
+            )
+            decision = evaluate(
+                orders,
+                snapshot,
+                limits,
+                reserved.trades_today,
+                now,
+                dry_run=request.dry_run,
+                in_flight=[parse_order(item) for item in reserved.in_flight],
+                replaces_order_id=request.replaces_order_id,
+                max_state_age=timedelta(seconds=risk.max_state_age_seconds),
+            )
+            if decision.trigger_stop is not None:
+                await self._trigger_stops(conn, decision)
+            await db.insert_decision(
+                conn, decision_row(request, decision, decision_id, day, started, orders)
+            )
+        return Result(decision, decision_id, day, limits)
+
+    @staticmethod
+    async def _trigger_stops(conn: Any, decision: Decision) -> None:
+        trigger = decision.trigger_stop
+        assert trigger is not None  # noqa: S101 - checked by the caller
+        for pid in trigger.protection_ids:
+            if not pid.isdigit():
+                continue  # the configured defaults have no row to stop
+            await store.trigger_emergency_stop(
+                conn,
+                int(pid),
+                None,
+                reason=trigger.reason,
+                triggered_by=trigger.actor,
+                mode=None,
+                actor=SYSTEM_ACTOR,
+            )
+            log.warning("emergency stop triggered on protection %s: %s", pid, trigger.reason)
+
+
+def _nlv(balances: Mapping[str, Any]) -> Decimal:
+    try:
+        return to_decimal(balances.get("net-liquidating-value"))
+    except ValueError:
+        raise AccountStateInvalid("broker balances lack a net-liquidating-value") from None
+
+
+def decision_row(
+    request: OrderRequest,
+    decision: Decision,
+    decision_id: UUID,
+    day: date,
+    started: float,
+    orders: Order | ComplexOrder,
+) -> db.DecisionRow:
+    """The audit row of a decision (the reservation, when allowed and not a dry-run)."""
+    reserve = decision.allowed and decision.trade_count > 0
+    return db.DecisionRow(
+        decision_id=decision_id,
+        account_id=request.account,
+        route_kind=request.route_kind,
+        verdict=decision.verdict.value,
+        codes=[code.value for code in decision.codes],
+        notes=[code.value for code in decision.note_codes],
+        message=decision.message,
+        detail=decision.as_dict(),
+        trading_day=day,
+        trade_count=decision.trade_count if decision.allowed else 0,
+        reserved_orders=[
+            order.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for order in contained_orders(orders)
+        ]
+        if reserve
+        else [],
+        replaces_order_id=request.replaces_order_id,
+        latency_ms=(time.perf_counter() - started) * 1000,
+    )

@@ -1,0 +1,286 @@
+"""The order path: parse → decide (gatekeeper.engine) → forward or reject → record the outcome.
+
+Fails closed: nothing is forwarded unless the engine allowed it and its decision row is
+committed. Every decision is logged as one ``RISK_DECISION`` line (never a token); the logger
+is pinned to INFO so configuration cannot silence it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+from aiohttp import web
+
+from gatekeeper.adapters import decisions as db
+from gatekeeper.core import (
+    AccountStateInvalid,
+    ComplexOrder,
+    Order,
+    OrderParseError,
+    OrderPatch,
+    Route,
+    RouteKind,
+    parse_complex_order,
+    parse_order,
+    parse_replace,
+    trading_day,
+)
+from gatekeeper.core.jsonstrict import loads_strict
+from gatekeeper.engine import DB_DOWN, OrderRequest, Result
+from gatekeeper.errors import (
+    DatabaseUnavailable,
+    GatekeeperError,
+    RiskPathUnavailable,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from gatekeeper.metrics import Metrics
+from gatekeeper.web import keys
+from gatekeeper.web.rejection import DECISION_HEADER, error_rejection, risk_rejection
+
+if TYPE_CHECKING:
+    from gatekeeper.web.proxy import UpstreamAnswer
+
+# Sends the checked body upstream and reads the whole answer (gatekeeper.web.proxy).
+Send = Callable[..., Awaitable["UpstreamAnswer"]]
+
+log = logging.getLogger(__name__)
+decision_log = logging.getLogger("gatekeeper.decisions")
+decision_log.setLevel(logging.INFO)
+
+_CLIENT_HEADERS = ("Authorization", "User-Agent", "Accept-Version")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why the order path could not reach an allow/reject verdict."""
+
+    error: GatekeeperError
+    verdict: str  # reject (the request is at fault) | error (we are)
+
+
+def parse_request(kind: RouteKind, raw: bytes, max_bytes: int) -> Order | ComplexOrder | OrderPatch:
+    """The typed request for a checked route (strict JSON; limits on size and depth)."""
+    data = loads_strict(raw, max_bytes=max_bytes)
+    if kind in (RouteKind.COMPLEX, RouteKind.COMPLEX_DRY_RUN):
+        return parse_complex_order(data)
+    if kind in (RouteKind.REPLACE, RouteKind.REPLACE_DRY_RUN):
+        return parse_replace(data)
+    return parse_order(data)
+
+
+def with_strict_position_effect(raw: bytes) -> bytes:
+    """The body with ``advanced-instructions.strict-position-effect-validation: true`` (set on
+    every contained order of a complex order): the only change the gate ever makes."""
+    data: dict[str, Any] = json.loads(raw)
+    targets = [data]
+    if "orders" in data or "trigger-order" in data:
+        targets = [o for o in (data.get("trigger-order"), *data.get("orders", [])) if o]
+    for order in targets:
+        instructions = order.get("advanced-instructions")
+        instructions = dict(instructions) if isinstance(instructions, dict) else {}
+        instructions["strict-position-effect-validation"] = True
+        order["advanced-instructions"] = instructions
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+async def handle_order(request: web.Request, route: Route, send: Send) -> web.StreamResponse:
+    """Answer one checked order request (see the module docstring)."""
+    app = request.app
+    metrics = app[keys.METRICS]
+    started = time.perf_counter()
+    decision_id = uuid4()
+    account = route.account_number or "-"
+    try:
+        raw = await request.read()
+        if route.kind is RouteKind.UNSUPPORTED or route.account_number is None:
+            return await _reject_unsupported(request, route, decision_id, started)
+        orders = parse_request(route.kind, raw, app[keys.SETTINGS].risk.max_body_bytes)
+        order_request = OrderRequest(
+            account=account,
+            route_kind=route.kind.value,
+            orders=orders,
+            dry_run=route.kind.is_dry_run,
+            client_headers={h: request.headers[h] for h in _CLIENT_HEADERS if h in request.headers},
+            replaces_order_id=route.order_id,
+        )
+        result = await app[keys.ENGINE].decide(order_request, decision_id, started)
+    except OrderParseError as error:
+        return await _fail(request, route, decision_id, started, Failure(error, "reject"))
+    except (RiskPathUnavailable, AccountStateInvalid) as error:
+        return await _fail(request, route, decision_id, started, Failure(error, "error"))
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    except Exception:
+        log.exception("order path failed (%s)", route.kind.value)
+        internal = GatekeeperError("internal_error: the gatekeeper failed to check the order")
+        return await _fail(request, route, decision_id, started, Failure(internal, "error"))
+    latency = time.perf_counter() - started
+    metrics.order_path_duration.labels(route.kind.value).observe(latency)
+    decision = result.decision
+    _log_decision(
+        account,
+        route.kind.value,
+        decision.verdict.value,
+        list(decision.codes),
+        decision.as_dict(),
+        decision_id,
+        latency,
+    )
+    _count(metrics, decision.verdict.value, [c.value for c in decision.codes])
+    if not decision.allowed:
+        return risk_rejection(decision, decision_id)
+    body = with_strict_position_effect(raw) if decision.strict_position_effect else raw
+    return await _forward(request, route, result, body, send)
+
+
+async def _forward(
+    request: web.Request, route: Route, result: Result, body: bytes, send: Send
+) -> web.StreamResponse:
+    engine = request.app[keys.ENGINE]
+    account = route.account_number or "-"
+    outcome: db.Outcome = "unknown"
+    answer: UpstreamAnswer | None = None
+    try:
+        answer = await send(request, body=body, route_kind=route.kind.value)
+        outcome = "accepted" if 200 <= answer.status < 300 else "broker_rejected"
+    except UpstreamTimeout:
+        outcome = "unknown"  # maybe placed: counted, never retried
+        raise
+    except UpstreamUnavailable:
+        outcome = "not_sent"
+        raise
+    finally:
+        if not route.kind.is_dry_run:
+            await engine.state.invalidate(account)
+        await _record_outcome(request, result.decision_id, account, outcome, answer)
+    response = answer.response()
+    response.headers[DECISION_HEADER] = str(result.decision_id)
+    return response
+
+
+def _broker_order_id(answer: UpstreamAnswer) -> str | None:
+    try:
+        data = json.loads(answer.body)["data"]
+        order = data.get("order") or data.get("complex-order") or data
+        order_id = order.get("id")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return None if order_id is None else str(order_id)
+
+
+async def _record_outcome(
+    request: web.Request,
+    decision_id: UUID,
+    account: str,
+    outcome: db.Outcome,
+    answer: UpstreamAnswer | None,
+) -> None:
+    try:
+        async with request.app[keys.PG_POOL].acquire() as conn:
+            await db.insert_outcome(
+                conn,
+                decision_id,
+                account,
+                outcome,
+                http_status=None if answer is None else answer.status,
+                broker_order_id=None if answer is None else _broker_order_id(answer),
+            )
+    except DB_DOWN as error:
+        # The reservation stays unresolved: it keeps counting as a trade and in flight.
+        log.error(
+            "order outcome %s for decision %s not recorded: %s",
+            outcome,
+            decision_id,
+            type(error).__name__,
+        )
+
+
+async def _reject_unsupported(
+    request: web.Request, route: Route, decision_id: UUID, started: float
+) -> web.Response:
+    error = GatekeeperError(
+        "unsupported_order_route: this request could create or change an order and the"
+        " gatekeeper does not understand it, so it is not forwarded"
+    )
+    error_failure = Failure(error, "reject")
+    return await _fail(
+        request, route, decision_id, started, error_failure, "unsupported_order_route"
+    )
+
+
+async def _fail(
+    request: web.Request,
+    route: Route,
+    decision_id: UUID,
+    started: float,
+    failure: Failure,
+    code: str | None = None,
+) -> web.Response:
+    """Record (if Postgres answers), log and render a request the gate did not decide."""
+    code = code or failure.error.code
+    account = route.account_number or "-"
+    latency = time.perf_counter() - started
+    detail = {"verdict": failure.verdict, "code": code, "message": failure.error.message}
+    try:
+        async with request.app[keys.PG_POOL].acquire() as conn:
+            now = await db.database_now(conn)
+            await db.insert_decision(
+                conn,
+                db.DecisionRow(
+                    decision_id=decision_id,
+                    account_id=account,
+                    route_kind=route.kind.value,
+                    verdict="reject" if failure.verdict == "reject" else "error",
+                    codes=[code],
+                    notes=[],
+                    message=failure.error.message,
+                    detail=detail,
+                    trading_day=trading_day(now),
+                    trade_count=0,
+                    reserved_orders=[],
+                    replaces_order_id=route.order_id,
+                    latency_ms=latency * 1000,
+                ),
+            )
+    except DB_DOWN as error:
+        if not isinstance(failure.error, DatabaseUnavailable):
+            log.error("decision %s not recorded: %s", decision_id, type(error).__name__)
+    metrics = request.app[keys.METRICS]
+    metrics.order_path_duration.labels(route.kind.value).observe(latency)
+    _count(metrics, failure.verdict, [code])
+    _log_decision(account, route.kind.value, failure.verdict, [code], detail, decision_id, latency)
+    return error_rejection(failure.error, code, decision_id)
+
+
+def _count(metrics: Metrics, verdict: str, codes: list[str]) -> None:
+    for code in codes or ["none"]:
+        metrics.risk_decisions.labels(verdict, code).inc()
+
+
+def _log_decision(
+    account: str,
+    route_kind: str,
+    verdict: str,
+    codes: list[str],
+    detail: dict[str, Any],
+    decision_id: UUID,
+    latency: float,
+) -> None:
+    entry = {
+        "decision_id": str(decision_id),
+        "account": account,
+        "route_kind": route_kind,
+        "verdict": verdict,
+        "codes": codes,
+        "figures": detail.get("figures", {}),
+        "notes": [n.get("code") for n in detail.get("notes", [])],
+        "latency_ms": round(latency * 1000, 3),
+    }
+    decision_log.info("RISK_DECISION %s", json.dumps(entry, sort_keys=True))

@@ -1,0 +1,45 @@
+"""Order-path rejections in TastyTrade's error envelope, which every client surfaces.
+
+A rule violation is HTTP 422 with top-level ``code: risk_check_failed`` and one nested item
+per violation, carrying the same text (tastyware shows the nested lines, tastytrade-sdk the
+top-level one). A request the gate could not decide gets its own status and code (e.g. 503
+``database_unavailable``). Both carry the decision id in a header.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aiohttp import web
+
+from gatekeeper.core import Decision
+from gatekeeper.errors import GatekeeperError, error_envelope
+
+DECISION_HEADER = "X-Gatekeeper-Decision-Id"
+RISK_CHECK_FAILED = "risk_check_failed"
+
+
+def risk_rejection(decision: Decision, decision_id: UUID) -> web.Response:
+    """422: every violation, each with its code and message."""
+    message = f"Rejected by risk gatekeeper: {decision.message}"
+    items = [
+        {"code": v.code.value, "message": f"Rejected by risk gatekeeper: {v.message}"}
+        for v in decision.violations
+    ]
+    return web.json_response(
+        error_envelope(RISK_CHECK_FAILED, message, items),
+        status=422,
+        reason="Unprocessable Entity",
+        headers={DECISION_HEADER: str(decision_id)},
+    )
+
+
+def error_rejection(error: GatekeeperError, code: str, decision_id: UUID) -> web.Response:
+    """A request the gate refused without a rule verdict (bad body, backend down)."""
+    message = f"Rejected by risk gatekeeper: {error.message}"
+    status = 422 if code == "unsupported_order_route" else error.status
+    return web.json_response(
+        error_envelope(code, message, [{"code": code, "message": message}]),
+        status=status,
+        headers={DECISION_HEADER: str(decision_id)},
+    )

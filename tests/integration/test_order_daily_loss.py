@@ -1,0 +1,60 @@
+"""Daily loss: NLV falls past the limit → opening orders rejected and the emergency stop
+triggered by `system`; closing orders then follow the stop mode."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.fixtures.orders import Bot, order, protect, received_count
+
+
+@pytest.mark.parametrize("mode", ["halt", "reduce_only"])
+async def test_daily_loss_triggers_the_stop_and_closes_follow_the_mode(
+    bot: Bot, pg_pool: asyncpg.Pool, paper_broker: Any, mode: str
+) -> None:
+    protection = await protect(pg_pool, bot.account, emergency_stop_mode=mode)
+    # First sight of the day: start-of-day NLV 100,000.00 is recorded.
+    assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
+    sod = await pg_pool.fetchval("SELECT net_liquidating_value FROM account_day_start")
+    assert sod == Decimal("100000.00")
+    # BIL (410 held) drops from 83.50 to 70.00: NLV 94,465.00, day P&L -5.54 %.
+    paper_broker.book.set_quote("BIL", Decimal("69.99"), Decimal("70.01"))
+    answer = await bot.place(order("AAPL", 1, "150.00"))
+    assert answer.status == 422
+    assert "max_daily_loss" in answer.codes
+    assert "-5.54%" in answer.body["error"]["message"]
+
+    row = await pg_pool.fetchrow(
+        "SELECT emergency_stop_triggered_by, emergency_stop_reason FROM portfolio_protections"
+        " WHERE id = $1",
+        protection.id,
+    )
+    assert row is not None
+    assert row["emergency_stop_triggered_by"] == "system"
+    assert "-5.54%" in row["emergency_stop_reason"]
+    assert "5.00%" in row["emergency_stop_reason"]
+    event = await pg_pool.fetchrow("SELECT event, actor, via FROM emergency_events")
+    assert event is not None
+    assert tuple(event) == ("triggered", "system", "system")
+
+    opening = await bot.place(order("AAPL", 1, "150.00"))
+    assert "emergency_stop" in opening.codes
+    close = await bot.place(order("TQQQ", 100, None, action="Sell to Close"))
+    oversized = await bot.place(order("TQQQ", 150, None, action="Sell to Close"))
+    assert oversized.status == 422
+    assert "emergency_stop" in oversized.codes
+    received = [e for e in paper_broker.book.received_orders() if e.account_number == bot.account]
+    if mode == "halt":
+        assert close.status == 422
+        assert "emergency_stop" in close.codes
+        assert received_count(paper_broker.book, bot.account) == 1
+    else:
+        assert close.status == 201, close.body
+        assert len(received) == 2
+        assert received[-1].body["advanced-instructions"] == {
+            "strict-position-effect-validation": True
+        }
