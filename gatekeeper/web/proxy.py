@@ -46,6 +46,12 @@ HOP_BY_HOP = frozenset(
         "transfer-encoding",
         "upgrade",
         "host",
+        # Answered by our own server to the client; the upstream gets the body directly.
+        "expect",
+        # Nothing may turn a request into another method behind the classifier's back.
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
     }
 )
 STREAM_CHUNK = 64 * 1024

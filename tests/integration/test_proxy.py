@@ -40,6 +40,7 @@ async def test_request_is_forwarded_with_end_to_end_headers(
         "Connection": "keep-alive, X-Private-Hop",
         "X-Private-Hop": "drop me",
         "Proxy-Authorization": "Basic drop-me-too",
+        "X-HTTP-Method-Override": "POST",
         "X-Custom": "kept",
     }
     url = URL(
@@ -64,6 +65,7 @@ async def test_request_is_forwarded_with_end_to_end_headers(
     assert header(seen, "X-Forwarded-For") == ["203.0.113.9, 127.0.0.1"]
     assert header(seen, "X-Private-Hop") == []
     assert header(seen, "Proxy-Authorization") == []
+    assert header(seen, "X-HTTP-Method-Override") == []
     assert header(seen, "Host") == [URL(echo_upstream.url).raw_authority]
 
 
@@ -80,6 +82,19 @@ async def test_bodies_are_forwarded_byte_for_byte(
         seen = echoed(await response.read())
     assert seen["body"].encode("latin-1") == body
     assert header(seen, "Content-Type") == ["application/json"]
+
+
+async def test_expect_continue_is_answered_here_and_the_body_forwarded(
+    echo_gatekeeper: Gate, echo_upstream: EchoUpstream, client: aiohttp.ClientSession
+) -> None:
+    upload = b"y" * 2_000_000
+    async with client.put(
+        echo_gatekeeper.proxy_url + "/upload", data=io.BytesIO(upload), expect100=True
+    ) as response:
+        assert response.status == 200
+    seen = echo_upstream.received[-1]
+    assert seen["body"].encode("latin-1") == upload
+    assert header(seen, "Expect") == []
 
 
 async def test_large_bodies_stream_both_ways(
