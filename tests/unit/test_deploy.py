@@ -1,0 +1,25 @@
+"""The shipped deployment files name metrics that exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gatekeeper.metrics import Metrics
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def exported_names() -> set[str]:
+    names: set[str] = set()
+    for family in Metrics.create().registry.collect():
+        names.update(sample.name for sample in family.samples)
+        names.add(family.name)
+    return names
+
+
+def test_alert_rules_use_exported_metrics() -> None:
+    rules = (DEPLOY / "prometheus" / "alerts.yml").read_text()
+    used = set(re.findall(r"\bgatekeeper_[a-z_]+", rules))
+    assert used, "the alert rules should use gatekeeper metrics"
+    assert used <= exported_names()
