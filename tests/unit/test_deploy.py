@@ -13,8 +13,8 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 def exported_names() -> set[str]:
     names: set[str] = set()
     for family in Metrics.create().registry.collect():
-        names.update(sample.name for sample in family.samples)
-        names.add(family.name)
+        # Labelled metrics have no samples until used: name them from the family.
+        names.add(f"{family.name}_total" if family.type == "counter" else family.name)
     return names
 
 
