@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gatekeeper.cli_admin import ADMIN_ARGUMENTS, ADMIN_COMMANDS
+from gatekeeper.cli_check import CHECK_ARGUMENTS, CHECK_COMMANDS
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.logsetup import configure_logging
 from gatekeeper.settings import Settings, SettingsError, load_settings
@@ -81,8 +82,12 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     ),
 }
 COMMANDS.update(ADMIN_COMMANDS)
+COMMANDS.update(CHECK_COMMANDS)
 # Commands with arguments of their own: name -> a function that adds them to its parser.
-ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {**ADMIN_ARGUMENTS}
+ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    **ADMIN_ARGUMENTS,
+    **CHECK_ARGUMENTS,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -195,7 +195,9 @@ class Engine:
     ) -> Result:
         risk = self.settings.risk
         async with self.pool.acquire() as conn, conn.transaction():
-            await db.lock_account(conn, request.account)
+            if not request.dry_run:  # a dry-run reserves nothing: no need to serialize it
+                await db.lock_account(conn, request.account)
+                await db.hold_protections(conn, request.account)
             now = await db.database_now(conn)
             day = trading_day(now)
             fetched_at = now - timedelta(seconds=payloads.age_seconds)

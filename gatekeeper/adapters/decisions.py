@@ -65,6 +65,14 @@ async def lock_account(conn: Conn, account_id: str) -> None:
     )
 
 
+async def hold_protections(conn: Conn, account_id: str) -> None:
+    """Share-lock the account's protection rows until commit: an emergency stop (which takes
+    them FOR UPDATE) then commits after this decision, never in the middle of it."""
+    await conn.execute(
+        "SELECT id FROM portfolio_protections WHERE account_id = $1 FOR SHARE", account_id
+    )
+
+
 async def start_of_day_nlv(conn: Conn, account_id: str, day: date, nlv: Decimal) -> Decimal:
     """The account's start-of-day NLV for ``day``: ``nlv`` if this is the first sight."""
     recorded: Decimal = await conn.fetchval(
@@ -164,6 +172,17 @@ async def insert_outcome(
     )
 
 
+async def recorded_start_of_day(conn: Conn, account_id: str, day: date) -> Decimal | None:
+    """The start-of-day NLV recorded for ``day``, if any."""
+    value: Decimal | None = await conn.fetchval(
+        "SELECT net_liquidating_value FROM account_day_start"
+        " WHERE account_id = $1 AND trading_day = $2",
+        account_id,
+        day,
+    )
+    return value
+
+
 async def trades_today(conn: Conn, account_id: str, day: date) -> int:
     """Orders counted toward ``max_daily_trades`` on ``day`` (see :func:`reservations`)."""
     count: int = await conn.fetchval(
@@ -185,7 +204,8 @@ async def latest_decision(conn: Conn, account_id: str, day: date) -> dict[str, A
     row = await conn.fetchrow(
         """
         SELECT decision_id, verdict, codes, detail, decided_at FROM risk_decisions
-        WHERE account_id = $1 AND trading_day = $2 ORDER BY id DESC LIMIT 1
+        WHERE account_id = $1 AND trading_day = $2 AND detail ? 'figures'
+        ORDER BY id DESC LIMIT 1
         """,
         account_id,
         day,
@@ -197,5 +217,5 @@ async def latest_decision(conn: Conn, account_id: str, day: date) -> dict[str, A
         "verdict": row["verdict"],
         "codes": list(row["codes"]),
         "detail": json.loads(row["detail"]),
-        "decided_at": row["decided_at"].isoformat(),
+        "decided_at": row["decided_at"],
     }

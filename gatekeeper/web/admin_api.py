@@ -14,8 +14,8 @@ from gatekeeper.adapters import history
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters.protection_errors import ProtectionNotFound
 from gatekeeper.auth import Permission
+from gatekeeper.checks import check_order, today_figures, verdict_payload
 from gatekeeper.core.parse import parse_order
-from gatekeeper.errors import NotImplementedYet
 from gatekeeper.web import keys
 from gatekeeper.web.admin_input import InvalidRequest, query_param, read_body
 from gatekeeper.web.admin_models import (
@@ -40,10 +40,8 @@ from gatekeeper.web.auth import ApiHandler, Call, guarded
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/portfolio_protections"
-
-
-class RiskEngineUnavailable(NotImplementedYet):
-    code = "risk_engine_unavailable"
+# validate_trade: the broker credentials to read the account's state with (a bot's own).
+BROKER_AUTHORIZATION = "X-Broker-Authorization"
 
 
 def _json(model: BaseModel, status: int = 200) -> web.Response:
@@ -102,6 +100,9 @@ async def status(call: Call) -> web.Response:
             account_id=account_id,
             emergency_stop_active=any(p.emergency_stop_active for p in found),
             protections=[ProtectionOut.of(p) for p in found],
+            today=await today_figures(
+                call.conn, account_id, min((p.max_daily_trades for p in found), default=None)
+            ),
         )
     )
 
@@ -187,14 +188,18 @@ async def list_emergency_events(call: Call) -> web.Response:
 
 
 async def validate_trade(call: Call) -> web.Response:
+    """The proxy's risk engine on an order, without forwarding it. The account state comes
+    from the cache, else from the broker with the ``X-Broker-Authorization`` header."""
     body = await read_body(call.request, ValidateTradeRequest)
     parse_order(body.order, allow_simple=True)  # raises InvalidOrder (400) naming the problem
     await _account_protections(call, body.account_id)
-    raise RiskEngineUnavailable(
-        "the order is well-formed, but validate_trade is not wired to the risk engine yet:"
-        " a verdict needs the account's live state, which the admin API (holding no broker"
-        " session) cannot fetch; dry-run the order through the proxy instead"
+    result = await check_order(
+        call.request.app[keys.ENGINE],
+        body.account_id,
+        body.order,
+        call.request.headers.get(BROKER_AUTHORIZATION),
     )
+    return web.json_response(verdict_payload(result))
 
 
 @dataclass(frozen=True)
@@ -227,8 +232,9 @@ ROUTES: tuple[ApiRoute, ...] = (
              "Settings and emergency-stop state of an account's protections",
              StatusResponse, query=("account_id",), errors=(400, 401, 403, 404)),
     ApiRoute("POST", PREFIX + "/validate_trade", validate_trade, READ,
-             "Check an order against the account's protections (needs the risk engine: 501)",
-             None, ValidateTradeRequest, errors=(400, 401, 403, 404, 501)),
+             "Run the risk engine on an order without forwarding it (account state from the"
+             " cache, else from the broker with the X-Broker-Authorization header)",
+             None, ValidateTradeRequest, errors=(400, 401, 403, 404, 503)),
     ApiRoute("GET", _ID, show_protection, READ, "One protection", ProtectionResponse,
              errors=(401, 403, 404)),
     ApiRoute("PATCH", _ID, update_protection, EDIT, "Change settings of a protection",

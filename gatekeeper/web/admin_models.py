@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from gatekeeper.adapters.history import Change, EmergencyEvent
 from gatekeeper.adapters.protections import Protection
+from gatekeeper.checks import TodayFigures
 from gatekeeper.limits import LIMITS_BY_FIELD, PERCENT_DECIMAL_PLACES, StopMode
 
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -160,9 +161,10 @@ class StatusResponse(BaseModel):
     account_id: str
     emergency_stop_active: bool = Field(description="any of these protections is stopped")
     protections: list[ProtectionOut]
-    today: None = Field(
+    today: TodayFigures | None = Field(
         None,
-        description="today's figures (NLV, day P&L, trades): null until the risk engine ships",
+        description="today's figures (NLV, day P&L %, cash after %, exposure %, largest"
+        " concentration, trades today vs limit) as of the last decision; null before any",
     )
 
 

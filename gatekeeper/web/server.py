@@ -86,6 +86,8 @@ async def running(settings: Settings, backends: Backends) -> AsyncIterator[Liste
     proxy_runner = web.AppRunner(proxy_app, access_log=None, handle_signals=False)
     admin_runner = web.AppRunner(admin_app, access_log=None, handle_signals=False)
     await proxy_runner.setup()
+    # validate_trade runs the proxy's risk engine (same state source and upstream session).
+    admin_app[keys.ENGINE] = proxy_app[keys.ENGINE]
     await admin_runner.setup()
     try:
         await web.TCPSite(proxy_runner, settings.proxy.host, settings.proxy.port).start()

@@ -72,7 +72,7 @@ async def test_step_5_create_then_status(admin_api: AdminApi, admin: Issued) -> 
     assert status.body["account_id"] == "TEST123"
     assert status.body["emergency_stop_active"] is False
     assert [p["id"] for p in status.body["protections"]] == [created["id"]]
-    assert status.body["today"] is None  # arrives with the risk engine
+    assert status.body["today"] is None  # no decision today yet
 
     changes = await admin_api.call("GET", f"{BASE}/{created['id']}/changes", admin)
     (change,) = changes.body["changes"]
@@ -83,13 +83,14 @@ async def test_step_5_create_then_status(admin_api: AdminApi, admin: Issued) -> 
     assert change["new_values"]["cash_reserve_percentage"] == "25.00"
 
 
-async def test_step_5_validate_trade_checks_the_shape_then_needs_the_risk_engine(
+async def test_step_5_validate_trade_checks_the_shape_then_needs_account_state(
     admin_api: AdminApi, admin: Issued
 ) -> None:
     await create(admin_api, admin)
     simple = await admin_api.call("POST", f"{BASE}/validate_trade", admin, SEED_ORDER)
-    assert simple.status == 501
-    assert simple.error["code"] == "risk_engine_unavailable"
+    # No broker behind this gatekeeper and nothing cached: no verdict without account state.
+    assert simple.status == 503
+    assert simple.error["code"] == "state_unavailable"
 
     tastytrade = {
         "account_id": "TEST123",
@@ -105,7 +106,7 @@ async def test_step_5_validate_trade_checks_the_shape_then_needs_the_risk_engine
         },
     }  # fmt: skip
     dashed = await admin_api.call("POST", f"{BASE}/validate_trade", admin, tastytrade)
-    assert dashed.status == 501
+    assert dashed.status == 503
 
     bad = SEED_ORDER | {"order": SEED_ORDER["order"] | {"action": "buy-to-moon"}}  # type: ignore[operator]
     invalid = await admin_api.call("POST", f"{BASE}/validate_trade", admin, bad)

@@ -1,0 +1,96 @@
+"""validate_trade and status through the admin API against the paper broker (seed Steps 3, 4,
+8, 9, 10): the proxy's engine, without forwarding."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.fixtures.admin import AdminApi, Issued
+from tests.fixtures.gate import make_settings, start_gatekeeper
+from tests.fixtures.orders import Bot, order
+
+BASE = "/api/v1/portfolio_protections"
+
+
+@pytest.fixture
+async def paper_admin(
+    paper_broker: Any, database_url: str, redis_url: str, pg_pool: asyncpg.Pool
+) -> AsyncIterator[AdminApi]:
+    settings = make_settings(paper_broker.url, database_url, redis_url)
+    async with start_gatekeeper(settings) as gate, aiohttp.ClientSession() as session:
+        yield AdminApi(gate.admin_url, gate, pg_pool, session, database_url)
+
+
+async def _protect(api: AdminApi, admin: Issued, account: str, **settings: Any) -> int:
+    body = {"portfolio_protection": {"account_id": account, **settings}}
+    created = await api.call("POST", BASE, admin, body)
+    assert created.status == 201, created.body
+    protection_id: int = created.body["portfolio_protection"]["id"]
+    return protection_id
+
+
+async def test_seed_steps_4_and_8_through_validate_trade(
+    paper_admin: AdminApi, paper_broker: Any, paper_auth: dict[str, str]
+) -> None:
+    admin = await paper_admin.issue("risk-test@example.com", "admin")
+    account = paper_broker.account_number
+    await _protect(
+        paper_admin, admin, account,
+        cash_reserve_percentage=30.0, max_single_trade_percentage=5.0,
+        max_daily_loss_percentage=3.0,
+    )  # fmt: skip
+    broker = {"X-Broker-Authorization": paper_auth["Authorization"]}
+    step4 = {
+        "account_id": account,
+        "order": {"symbol": "AAPL", "quantity": 1000, "order_type": "limit",
+                  "action": "buy-to-open", "price": 150.00, "time_in_force": "day"},
+    }  # fmt: skip
+    rejected = await paper_admin.call("POST", f"{BASE}/validate_trade", admin, step4,
+                                      headers=broker)  # fmt: skip
+    assert rejected.status == 200, rejected.body
+    assert rejected.body["valid"] is False
+    codes = [v["code"] for v in rejected.body["violations"]]
+    assert codes[:2] == ["max_single_trade", "cash_reserve"]
+    assert "150.00%" in rejected.body["violations"][0]["message"]
+
+    huge_market = {
+        "account_id": account,
+        "order": {"symbol": "AAPL", "quantity": 10000, "order_type": "market",
+                  "action": "buy-to-open", "time_in_force": "day"},
+    }  # fmt: skip
+    blocked = await paper_admin.call("POST", f"{BASE}/validate_trade", admin, huge_market)
+    assert blocked.body["valid"] is False  # state cached from the previous call
+
+    one_share = {"account_id": account, "order": order("AAPL", 1, "150.00")}
+    passed = await paper_admin.call("POST", f"{BASE}/validate_trade", admin, one_share)
+    assert passed.body["valid"] is True, passed.body
+    assert paper_broker.book.received_orders() == []  # nothing was forwarded
+
+    rows = await paper_admin.fetch("SELECT route_kind, trade_count FROM risk_decisions")
+    assert {(r["route_kind"], r["trade_count"]) for r in rows} == {("validate_trade", 0)}
+
+
+async def test_status_shows_todays_figures(
+    paper_admin: AdminApi, paper_broker: Any, paper_auth: dict[str, str]
+) -> None:
+    admin = await paper_admin.issue("risk-test@example.com", "admin")
+    account = paper_broker.account_number
+    await _protect(paper_admin, admin, account, max_daily_trades=7)
+    async with aiohttp.ClientSession() as session:
+        bot = Bot(paper_admin.gate.proxy_url, paper_auth, session, account)
+        assert (await bot.place(order("AAPL", 10, "150.00"))).status == 201
+    status = await paper_admin.call("GET", f"{BASE}/status?account_id={account}", admin)
+    today = status.body["today"]
+    assert today["trades_today"] == 1
+    assert today["max_daily_trades"] == 7
+    assert Decimal(today["start_of_day_nlv"]) == Decimal(100000)
+    assert Decimal(today["nlv"]) == Decimal(100000)
+    assert Decimal(today["exposure_after_pct"]) == Decimal("41.5")  # 40,000 + 1,500
+    assert today["largest_concentration_underlying"] == "AAPL"
+    assert today["last_verdict"] == "allow"
