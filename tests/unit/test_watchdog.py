@@ -1,0 +1,36 @@
+"""The watchdog fails a test that blocks the event loop, and only such a test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+INNER_TESTS = """
+import asyncio
+import time
+
+
+async def test_blocks_the_loop():
+    time.sleep(0.8)
+
+
+async def test_awaits_politely():
+    await asyncio.sleep(0.8)
+"""
+
+
+def test_a_blocking_call_fails_the_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makeconftest('pytest_plugins = ["tests.watchdog"]\n')
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    pytester.makepyfile(test_inner=INNER_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*the event loop was blocked*", "*test_blocks_the_loop*"])
