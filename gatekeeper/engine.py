@@ -47,9 +47,6 @@ from gatekeeper.settings import RiskSettings, Settings
 
 log = logging.getLogger(__name__)
 
-# In-flight orders decided up to this long before the state was fetched still count: clocks
-# of replicas and of the broker differ a little; counting an order twice is the safe side.
-CLOCK_MARGIN = timedelta(seconds=1)
 SYSTEM_ACTOR = store.Actor(name="system", via="system")
 DB_DOWN: tuple[type[BaseException], ...] = (
     OSError,
@@ -143,6 +140,16 @@ def _live_legs(live_orders: Sequence[Mapping[str, Any]]) -> list[Mapping[str, An
     ]
 
 
+def _order_ids(payloads: AccountPayloads) -> set[str]:
+    """Broker ids of the orders the state shows (complex orders by their own id too)."""
+    ids: set[str] = set()
+    for item in payloads.live_orders:
+        for key in ("id", "complex-order-id"):
+            if item.get(key) is not None:
+                ids.add(str(item[key]))
+    return ids
+
+
 def _replaced(payloads: AccountPayloads, order_id: str, patch: OrderPatch) -> Order:
     for item in payloads.live_orders:
         if str(item.get("id")) == order_id:
@@ -207,7 +214,7 @@ class Engine:
             if not limits and risk.unknown_account_policy == "defaults":
                 limits = (default_limits(risk),)
             reserved = await db.reservations(
-                conn, request.account, day, now=now, state_as_of=fetched_at - CLOCK_MARGIN
+                conn, request.account, day, now=now, seen_order_ids=_order_ids(payloads)
             )
             snapshot = snapshot_from_payloads(
                 account_number=request.account,

@@ -8,7 +8,7 @@ as in flight until its outcome shows the broker refused it (or never got it).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -97,13 +97,17 @@ async def start_of_day_nlv(conn: Conn, account_id: str, day: date, nlv: Decimal)
 
 
 async def reservations(
-    conn: Conn, account_id: str, day: date, *, now: datetime, state_as_of: datetime
+    conn: Conn, account_id: str, day: date, *, now: datetime, seen_order_ids: Collection[str]
 ) -> Reservations:
-    """Trades counted today (reserved, accepted or unknown) and the orders in flight: reserved
-    with no outcome yet, or accepted/unknown after the account state was fetched."""
+    """Trades counted today (reserved, accepted or unknown) and the orders in flight: those
+    the account state cannot show yet. An accepted order is in flight until its broker order
+    id appears among the state's orders (``/orders/live`` lists today's orders in any status,
+    so a filled or cancelled one is accounted for there); reserved-without-outcome and
+    unknown (timed out) ones count for PENDING_HORIZON."""
     rows = await conn.fetch(
         """
-        SELECT d.trade_count, d.reserved_orders, d.decided_at, o.outcome, o.recorded_at
+        SELECT d.trade_count, d.reserved_orders, d.decided_at, o.outcome, o.recorded_at,
+               o.broker_order_id
         FROM risk_decisions d
         LEFT JOIN order_outcomes o ON o.decision_id = d.decision_id
         WHERE d.account_id = $1 AND d.trading_day = $2 AND d.verdict = 'allow'
@@ -117,9 +121,11 @@ async def reservations(
     in_flight: list[dict[str, Any]] = []
     for row in rows:
         trades += row["trade_count"]
-        pending = row["outcome"] is None and row["decided_at"] > now - PENDING_HORIZON
-        unseen = row["outcome"] is not None and row["recorded_at"] >= state_as_of
-        if pending or unseen:
+        since = row["decided_at"] if row["outcome"] is None else row["recorded_at"]
+        recent = since > now - PENDING_HORIZON
+        order_id = row["broker_order_id"]
+        # no broker id (pending, unknown, or an answer without one): recent ones count
+        if (order_id not in seen_order_ids) if order_id is not None else recent:
             in_flight.extend(json.loads(row["reserved_orders"]))
     return Reservations(trades, in_flight)
 

@@ -94,3 +94,51 @@ async def test_status_shows_todays_figures(
     assert Decimal(today["exposure_after_pct"]) == Decimal("41.5")  # 40,000 + 1,500
     assert today["largest_concentration_underlying"] == "AAPL"
     assert today["last_verdict"] == "allow"
+
+
+async def test_seed_step3_stop_blocks_the_proxy_until_cleared(
+    paper_admin: AdminApi, paper_broker: Any, paper_auth: dict[str, str]
+) -> None:
+    admin = await paper_admin.issue("risk-test@example.com", "admin")
+    account = paper_broker.account_number
+    protection_id = await _protect(paper_admin, admin, account)
+    stop = {"reason": "Test emergency stop", "triggered_by": "test_user"}
+    stopped = await paper_admin.call("POST", f"{BASE}/{protection_id}/emergency_stop", admin, stop)
+    assert stopped.status == 200, stopped.body
+    async with aiohttp.ClientSession() as session:
+        bot = Bot(paper_admin.gate.proxy_url, paper_auth, session, account)
+        blocked = await bot.place(order("AAPL", 1, "150.00"))
+        assert blocked.status == 422
+        assert blocked.codes == ["emergency_stop"]
+        clear = {"confirm": "true", "cleared_by": "test_user"}
+        cleared = await paper_admin.call(
+            "DELETE", f"{BASE}/{protection_id}/clear_emergency_stop", admin, clear
+        )
+        assert cleared.status == 200, cleared.body
+        assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
+    assert len(paper_broker.book.received_orders()) == 1
+
+
+async def test_seed_step10_safety_check(
+    paper_admin: AdminApi, paper_broker: Any, paper_auth: dict[str, str]
+) -> None:
+    admin = await paper_admin.issue("risk-test@example.com", "admin")
+    account = paper_broker.account_number
+    await _protect(paper_admin, admin, account)
+    bad = {"portfolio_protection": {"account_id": "TEST999", "cash_reserve_percentage": 10.0}}
+    assert (await paper_admin.call("POST", BASE, admin, bad)).status == 422
+    huge = {
+        "account_id": account,
+        "order": {"symbol": "TEST", "quantity": 999999, "order_type": "market",
+                  "action": "buy-to-open"},
+    }  # fmt: skip
+    broker = {"X-Broker-Authorization": paper_auth["Authorization"]}
+    checked = await paper_admin.call("POST", f"{BASE}/validate_trade", admin, huge, headers=broker)
+    assert checked.status == 200, checked.body
+    assert checked.body["valid"] is False
+    assert [v["code"] for v in checked.body["violations"]] == ["price_unavailable"]
+    async with aiohttp.ClientSession() as session:
+        bot = Bot(paper_admin.gate.proxy_url, paper_auth, session, account)
+        through_proxy = await bot.place(order("TEST", 999999, None))
+    assert through_proxy.codes == ["price_unavailable"]
+    assert paper_broker.book.received_orders() == []

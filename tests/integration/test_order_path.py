@@ -220,6 +220,10 @@ async def test_replace_is_checked_against_the_replaced_order(
     assert rejected.status == 422
     assert "max_single_trade" in rejected.codes
     fine = {**raised, "price": "120.00"}
+    dry = await bot.send("POST", path + "/dry-run", raised)
+    assert dry.status == 422
+    assert "max_single_trade" in dry.codes
+    assert (await bot.send("PATCH", path, raised)).status == 422
     assert (await bot.send("PUT", path, fine)).status == 200
     missing = await bot.send("PUT", f"/accounts/{bot.account}/orders/999999", fine)
     assert missing.status == 400
@@ -234,3 +238,22 @@ async def test_unknown_account_guarded_by_defaults(bot: Bot, pg_pool: asyncpg.Po
     row = await pg_pool.fetchrow("SELECT notes FROM risk_decisions")
     assert row is not None
     assert "default_protection" in row["notes"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE risk_decisions SET verdict = 'allow'",
+        "DELETE FROM risk_decisions",
+        "UPDATE order_outcomes SET outcome = 'not_sent'",
+        "DELETE FROM account_day_start",
+        "TRUNCATE risk_decisions CASCADE",
+    ],
+)
+async def test_audit_tables_are_append_only(
+    bot: Bot, pg_pool: asyncpg.Pool, statement: str
+) -> None:
+    await protect(pg_pool, bot.account)
+    assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
+    with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+        await pg_pool.execute(statement)

@@ -117,3 +117,35 @@ async def test_broker_timeout_counts_the_order_and_never_retries(
         'gatekeeper_risk_decisions_total{code="max_daily_trades",verdict="reject"} 1.0' in metrics
     )
     assert "gatekeeper_order_path_duration_seconds_bucket" in metrics
+
+
+async def test_a_committed_stop_blocks_every_replica(
+    paper_broker: Any,
+    paper_auth: dict[str, str],
+    database_url: str,
+    redis_url: str,
+    pg_pool: asyncpg.Pool,
+) -> None:
+    from gatekeeper.adapters import protections as store
+
+    protection = await protect(pg_pool, paper_broker.account_number)
+    settings = make_settings(paper_broker.url, database_url, redis_url)
+    async with (
+        start_gatekeeper(settings) as one,
+        start_gatekeeper(settings) as two,
+        aiohttp.ClientSession() as session,
+    ):
+        bots = [
+            Bot(g.proxy_url, paper_auth, session, paper_broker.account_number) for g in (one, two)
+        ]
+        for bot in bots:  # both have the account's state cached now
+            assert (await bot.place(order("AAPL", 1, "150.00"), dry_run=True)).status == 201
+        async with pg_pool.acquire() as conn:
+            await store.trigger_emergency_stop(
+                conn, protection.id, None, reason="ops", triggered_by="ops", mode=None,
+                actor=store.Actor("ops", "cli"),
+            )  # fmt: skip
+        for bot in bots:
+            answer = await bot.place(order("AAPL", 1, "150.00"))
+            assert answer.codes == ["emergency_stop"]
+    assert received_count(paper_broker.book, paper_broker.account_number) == 0

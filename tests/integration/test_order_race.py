@@ -1,5 +1,8 @@
-"""Two replicas (`gatekeeper serve` processes) on one Postgres and Redis, 50 concurrent
-orders: the limits hold jointly."""
+"""Two replicas (`gatekeeper serve` processes) on one Postgres and Redis in front of one paper
+broker (`gatekeeper paper`), 50 concurrent orders: the limits hold jointly.
+
+Every server is its own process, as deployed; the test's event loop only sends the burst.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,47 +21,71 @@ import asyncpg
 import pytest
 
 from tests.bench.conftest import free_port, wait_http
-from tests.fixtures.orders import Bot, order, protect, received_count
+from tests.fixtures.orders import Bot, order, protect
+from tests.fixtures.paper import paper_seed
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS = 50
-# Account A: gross exposure 40,000.00 of NLV 100,000.00. Each order: 20 AAPL at 150.00 =
-# 3,000.00 (3 %), resting below the ask, so it stays a working order.
+ACCOUNT = paper_seed().users[0].accounts[0]  # Account A: gross exposure 40,000.00 of 100,000.00
+# Each order: 20 AAPL at 150.00 = 3,000.00 (3 %), resting below the ask (a working order).
 EACH = order("AAPL", 20, "150.00")
 
 
+@dataclass
+class Race:
+    paper_url: str
+    proxy_urls: list[str]
+    auth: dict[str, str]
+
+
+async def _spawn(args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gatekeeper.cli", *args,
+        cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def _token(paper_url: str) -> dict[str, str]:
+    client = paper_seed().users[0].oauth_clients[0]
+    body = {
+        "grant_type": "refresh_token",
+        "refresh_token": client.refresh_token,
+        "client_secret": client.client_secret,
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(paper_url + "/oauth/token", json=body) as response,
+    ):
+        token = (await response.json())["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 @asynccontextmanager
-async def replicas(paper_url: str, database_url: str, redis_url: str) -> AsyncIterator[list[str]]:
-    """Two `gatekeeper serve` processes on one Postgres and Redis: their proxy URLs."""
-    processes: list[asyncio.subprocess.Process] = []
-    urls: list[str] = []
+async def race_stack(database_url: str, redis_url: str) -> AsyncIterator[Race]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
+    base.update(GATEKEEPER_LOG_LEVEL="WARNING", DATABASE_URL=database_url, REDIS_URL=redis_url)
+    paper_port = free_port()
+    paper_url = f"http://127.0.0.1:{paper_port}"
+    processes = [await _spawn(["paper"], {**base, "GATEKEEPER_PAPER__PORT": str(paper_port)})]
     try:
+        proxy_urls = []
+        admin_urls = []
         for _ in range(2):
             proxy_port, admin_port = free_port(), free_port()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
-            env.update(
-                GATEKEEPER_LOG_LEVEL="WARNING",
-                GATEKEEPER_PROXY__PORT=str(proxy_port),
-                GATEKEEPER_ADMIN__PORT=str(admin_port),
-                GATEKEEPER_PROXY__UPSTREAM_URL=paper_url,
-                DATABASE_URL=database_url,
-                REDIS_URL=redis_url,
-            )
-            processes.append(
-                await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "gatekeeper.cli",
-                    "serve",
-                    cwd=ROOT,
-                    env=env,
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.DEVNULL,
-                )
-            )
-            urls.append(f"http://127.0.0.1:{proxy_port}")
-            await wait_http(f"http://127.0.0.1:{admin_port}/healthz")
-        yield urls
+            env = {
+                **base,
+                "GATEKEEPER_PROXY__PORT": str(proxy_port),
+                "GATEKEEPER_ADMIN__PORT": str(admin_port),
+                "GATEKEEPER_PROXY__UPSTREAM_URL": paper_url,
+            }
+            processes.append(await _spawn(["serve"], env))
+            proxy_urls.append(f"http://127.0.0.1:{proxy_port}")
+            admin_urls.append(f"http://127.0.0.1:{admin_port}/healthz")
+        await wait_http(paper_url + "/__paper/quotes")
+        for url in admin_urls:
+            await wait_http(url)
+        yield Race(paper_url, proxy_urls, await _token(paper_url))
     finally:
         for process in processes:
             if process.returncode is None:
@@ -66,45 +94,38 @@ async def replicas(paper_url: str, database_url: str, redis_url: str) -> AsyncIt
             await process.wait()
 
 
-def _burst_in_thread(urls: list[str], auth: dict[str, str], account: str) -> Counter[int]:
-    """50 orders at once, alternating replicas, from a client with its own event loop (so the
-    test's loop, which runs the paper broker, only serves the broker)."""
-
-    async def burst() -> Counter[int]:
-        connector = aiohttp.TCPConnector(limit=ORDERS)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            bots = [Bot(url, auth, session, account) for url in urls]
-            answers = await asyncio.gather(*(bots[i % 2].place(EACH) for i in range(ORDERS)))
-        return Counter(answer.status for answer in answers)
-
-    return asyncio.run(burst())
+async def _burst(race: Race) -> Counter[int]:
+    connector = aiohttp.TCPConnector(limit=ORDERS)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        bots = [Bot(url, race.auth, session, ACCOUNT) for url in race.proxy_urls]
+        answers = await asyncio.gather(*(bots[i % 2].place(EACH) for i in range(ORDERS)))
+    return Counter(answer.status for answer in answers)
 
 
-async def _burst(
-    paper_broker: Any, database_url: str, redis_url: str, auth: dict[str, str]
-) -> Counter[int]:
-    async with replicas(paper_broker.url, database_url, redis_url) as urls:
-        return await asyncio.to_thread(_burst_in_thread, urls, auth, paper_broker.account_number)
+async def _broker_view(race: Race) -> tuple[int, int]:
+    """(order requests the broker received for the account, its orders now Live)."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(race.paper_url + "/__paper/orders") as response:
+            received: list[dict[str, Any]] = (await response.json())["data"]["items"]
+        live_url = f"{race.paper_url}/accounts/{ACCOUNT}/orders/live"
+        async with session.get(live_url, headers=race.auth) as response:
+            live: list[dict[str, Any]] = (await response.json())["data"]["items"]
+    return (
+        sum(1 for entry in received if entry["account-number"] == ACCOUNT),
+        sum(1 for item in live if item["status"] == "Live"),
+    )
 
 
 @pytest.mark.parametrize("run", range(3))
 async def test_daily_trade_limit_holds_across_replicas(
-    run: int,
-    paper_broker: Any,
-    paper_auth: dict[str, str],
-    database_url: str,
-    redis_url: str,
-    pg_pool: asyncpg.Pool,
+    run: int, database_url: str, redis_url: str, pg_pool: asyncpg.Pool
 ) -> None:
-    await protect(
-        pg_pool,
-        paper_broker.account_number,
-        max_daily_trades=5,
-        max_position_concentration_percentage=100,
-    )
-    statuses = await _burst(paper_broker, database_url, redis_url, paper_auth)
+    await protect(pg_pool, ACCOUNT, max_daily_trades=5, max_position_concentration_percentage=100)
+    async with race_stack(database_url, redis_url) as race:
+        statuses = await _burst(race)
+        received, live = await _broker_view(race)
     assert statuses == {201: 5, 422: ORDERS - 5}
-    assert received_count(paper_broker.book, paper_broker.account_number) == 5
+    assert (received, live) == (5, 5)
     counted = await pg_pool.fetchval(
         "SELECT count(*) FROM risk_decisions WHERE verdict = 'allow' AND trade_count > 0"
     )
@@ -113,28 +134,21 @@ async def test_daily_trade_limit_holds_across_replicas(
 
 @pytest.mark.parametrize("run", range(3))
 async def test_exposure_limit_holds_across_replicas(
-    run: int,
-    paper_broker: Any,
-    paper_auth: dict[str, str],
-    database_url: str,
-    redis_url: str,
-    pg_pool: asyncpg.Pool,
+    run: int, database_url: str, redis_url: str, pg_pool: asyncpg.Pool
 ) -> None:
     await protect(
         pg_pool,
-        paper_broker.account_number,
+        ACCOUNT,
         cash_reserve_percentage=20,
         max_daily_trades=10000,
         max_position_concentration_percentage=100,
     )
-    statuses = await _burst(paper_broker, database_url, redis_url, paper_auth)
-    # 40,000 + n x 3,000 <= 75,000 allows at most 11 orders; in-flight orders may be counted
-    # twice for a moment (in the state and as reservations), never zero times.
-    received = received_count(paper_broker.book, paper_broker.account_number)
-    assert 1 <= received <= 11
-    assert statuses[201] == received
-    assert statuses[201] + statuses[422] == ORDERS
+    async with race_stack(database_url, redis_url) as race:
+        statuses = await _burst(race)
+        received, live = await _broker_view(race)
+    # 40,000 + n x 3,000 <= 75,000 allows 11 orders: no more, and (each order counted once,
+    # in the state or in flight, never both) no fewer.
+    assert statuses == {201: 11, 422: ORDERS - 11}
+    assert (received, live) == (11, 11)
     rejected = await pg_pool.fetch("SELECT DISTINCT unnest(codes) AS code FROM risk_decisions")
     assert {row["code"] for row in rejected} == {"max_portfolio_exposure"}
-    live = paper_broker.book.accounts[paper_broker.account_number].orders
-    assert sum(1 for o in live.values() if o.status == "Live") == received
