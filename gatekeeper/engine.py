@@ -202,14 +202,15 @@ class Engine:
     ) -> Result:
         risk = self.settings.risk
         async with self.pool.acquire() as conn, conn.transaction():
-            if not request.dry_run:  # a dry-run reserves nothing: no need to serialize it
-                await db.lock_account(conn, request.account)
-                await db.hold_protections(conn, request.account)
-            now = await db.database_now(conn)
+            # A dry-run reserves nothing: no need to serialize it or hold the protections.
+            if request.dry_run:
+                now = await db.database_now(conn)
+            else:
+                now = await db.lock_account(conn, request.account)
+            rows = await db.account_protections(conn, request.account, hold=not request.dry_run)
             day = trading_day(now)
             fetched_at = now - timedelta(seconds=payloads.age_seconds)
             sod = await db.start_of_day_nlv(conn, request.account, day, _nlv(payloads.balances))
-            rows = await store.list_protections(conn, None, request.account)
             limits = tuple(limits_of(p) for p in rows)
             if not limits and risk.unknown_account_policy == "defaults":
                 limits = (default_limits(risk),)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -117,8 +118,10 @@ async def handle_order(request: web.Request, route: Route, send: Send) -> web.St
         return await _fail(request, route, decision_id, started, Failure(error, "error"))
     except web.HTTPRequestEntityTooLarge:
         raise
-    except Exception:
-        log.exception("order path failed (%s)", route.kind.value)
+    except Exception as error:
+        # Type and frames only: an exception's text may quote request data (the bot's token).
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        log.error("order path failed (%s): %s\n%s", route.kind.value, type(error).__name__, frames)
         internal = GatekeeperError("internal_error: the gatekeeper failed to check the order")
         return await _fail(request, route, decision_id, started, Failure(internal, "error"))
     latency = time.perf_counter() - started

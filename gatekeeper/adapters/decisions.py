@@ -16,8 +16,11 @@ from typing import Any, Literal
 from uuid import UUID
 
 from gatekeeper.adapters.pg import Conn
+from gatekeeper.adapters.protections import Protection
 
 Outcome = Literal["accepted", "broker_rejected", "unknown", "not_sent"]
+
+_PROTECTION_COLUMNS = ", ".join(Protection.__dataclass_fields__)
 
 # A reservation with no outcome after this long belongs to a process that died mid-order: it
 # still counts as a trade, but its exposure is left to the account state.
@@ -57,20 +60,26 @@ async def database_now(conn: Conn) -> datetime:
     return now
 
 
-async def lock_account(conn: Conn, account_id: str) -> None:
-    """Serialize order decisions for one account across every replica (until commit)."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('gatekeeper.account:' || $1, 0))",
+async def lock_account(conn: Conn, account_id: str) -> datetime:
+    """Serialize order decisions for one account across every replica (until commit); returns
+    the database's ``now()`` (the transaction's start: one clock for the whole decision)."""
+    now: datetime = await conn.fetchval(
+        "SELECT now() FROM (SELECT pg_advisory_xact_lock("
+        "hashtextextended('gatekeeper.account:' || $1, 0))) AS locked",
         account_id,
     )
+    return now
 
 
-async def hold_protections(conn: Conn, account_id: str) -> None:
-    """Share-lock the account's protection rows until commit: an emergency stop (which takes
-    them FOR UPDATE) then commits after this decision, never in the middle of it."""
-    await conn.execute(
-        "SELECT id FROM portfolio_protections WHERE account_id = $1 FOR SHARE", account_id
+async def account_protections(conn: Conn, account_id: str, *, hold: bool) -> list[Protection]:
+    """Every protection of the account. With ``hold``, share-locked until commit: an emergency
+    stop (which takes them FOR UPDATE) then commits after this decision, never during it."""
+    rows = await conn.fetch(
+        f"SELECT {_PROTECTION_COLUMNS} FROM portfolio_protections"  # noqa: S608 - constants
+        " WHERE account_id = $1 ORDER BY id" + (" FOR SHARE" if hold else ""),
+        account_id,
     )
+    return [Protection(**dict(row)) for row in rows]
 
 
 async def start_of_day_nlv(conn: Conn, account_id: str, day: date, nlv: Decimal) -> Decimal:
