@@ -23,17 +23,13 @@ from gatekeeper.auth import (
     TokenMissing,
     looks_like_token,
 )
-from gatekeeper.errors import Forbidden, ServiceUnavailable, Unauthorized
+from gatekeeper.errors import DatabaseUnavailable, Forbidden, Unauthorized
 from gatekeeper.web import keys
 
 log = logging.getLogger(__name__)
 
 # An operator's call waits this long for a database connection, then gets a 503.
 ACQUIRE_TIMEOUT = 5.0
-
-
-class DatabaseUnavailable(ServiceUnavailable):
-    code = "database_unavailable"
 
 
 @dataclass(frozen=True)
