@@ -22,6 +22,7 @@ import asyncpg
 
 from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters import protections as store
+from gatekeeper.adapters import users
 from gatekeeper.adapters.account_state import AccountPayloads, StateSource
 from gatekeeper.core import (
     AccountStateInvalid,
@@ -48,6 +49,8 @@ from gatekeeper.settings import RiskSettings, Settings
 log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = store.Actor(name="system", via="system")
+# Owns the protection that records a stop on an account guarded only by the defaults.
+SYSTEM_USER_EMAIL = "system@gatekeeper.invalid"
 DB_DOWN: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
@@ -238,29 +241,69 @@ class Engine:
                 max_state_age=timedelta(seconds=risk.max_state_age_seconds),
             )
             if decision.trigger_stop is not None:
-                await self._trigger_stops(conn, decision)
+                await self._trigger_stops(conn, request.account, decision)
             await db.insert_decision(
                 conn, decision_row(request, decision, decision_id, day, started, orders)
             )
         return Result(decision, decision_id, day, limits)
 
-    @staticmethod
-    async def _trigger_stops(conn: Any, decision: Decision) -> None:
+    async def _trigger_stops(self, conn: Any, account: str, decision: Decision) -> None:
         trigger = decision.trigger_stop
         assert trigger is not None  # noqa: S101 - checked by the caller
         for pid in trigger.protection_ids:
-            if not pid.isdigit():
-                continue  # the configured defaults have no row to stop
+            if pid.isdigit():
+                protection_id = int(pid)
+            else:
+                # The configured defaults have no row to hold a stop: make them one, owned by
+                # the system user, so the stop persists until an admin clears it.
+                protection_id = await self._default_protection_row(conn, account)
             await store.trigger_emergency_stop(
                 conn,
-                int(pid),
+                protection_id,
                 None,
                 reason=trigger.reason,
                 triggered_by=trigger.actor,
                 mode=None,
                 actor=SYSTEM_ACTOR,
             )
-            log.warning("emergency stop triggered on protection %s: %s", pid, trigger.reason)
+            log.warning(
+                "emergency stop triggered on protection %s: %s", protection_id, trigger.reason
+            )
+
+    async def _default_protection_row(self, conn: Any, account: str) -> int:
+        """The system user's protection on ``account`` with the configured default limits."""
+        await db.lock_account(conn, account)  # dry-runs come here without the account lock
+        owner = await _system_user(conn)
+        existing = await store.list_protections(conn, owner.id, account)
+        if existing:
+            return existing[0].id
+        risk = self.settings.risk
+        values = {
+            "cash_reserve_percentage": risk.default_cash_reserve_percentage,
+            "max_daily_loss_percentage": risk.default_max_daily_loss_percentage,
+            "max_single_trade_percentage": risk.default_max_single_trade_percentage,
+            "max_portfolio_exposure_percentage": risk.default_max_portfolio_exposure_percentage,
+            "max_position_concentration_percentage": (
+                risk.default_max_position_concentration_percentage
+            ),
+            "max_daily_trades": risk.default_max_daily_trades,
+        }
+        created = await store.create_protection(conn, owner.id, account, values, SYSTEM_ACTOR)
+        return created.id
+
+
+async def _system_user(conn: Any) -> users.User:
+    for _ in range(2):
+        try:
+            return await users.find_user(conn, SYSTEM_USER_EMAIL)
+        except users.UserNotFound:
+            pass
+        try:
+            async with conn.transaction():  # a savepoint: a lost race must not abort the decision
+                return await users.create_user(conn, SYSTEM_USER_EMAIL, "Gatekeeper (system)")
+        except users.UserExists:
+            continue  # another replica created it first
+    raise RuntimeError("the system user could neither be found nor created")
 
 
 def _nlv(balances: Mapping[str, Any]) -> Decimal:

@@ -58,3 +58,33 @@ async def test_daily_loss_triggers_the_stop_and_closes_follow_the_mode(
         assert received[-1].body["advanced-instructions"] == {
             "strict-position-effect-validation": True
         }
+
+
+async def test_daily_loss_on_an_account_guarded_by_the_defaults_records_a_lasting_stop(
+    bot: Bot, pg_pool: asyncpg.Pool, paper_broker: Any
+) -> None:
+    # No protection: the configured defaults (daily loss 5 %) guard the account.
+    assert await pg_pool.fetchval("SELECT count(*) FROM portfolio_protections") == 0
+    assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
+    paper_broker.book.set_quote("BIL", Decimal("69.99"), Decimal("70.01"))
+    breach = await bot.place(order("AAPL", 1, "150.00"))
+    assert breach.status == 422
+    assert "max_daily_loss" in breach.codes
+
+    # The stop is held by a protection with the default limits, owned by the system user.
+    row = await pg_pool.fetchrow(
+        "SELECT p.*, u.email FROM portfolio_protections p JOIN users u ON u.id = p.user_id"
+    )
+    assert row is not None
+    assert (row["email"], row["account_id"]) == ("system@gatekeeper.invalid", bot.account)
+    assert row["max_daily_loss_percentage"] == Decimal("5.00")
+    assert row["emergency_stop_triggered_by"] == "system"
+    assert "-5.54%" in row["emergency_stop_reason"]
+    assert await pg_pool.fetchval("SELECT count(*) FROM emergency_events") == 1
+
+    # The price recovers: the stop still holds until someone clears it.
+    paper_broker.book.set_quote("BIL", Decimal("83.49"), Decimal("83.51"))
+    after = await bot.place(order("AAPL", 1, "150.00"))
+    assert after.status == 422
+    assert after.codes == ["emergency_stop"]
+    assert received_count(paper_broker.book, bot.account) == 1
