@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -22,4 +23,16 @@ def test_alert_rules_use_exported_metrics() -> None:
     rules = (DEPLOY / "prometheus" / "alerts.yml").read_text()
     used = set(re.findall(r"\bgatekeeper_[a-z_]+", rules))
     assert used, "the alert rules should use gatekeeper metrics"
+    assert used <= exported_names()
+
+
+def test_grafana_dashboard_queries_use_exported_metrics() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "gatekeeper.json").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {
+        re.sub(r"_(bucket|sum|count)$", "", name)
+        for expression in expressions
+        for name in re.findall(r"\bgatekeeper_[a-z_]+", expression)
+    }
+    assert len(used) >= 8
     assert used <= exported_names()
