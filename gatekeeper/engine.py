@@ -210,16 +210,21 @@ class Engine:
                 now = await db.database_now(conn)
             else:
                 now = await db.lock_account(conn, request.account)
-            rows = await db.account_protections(conn, request.account, hold=not request.dry_run)
             day = trading_day(now)
             fetched_at = now - timedelta(seconds=payloads.age_seconds)
-            sod = await db.start_of_day_nlv(conn, request.account, day, _nlv(payloads.balances))
-            limits = tuple(limits_of(p) for p in rows)
+            inputs = await db.decision_inputs(
+                conn,
+                request.account,
+                day,
+                _nlv(payloads.balances),
+                hold=not request.dry_run,
+                now=now,
+                seen_order_ids=_order_ids(payloads),
+            )
+            sod, reserved = inputs.start_of_day_nlv, inputs.reservations
+            limits = tuple(limits_of(p) for p in inputs.protections)
             if not limits and risk.unknown_account_policy == "defaults":
                 limits = (default_limits(risk),)
-            reserved = await db.reservations(
-                conn, request.account, day, now=now, seen_order_ids=_order_ids(payloads)
-            )
             snapshot = snapshot_from_payloads(
                 account_number=request.account,
                 balances=payloads.balances,

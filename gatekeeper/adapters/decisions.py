@@ -71,71 +71,104 @@ async def lock_account(conn: Conn, account_id: str) -> datetime:
     return now
 
 
-async def account_protections(conn: Conn, account_id: str, *, hold: bool) -> list[Protection]:
-    """Every protection of the account. With ``hold``, share-locked until commit: an emergency
-    stop (which takes them FOR UPDATE) then commits after this decision, never during it."""
-    rows = await conn.fetch(
-        f"SELECT {_PROTECTION_COLUMNS} FROM portfolio_protections"  # noqa: S608 - constants
-        " WHERE account_id = $1 ORDER BY id" + (" FOR SHARE" if hold else ""),
-        account_id,
-    )
-    return [Protection(**dict(row)) for row in rows]
+@dataclass(frozen=True)
+class DecisionInputs:
+    """What the locked decision reads from Postgres, in one round trip."""
+
+    protections: list[Protection]
+    start_of_day_nlv: Decimal
+    reservations: Reservations
 
 
-async def start_of_day_nlv(conn: Conn, account_id: str, day: date, nlv: Decimal) -> Decimal:
-    """The account's start-of-day NLV for ``day``: ``nlv`` if this is the first sight."""
-    recorded: Decimal = await conn.fetchval(
-        """
+def _decision_inputs_sql(*, hold: bool) -> str:
+    # One statement, so one snapshot: it must run after the account lock was taken (in an
+    # earlier statement of the transaction), or it could miss a decision committed meanwhile.
+    lock = " FOR SHARE" if hold else ""
+    return f"""
         WITH inserted AS (
             INSERT INTO account_day_start (account_id, trading_day, net_liquidating_value)
             VALUES ($1, $2, $3)
             ON CONFLICT (account_id, trading_day) DO NOTHING
             RETURNING net_liquidating_value
+        ),
+        start_of_day AS (
+            SELECT net_liquidating_value FROM inserted
+            UNION ALL
+            SELECT net_liquidating_value FROM account_day_start
+            WHERE account_id = $1 AND trading_day = $2
+            LIMIT 1
+        ),
+        protections AS (
+            SELECT {_PROTECTION_COLUMNS} FROM portfolio_protections
+            WHERE account_id = $1 ORDER BY id{lock}
+        ),
+        reserved AS (
+            SELECT d.trade_count, d.reserved_orders, d.decided_at, o.outcome, o.recorded_at,
+                   o.broker_order_id
+            FROM risk_decisions d
+            LEFT JOIN order_outcomes o ON o.decision_id = d.decision_id
+            WHERE d.account_id = $1 AND d.trading_day = $2 AND d.verdict = 'allow'
+              AND d.trade_count > 0
+              AND (o.outcome IS NULL OR o.outcome IN ('accepted', 'unknown'))
         )
-        SELECT net_liquidating_value FROM inserted
-        UNION ALL
-        SELECT net_liquidating_value FROM account_day_start
-        WHERE account_id = $1 AND trading_day = $2
-        LIMIT 1
-        """,
-        account_id,
-        day,
-        nlv,
+        SELECT (SELECT net_liquidating_value FROM start_of_day) AS start_of_day_nlv,
+               (SELECT coalesce(array_agg(p ORDER BY p.id), '{{}}') FROM protections p)
+                   AS protections,
+               (SELECT coalesce(array_agg(r), '{{}}') FROM reserved r) AS reserved
+        """  # noqa: S608 - constants only
+
+
+_DECISION_INPUTS_SQL = {hold: _decision_inputs_sql(hold=hold) for hold in (False, True)}
+_PROTECTION_FIELDS = tuple(Protection.__dataclass_fields__)
+
+
+async def decision_inputs(
+    conn: Conn,
+    account_id: str,
+    day: date,
+    nlv: Decimal,
+    *,
+    hold: bool,
+    now: datetime,
+    seen_order_ids: Collection[str],
+) -> DecisionInputs:
+    """In one round trip: every protection of the account (with ``hold``, share-locked until
+    commit: an emergency stop, which takes them FOR UPDATE, then commits after this decision,
+    never during it); the start-of-day NLV for ``day`` (``nlv`` if this is the first sight);
+    and today's reservations (see :func:`reservations_from_rows`)."""
+    row = await conn.fetchrow(_DECISION_INPUTS_SQL[hold], account_id, day, nlv)
+    assert row is not None  # noqa: S101 - the statement always returns one row
+    protections = [
+        Protection(**dict(zip(_PROTECTION_FIELDS, item, strict=True)))
+        for item in row["protections"]
+    ]
+    return DecisionInputs(
+        protections=protections,
+        start_of_day_nlv=row["start_of_day_nlv"],
+        reservations=reservations_from_rows(
+            row["reserved"], now=now, seen_order_ids=seen_order_ids
+        ),
     )
-    return recorded
 
 
-async def reservations(
-    conn: Conn, account_id: str, day: date, *, now: datetime, seen_order_ids: Collection[str]
+def reservations_from_rows(
+    rows: Sequence[Sequence[Any]], *, now: datetime, seen_order_ids: Collection[str]
 ) -> Reservations:
     """Trades counted today (reserved, accepted or unknown) and the orders in flight: those
     the account state cannot show yet. An accepted order is in flight until its broker order
     id appears among the state's orders (``/orders/live`` lists today's orders in any status,
     so a filled or cancelled one is accounted for there); reserved-without-outcome and
-    unknown (timed out) ones count for PENDING_HORIZON."""
-    rows = await conn.fetch(
-        """
-        SELECT d.trade_count, d.reserved_orders, d.decided_at, o.outcome, o.recorded_at,
-               o.broker_order_id
-        FROM risk_decisions d
-        LEFT JOIN order_outcomes o ON o.decision_id = d.decision_id
-        WHERE d.account_id = $1 AND d.trading_day = $2 AND d.verdict = 'allow'
-          AND d.trade_count > 0
-          AND (o.outcome IS NULL OR o.outcome IN ('accepted', 'unknown'))
-        """,
-        account_id,
-        day,
-    )
+    unknown (timed out) ones count for PENDING_HORIZON. ``rows`` are (trade_count,
+    reserved_orders, decided_at, outcome, recorded_at, broker_order_id)."""
     trades = 0
     in_flight: list[dict[str, Any]] = []
-    for row in rows:
-        trades += row["trade_count"]
-        since = row["decided_at"] if row["outcome"] is None else row["recorded_at"]
+    for trade_count, reserved_orders, decided_at, outcome, recorded_at, order_id in rows:
+        trades += trade_count
+        since = decided_at if outcome is None else recorded_at
         recent = since > now - PENDING_HORIZON
-        order_id = row["broker_order_id"]
         # no broker id (pending, unknown, or an answer without one): recent ones count
         if (order_id not in seen_order_ids) if order_id is not None else recent:
-            in_flight.extend(json.loads(row["reserved_orders"]))
+            in_flight.extend(json.loads(reserved_orders))
     return Reservations(trades, in_flight)
 
 
@@ -199,7 +232,7 @@ async def recorded_start_of_day(conn: Conn, account_id: str, day: date) -> Decim
 
 
 async def trades_today(conn: Conn, account_id: str, day: date) -> int:
-    """Orders counted toward ``max_daily_trades`` on ``day`` (see :func:`reservations`)."""
+    """Orders counted toward ``max_daily_trades`` on ``day`` (as :func:`decision_inputs`)."""
     count: int = await conn.fetchval(
         """
         SELECT coalesce(sum(d.trade_count), 0)::int
