@@ -63,6 +63,8 @@ async def cmd_check_order(settings: Settings, args: argparse.Namespace) -> int:
         except GatekeeperError as error:
             print(json.dumps({"error": {"code": error.code, "message": error.message}}))
             return 2
+        finally:
+            await state.aclose()
     print(json.dumps(verdict_payload(result), indent=2))
     return 0 if result.decision.allowed else 1
 

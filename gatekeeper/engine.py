@@ -183,7 +183,9 @@ class Engine:
         else:
             orders = request.orders
         contained = contained_orders(orders)
-        quotes = await self.state.quotes(_quote_pairs(contained, payloads), request.client_headers)
+        quotes = await self.state.quotes(
+            _quote_pairs(contained, payloads), request.client_headers, payloads, request.account
+        )
         try:
             return await self._decide_locked(
                 request, orders, payloads, quotes, decision_id, started

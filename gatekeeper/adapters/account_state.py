@@ -1,7 +1,8 @@
 """Account state for the order path: balances, positions, working orders and quotes, fetched
 from the broker with the bot's own credentials and cached in Redis.
 
-Fresh (younger than ``state_ttl_seconds``) state is used as is; older state is refetched, and
+Fresh (younger than ``state_ttl_seconds``) state is used as is, and refreshed in the background
+as it nears expiry (cached quotes likewise); older state is refetched (the order waits), and
 if the broker cannot answer, cached state younger than ``max_state_age_seconds`` is still
 used; beyond that the order is rejected (StateUnavailable). Redis holds nothing that cannot be
 rebuilt: losing it only costs a refetch. A Redis error is reported (CacheUnavailable): the
@@ -15,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -32,6 +33,12 @@ log = logging.getLogger(__name__)
 STATE_KEY = "gk:state:v1:{account}"
 QUOTE_KEY = "gk:quote:v1:{symbol}"
 MAX_QUOTES_PER_CALL = 100
+# Fresh state older than this share of state_ttl_seconds is refreshed in the background, so
+# a busy account's orders rarely wait for the broker; the state used stays within the TTL.
+REFRESH_AHEAD = 0.75
+# Entries kept per process (parsed state and quote hints per account, quote ages per
+# symbol): beyond it, start over.
+MAX_REMEMBERED = 1024
 # Forwarded to the broker with the state requests; everything else (cookies...) is not.
 _CLIENT_HEADERS = ("Authorization", "User-Agent", "Accept-Version")
 
@@ -53,6 +60,9 @@ class AccountPayloads:
     positions: list[Mapping[str, Any]]
     live_orders: list[Mapping[str, Any]]
     age_seconds: float
+    # Cached quotes read in the same Redis round trip (the symbols the account needed last
+    # time); None where absent. Passed back to StateSource.quotes.
+    prefetched_quotes: Mapping[str, Any] = field(default_factory=dict)
 
 
 class StateSource:
@@ -67,6 +77,11 @@ class StateSource:
         self._risk = settings.risk
         self._metrics = metrics
         self._refreshing: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # The last entry read or written per key, parsed: the same bytes are not parsed again.
+        self._parsed: dict[str, tuple[bytes | str, dict[str, Any]]] = {}
+        self._quote_hint: dict[str, tuple[str, ...]] = {}  # account -> symbols needed last
+        self._quoted_at: dict[str, float] = {}  # symbol -> when this process cached it
+        self._quote_refreshes: dict[str, asyncio.Task[None]] = {}  # by symbol
         self._timeout = aiohttp.ClientTimeout(
             total=min(settings.proxy.total_timeout_seconds, self._risk.max_state_age_seconds),
             connect=settings.proxy.connect_timeout_seconds,
@@ -74,17 +89,56 @@ class StateSource:
 
     async def account(self, account: str, client_headers: Mapping[str, str]) -> AccountPayloads:
         """The account's payloads, fresh enough (see the module docstring). Concurrent
-        requests for one account share a single refresh."""
+        requests for one account share a single refresh; fresh state that is about to expire
+        is refreshed in the background while it still serves."""
         key = STATE_KEY.format(account=account)
-        cached = await self._cache_get(key)
-        if cached is not None and self._age(cached) < self._risk.state_ttl_seconds:
-            return self._payloads(cached)
+        hint = self._quote_hint.get(account, ())
+        cached, quotes = await self._cache_get(key, hint)
+        prefetched = dict(zip(hint, quotes, strict=True))
+        if cached is not None:
+            age = self._age(cached)
+            if age < self._risk.state_ttl_seconds:
+                if age >= self._risk.state_ttl_seconds * REFRESH_AHEAD:
+                    self._refresh_once(key, account, client_headers, cached)
+                return self._payloads(cached, prefetched)
+        refresh = self._refresh_once(key, account, client_headers, cached)
+        # Quotes read before waiting for the broker could outlive quote_ttl: read them again.
+        return self._payloads(await asyncio.shield(refresh), {})
+
+    async def aclose(self) -> None:
+        """Cancel the refreshes still running (at shutdown, before the session closes)."""
+        pending: list[asyncio.Future[Any]] = [
+            *self._refreshing.values(),
+            *self._quote_refreshes.values(),
+        ]
+        for refresh in pending:
+            refresh.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def _refresh_once(
+        self,
+        key: str,
+        account: str,
+        client_headers: Mapping[str, str],
+        cached: dict[str, Any] | None,
+    ) -> asyncio.Future[dict[str, Any]]:
+        """The account's running refresh, or a new one (referenced until done)."""
         refresh = self._refreshing.get(account)
         if refresh is None:
             refresh = asyncio.ensure_future(self._refresh(key, account, client_headers, cached))
             self._refreshing[account] = refresh
-            refresh.add_done_callback(lambda _: self._refreshing.pop(account, None))
-        return self._payloads(await asyncio.shield(refresh))
+            refresh.add_done_callback(lambda done: self._refresh_done(account, done))
+        return refresh
+
+    def _refresh_done(self, account: str, refresh: asyncio.Future[dict[str, Any]]) -> None:
+        self._refreshing.pop(account, None)
+        if refresh.cancelled():
+            return
+        # A background refresh may have no waiter: a broker or cache failure was counted and
+        # is reported to the next request that needs the state; anything else is logged.
+        error = refresh.exception()
+        if error is not None and not isinstance(error, StateUnavailable | CacheUnavailable):
+            log.error("account state refresh failed: %s", type(error).__name__)
 
     async def _refresh(
         self,
@@ -114,27 +168,81 @@ class StateSource:
             log.warning("could not drop cached account state: %s", type(error).__name__)
 
     async def quotes(
-        self, symbols: Iterable[tuple[str, str]], client_headers: Mapping[str, str]
+        self,
+        symbols: Iterable[tuple[str, str]],
+        client_headers: Mapping[str, str],
+        payloads: AccountPayloads | None = None,
+        account: str | None = None,
     ) -> list[Mapping[str, Any]]:
-        """Quotes for ``(instrument_type, symbol)`` pairs; missing ones are simply absent."""
+        """Quotes for ``(instrument_type, symbol)`` pairs; missing ones are simply absent.
+        Those read along with ``payloads`` (the account's state) are not read again; cached
+        quotes about to expire are refreshed in the background while they still serve."""
         wanted = {symbol: kind for kind, symbol in symbols if kind in QUERY_KEYS}
+        if account is not None:
+            self._remember_hint(account, tuple(wanted))
         if not wanted:
             return []
-        names = list(wanted)
+        prefetched = {} if payloads is None else payloads.prefetched_quotes
+        names = [s for s in wanted if prefetched.get(s) is None]
         try:
-            cached = await self._redis.mget([QUOTE_KEY.format(symbol=s) for s in names])
+            read = (
+                await self._redis.mget([QUOTE_KEY.format(symbol=s) for s in names]) if names else []
+            )
         except RedisError as error:
             raise self._cache_error(error) from None
-        found = [json.loads(raw) for raw in cached if raw is not None]
-        missing = [s for s, raw in zip(names, cached, strict=True) if raw is None]
-        for start in range(0, len(missing), MAX_QUOTES_PER_CALL):
-            chunk = missing[start : start + MAX_QUOTES_PER_CALL]
-            query = [(QUERY_KEYS[wanted[s]], s) for s in chunk]
+        fresh = dict(zip(names, read, strict=True))
+        cached = {s: fresh[s] if s in fresh else prefetched[s] for s in wanted}
+        found = [json.loads(raw) for raw in cached.values() if raw is not None]
+        missing = [s for s, raw in cached.items() if raw is None]
+        found.extend(await self._fetch_quotes(missing, wanted, client_headers))
+        self._refresh_quotes_ahead(
+            [s for s, raw in cached.items() if raw is not None], wanted, client_headers
+        )
+        return found
+
+    async def _fetch_quotes(
+        self, names: list[str], kinds: Mapping[str, str], client_headers: Mapping[str, str]
+    ) -> list[Mapping[str, Any]]:
+        found: list[Mapping[str, Any]] = []
+        for start in range(0, len(names), MAX_QUOTES_PER_CALL):
+            chunk = names[start : start + MAX_QUOTES_PER_CALL]
+            query = [(QUERY_KEYS[kinds[s]], s) for s in chunk]
             data = await self._get("/market-data/by-type", client_headers, query)
             items = _items(data)
             found.extend(items)
             await self._cache_quotes(items)
         return found
+
+    def _refresh_quotes_ahead(
+        self, names: list[str], kinds: Mapping[str, str], client_headers: Mapping[str, str]
+    ) -> None:
+        due = time.monotonic() - self._risk.quote_ttl_seconds * REFRESH_AHEAD
+        # Only quotes this process cached (it knows their age); others expire as before.
+        stale = [
+            s
+            for s in names
+            if self._quoted_at.get(s, due + 1) <= due and s not in self._quote_refreshes
+        ]
+        if not stale:
+            return
+        task = asyncio.create_task(self._fetch_quotes_quietly(stale, dict(kinds), client_headers))
+        for symbol in stale:
+            self._quote_refreshes[symbol] = task
+        task.add_done_callback(lambda _: self._quote_refreshes_done(stale, task))
+
+    async def _fetch_quotes_quietly(
+        self, names: list[str], kinds: Mapping[str, str], client_headers: Mapping[str, str]
+    ) -> None:
+        try:
+            await self._fetch_quotes(names, kinds, client_headers)
+        except (StateUnavailable, CacheUnavailable):
+            # Counted already; the next order that needs these quotes fetches them itself.
+            log.warning("background quote refresh failed")
+
+    def _quote_refreshes_done(self, names: list[str], task: asyncio.Task[None]) -> None:
+        for symbol in names:
+            if self._quote_refreshes.get(symbol) is task:
+                del self._quote_refreshes[symbol]
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -142,9 +250,9 @@ class StateSource:
     def _age(entry: Mapping[str, Any]) -> float:
         return max(0.0, time.time() - float(entry["fetched_at"]))
 
-    def _payloads(self, entry: Mapping[str, Any]) -> AccountPayloads:
+    def _payloads(self, entry: Mapping[str, Any], quotes: Mapping[str, Any]) -> AccountPayloads:
         return AccountPayloads(
-            entry["balances"], entry["positions"], entry["live_orders"], self._age(entry)
+            entry["balances"], entry["positions"], entry["live_orders"], self._age(entry), quotes
         )
 
     async def _fetch_account(
@@ -209,21 +317,43 @@ class StateSource:
             f"cache_unavailable: the account-state cache (Redis) failed ({type(error).__name__})"
         )
 
-    async def _cache_get(self, key: str) -> dict[str, Any] | None:
+    async def _cache_get(
+        self, key: str, quote_symbols: Iterable[str] = ()
+    ) -> tuple[dict[str, Any] | None, list[Any]]:
+        """The cached state entry and, in the same round trip, the cached quotes (or None)."""
         try:
-            raw = await self._redis.get(key)
+            raw, *quotes = await self._redis.mget(
+                [key, *(QUOTE_KEY.format(symbol=s) for s in quote_symbols)]
+            )
         except RedisError as error:
             raise self._cache_error(error) from None
         if raw is None:
-            return None
+            return None, quotes
+        parsed = self._parsed.get(key)
+        if parsed is not None and parsed[0] == raw:
+            return parsed[1], quotes
         entry: dict[str, Any] = json.loads(raw)
-        return entry
+        self._remember(key, raw, entry)
+        return entry, quotes
 
-    async def _cache_set(self, key: str, entry: Mapping[str, Any], ttl: float) -> None:
+    async def _cache_set(self, key: str, entry: dict[str, Any], ttl: float) -> None:
+        raw = json.dumps(entry).encode()
         try:
-            await self._redis.set(key, json.dumps(entry), px=max(1, int(ttl * 1000)))
+            await self._redis.set(key, raw, px=max(1, int(ttl * 1000)))
         except RedisError as error:
             raise self._cache_error(error) from None
+        self._remember(key, raw, entry)
+
+    def _remember(self, key: str, raw: bytes | str, entry: dict[str, Any]) -> None:
+        # Entries are never mutated (AccountPayloads is read only), so they can be shared.
+        if len(self._parsed) >= MAX_REMEMBERED and key not in self._parsed:
+            self._parsed.clear()
+        self._parsed[key] = (raw, entry)
+
+    def _remember_hint(self, account: str, symbols: tuple[str, ...]) -> None:
+        if len(self._quote_hint) >= MAX_REMEMBERED and account not in self._quote_hint:
+            self._quote_hint.clear()
+        self._quote_hint[account] = symbols
 
     async def _cache_quotes(self, items: list[Mapping[str, Any]]) -> None:
         ttl = max(1, int(self._risk.quote_ttl_seconds * 1000))
@@ -236,6 +366,13 @@ class StateSource:
                 await pipe.execute()
         except RedisError as error:
             raise self._cache_error(error) from None
+        cached_at = time.monotonic()
+        if len(self._quoted_at) + len(items) > MAX_REMEMBERED:
+            self._quoted_at.clear()
+        for item in items:
+            symbol = item.get("symbol")
+            if isinstance(symbol, str):
+                self._quoted_at[symbol] = cached_at
 
 
 def _items(data: Any) -> list[Mapping[str, Any]]:

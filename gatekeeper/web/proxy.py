@@ -285,6 +285,7 @@ async def order_engine(app: web.Application) -> AsyncIterator[None]:
     state = StateSource(app[keys.UPSTREAM], app[keys.REDIS], app[keys.SETTINGS], app[keys.METRICS])
     app[keys.ENGINE] = Engine(app[keys.PG_POOL], state, app[keys.SETTINGS])
     yield
+    await state.aclose()
 
 
 def create_proxy_app(settings: Settings, metrics: Metrics) -> web.Application:
