@@ -37,7 +37,6 @@ from gatekeeper.core import (
     evaluate,
     parse_order,
     snapshot_from_payloads,
-    trading_day,
 )
 from gatekeeper.core.assess import contained_orders
 from gatekeeper.core.order import to_decimal
@@ -208,21 +207,18 @@ class Engine:
         risk = self.settings.risk
         async with self.pool.acquire() as conn, conn.transaction():
             # A dry-run reserves nothing: no need to serialize it or hold the protections.
-            if request.dry_run:
-                now = await db.database_now(conn)
-            else:
-                now = await db.lock_account(conn, request.account)
-            day = trading_day(now)
-            fetched_at = now - timedelta(seconds=payloads.age_seconds)
+            if not request.dry_run:
+                # Its own statement: the reads below must take their snapshot after the lock.
+                await db.lock_account(conn, request.account)
             inputs = await db.decision_inputs(
                 conn,
                 request.account,
-                day,
                 _nlv(payloads.balances),
                 hold=not request.dry_run,
-                now=now,
                 seen_order_ids=_order_ids(payloads),
             )
+            now, day = inputs.now, inputs.trading_day
+            fetched_at = now - timedelta(seconds=payloads.age_seconds)
             sod, reserved = inputs.start_of_day_nlv, inputs.reservations
             limits = tuple(limits_of(p) for p in inputs.protections)
             if not limits and risk.unknown_account_policy == "defaults":

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from gatekeeper.adapters.pg import Conn
 from gatekeeper.adapters.protections import Protection
+from gatekeeper.core import trading_day
 
 Outcome = Literal["accepted", "broker_rejected", "unknown", "not_sent"]
 
@@ -75,6 +76,8 @@ async def lock_account(conn: Conn, account_id: str) -> datetime:
 class DecisionInputs:
     """What the locked decision reads from Postgres, in one round trip."""
 
+    now: datetime
+    trading_day: date
     protections: list[Protection]
     start_of_day_nlv: Decimal
     reservations: Reservations
@@ -85,9 +88,12 @@ def _decision_inputs_sql(*, hold: bool) -> str:
     # earlier statement of the transaction), or it could miss a decision committed meanwhile.
     lock = " FOR SHARE" if hold else ""
     return f"""
-        WITH inserted AS (
+        WITH clock AS (
+            SELECT now() AS now, (now() AT TIME ZONE 'America/New_York')::date AS day
+        ),
+        inserted AS (
             INSERT INTO account_day_start (account_id, trading_day, net_liquidating_value)
-            VALUES ($1, $2, $3)
+            VALUES ($1, (SELECT day FROM clock), $2)
             ON CONFLICT (account_id, trading_day) DO NOTHING
             RETURNING net_liquidating_value
         ),
@@ -95,7 +101,7 @@ def _decision_inputs_sql(*, hold: bool) -> str:
             SELECT net_liquidating_value FROM inserted
             UNION ALL
             SELECT net_liquidating_value FROM account_day_start
-            WHERE account_id = $1 AND trading_day = $2
+            WHERE account_id = $1 AND trading_day = (SELECT day FROM clock)
             LIMIT 1
         ),
         protections AS (
@@ -107,11 +113,12 @@ def _decision_inputs_sql(*, hold: bool) -> str:
                    o.broker_order_id
             FROM risk_decisions d
             LEFT JOIN order_outcomes o ON o.decision_id = d.decision_id
-            WHERE d.account_id = $1 AND d.trading_day = $2 AND d.verdict = 'allow'
-              AND d.trade_count > 0
+            WHERE d.account_id = $1 AND d.trading_day = (SELECT day FROM clock)
+              AND d.verdict = 'allow' AND d.trade_count > 0
               AND (o.outcome IS NULL OR o.outcome IN ('accepted', 'unknown'))
         )
-        SELECT (SELECT net_liquidating_value FROM start_of_day) AS start_of_day_nlv,
+        SELECT (SELECT now FROM clock) AS now, (SELECT day FROM clock) AS day,
+               (SELECT net_liquidating_value FROM start_of_day) AS start_of_day_nlv,
                (SELECT coalesce(array_agg(p ORDER BY p.id), '{{}}') FROM protections p)
                    AS protections,
                (SELECT coalesce(array_agg(r), '{{}}') FROM reserved r) AS reserved
@@ -123,26 +130,26 @@ _PROTECTION_FIELDS = tuple(Protection.__dataclass_fields__)
 
 
 async def decision_inputs(
-    conn: Conn,
-    account_id: str,
-    day: date,
-    nlv: Decimal,
-    *,
-    hold: bool,
-    now: datetime,
-    seen_order_ids: Collection[str],
+    conn: Conn, account_id: str, nlv: Decimal, *, hold: bool, seen_order_ids: Collection[str]
 ) -> DecisionInputs:
-    """In one round trip: every protection of the account (with ``hold``, share-locked until
-    commit: an emergency stop, which takes them FOR UPDATE, then commits after this decision,
-    never during it); the start-of-day NLV for ``day`` (``nlv`` if this is the first sight);
-    and today's reservations (see :func:`reservations_from_rows`)."""
-    row = await conn.fetchrow(_DECISION_INPUTS_SQL[hold], account_id, day, nlv)
+    """In one round trip: the database's ``now()`` (the transaction's start: one clock for
+    the whole decision) and its trading day; every protection of the account (with ``hold``,
+    share-locked until commit: an emergency stop, which takes them FOR UPDATE, then commits
+    after this decision, never during it); the start-of-day NLV of the day (``nlv`` if this
+    is the first sight); and the day's reservations (see :func:`reservations_from_rows`)."""
+    row = await conn.fetchrow(_DECISION_INPUTS_SQL[hold], account_id, nlv)
     assert row is not None  # noqa: S101 - the statement always returns one row
+    now, day = row["now"], row["day"]
+    if day != trading_day(now):
+        # Postgres and Python disagree on America/New_York (time zone data): count nothing.
+        raise RuntimeError(f"the database's trading day {day} is not that of {now}")
     protections = [
         Protection(**dict(zip(_PROTECTION_FIELDS, item, strict=True)))
         for item in row["protections"]
     ]
     return DecisionInputs(
+        now=now,
+        trading_day=day,
         protections=protections,
         start_of_day_nlv=row["start_of_day_nlv"],
         reservations=reservations_from_rows(
