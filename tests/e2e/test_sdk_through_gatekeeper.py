@@ -1,5 +1,5 @@
-"""The real client libraries through the gatekeeper: they work unchanged, and a rejection
-surfaces in each with the violated rule and its figures."""
+"""The real client libraries through the gatekeeper: a rejection surfaces in each with the
+violated rule and its figures (that they work unchanged is test_sdk_through_proxy.py)."""
 
 from __future__ import annotations
 
@@ -21,20 +21,6 @@ TOO_EXPENSIVE = Decimal("20000.00")
 
 
 @pytest.mark.filterwarnings(TASTYWARE_WARNING_FILTER)
-async def test_tastyware_places_through_the_gatekeeper(
-    paper_broker: PaperBroker, gatekeeper: Gate
-) -> None:
-    run = await run_tastyware(
-        gatekeeper.proxy_url,
-        client_secret=paper_broker.client_secret,
-        refresh_token=paper_broker.refresh_token,
-        account_number=paper_broker.account_number,
-    )
-    assert run.placed_status == "Live"
-    assert run.final_status == "Cancelled"
-
-
-@pytest.mark.filterwarnings(TASTYWARE_WARNING_FILTER)
 async def test_tastyware_error_names_the_rule_and_figures(
     paper_broker: PaperBroker, gatekeeper: Gate
 ) -> None:
@@ -52,19 +38,6 @@ async def test_tastyware_error_names_the_rule_and_figures(
     assert "20.00%" in message
     assert "10.00%" in message
     assert paper_broker.book.received_orders() == []
-
-
-async def test_tastytrade_sdk_places_through_the_gatekeeper(
-    paper_broker: PaperBroker, gatekeeper: Gate
-) -> None:
-    run = await run_tastytrade_sdk_async(
-        gatekeeper.proxy_url,
-        login=paper_broker.login,
-        password=paper_broker.password,
-        account_number=paper_broker.account_number,
-    )
-    assert run.placed_status == "Live"
-    assert run.final_status == "Cancelled"
 
 
 async def test_tastytrade_sdk_error_names_the_rule_and_figures(
