@@ -18,8 +18,9 @@ import pytest
 
 from tests.bench.conftest import Stack
 from tests.bench.loadgen import Request, Result, report, run_load
-from tests.bench.test_bench_passthrough import median_round, oauth_header
+from tests.bench.test_bench_passthrough import median_round
 from tests.fixtures.paper import paper_seed
+from tests.processes import paper_oauth_header
 
 ROUNDS = 3
 ORDER = json.dumps(
@@ -42,7 +43,7 @@ def _added(title: str, direct: Result, proxied: Result) -> tuple[float, float]:
 @pytest.mark.bench
 @pytest.mark.timeout(600)
 async def test_order_path_overhead(bench_stack: Stack) -> None:
-    headers = await oauth_header(bench_stack.paper_url)
+    headers = {**await paper_oauth_header(bench_stack.paper_url), "User-Agent": "bench/1.0"}
     account = paper_seed().users[0].accounts[0]
     order_headers = {**headers, "Content-Type": "application/json"}
 

@@ -16,23 +16,9 @@ import pytest
 from tests.bench.conftest import Stack
 from tests.bench.loadgen import Request, Result, report, run_load
 from tests.fixtures.paper import paper_seed
+from tests.processes import paper_oauth_header
 
 ROUNDS = 3
-
-
-async def oauth_header(paper_url: str) -> dict[str, str]:
-    client = paper_seed().users[0].oauth_clients[0]
-    body = {
-        "grant_type": "refresh_token",
-        "refresh_token": client.refresh_token,
-        "client_secret": client.client_secret,
-    }
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(paper_url + "/oauth/token", json=body) as response,
-    ):
-        token = (await response.json())["access_token"]
-    return {"Authorization": f"Bearer {token}", "User-Agent": "bench/1.0"}
 
 
 def median_round(results: list[Result]) -> Result:
@@ -43,7 +29,7 @@ def median_round(results: list[Result]) -> Result:
 @pytest.mark.bench
 @pytest.mark.timeout(600)
 async def test_passthrough_overhead(bench_stack: Stack) -> None:
-    headers = await oauth_header(bench_stack.paper_url)
+    headers = {**await paper_oauth_header(bench_stack.paper_url), "User-Agent": "bench/1.0"}
     account = paper_seed().users[0].accounts[0]
     path = f"/accounts/{account}/balances"
     bodies: dict[str, bytes] = {}

@@ -7,24 +7,27 @@ Every server is its own process, as deployed; the test's event loop only sends t
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
-from tests.bench.conftest import free_port, wait_http
 from tests.fixtures.orders import Bot, order, protect
 from tests.fixtures.paper import paper_seed
+from tests.processes import (
+    base_environment,
+    free_port,
+    paper_oauth_header,
+    spawn_cli,
+    stop_all,
+    wait_http,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 ORDERS = 50
 ACCOUNT = paper_seed().users[0].accounts[0]  # Account A: gross exposure 40,000.00 of 100,000.00
 # Each order: 20 AAPL at 150.00 = 3,000.00 (3 %), resting below the ask (a working order).
@@ -38,36 +41,12 @@ class Race:
     auth: dict[str, str]
 
 
-async def _spawn(args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gatekeeper.cli", *args,
-        cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-async def _token(paper_url: str) -> dict[str, str]:
-    client = paper_seed().users[0].oauth_clients[0]
-    body = {
-        "grant_type": "refresh_token",
-        "refresh_token": client.refresh_token,
-        "client_secret": client.client_secret,
-    }
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(paper_url + "/oauth/token", json=body) as response,
-    ):
-        token = (await response.json())["access_token"]
-    return {"Authorization": f"Bearer {token}"}
-
-
 @asynccontextmanager
 async def race_stack(database_url: str, redis_url: str) -> AsyncIterator[Race]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
-    base.update(GATEKEEPER_LOG_LEVEL="WARNING", DATABASE_URL=database_url, REDIS_URL=redis_url)
+    base = base_environment(database_url, redis_url)
     paper_port = free_port()
     paper_url = f"http://127.0.0.1:{paper_port}"
-    processes = [await _spawn(["paper"], {**base, "GATEKEEPER_PAPER__PORT": str(paper_port)})]
+    processes = [await spawn_cli(["paper"], {**base, "GATEKEEPER_PAPER__PORT": str(paper_port)})]
     try:
         proxy_urls = []
         admin_urls = []
@@ -79,19 +58,15 @@ async def race_stack(database_url: str, redis_url: str) -> AsyncIterator[Race]:
                 "GATEKEEPER_ADMIN__PORT": str(admin_port),
                 "GATEKEEPER_PROXY__UPSTREAM_URL": paper_url,
             }
-            processes.append(await _spawn(["serve"], env))
+            processes.append(await spawn_cli(["serve"], env))
             proxy_urls.append(f"http://127.0.0.1:{proxy_port}")
             admin_urls.append(f"http://127.0.0.1:{admin_port}/healthz")
         await wait_http(paper_url + "/__paper/quotes")
         for url in admin_urls:
             await wait_http(url)
-        yield Race(paper_url, proxy_urls, await _token(paper_url))
+        yield Race(paper_url, proxy_urls, await paper_oauth_header(paper_url))
     finally:
-        for process in processes:
-            if process.returncode is None:
-                process.terminate()
-        for process in processes:
-            await process.wait()
+        await stop_all(processes)
 
 
 async def _burst(race: Race) -> Counter[int]:
