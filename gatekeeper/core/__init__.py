@@ -16,7 +16,7 @@ from gatekeeper.core.errors import (
     InvalidOrder,
     OrderParseError,
 )
-from gatekeeper.core.evaluate import evaluate
+from gatekeeper.core.evaluate import EvaluationContext, evaluate
 from gatekeeper.core.order import ComplexOrder, Leg, Order, OrderPatch
 from gatekeeper.core.parse import (
     apply_replace,
@@ -34,6 +34,7 @@ from gatekeeper.core.snapshot import (
     Limits,
     Position,
     Quote,
+    RiskParameters,
     StopMode,
     WorkingOrder,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "Code",
     "ComplexOrder",
     "Decision",
+    "EvaluationContext",
     "Figures",
     "InvalidJson",
     "InvalidOrder",
@@ -59,6 +61,7 @@ __all__ = [
     "ParseCode",
     "Position",
     "Quote",
+    "RiskParameters",
     "Route",
     "RouteKind",
     "StopMode",

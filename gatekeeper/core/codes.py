@@ -20,6 +20,7 @@ class Code(StrEnum):
     MAX_DAILY_LOSS = "max_daily_loss"
     MAX_DAILY_TRADES = "max_daily_trades"
     PRICE_UNAVAILABLE = "price_unavailable"
+    QUOTE_INVALID = "quote_invalid"
     NO_PROTECTION = "no_protection"
     ACCOUNT_STATE_UNAVAILABLE = "account_state_unavailable"
     STALE_ACCOUNT_STATE = "stale_account_state"
@@ -28,6 +29,7 @@ class Code(StrEnum):
     PROTECTION_INACTIVE = "protection_inactive"
     DEFAULT_PROTECTION = "default_protection"
     VERIFIED_CLOSE = "verified_close"
+    RISK_REDUCING = "risk_reducing"
 
 
 class ParseCode(StrEnum):

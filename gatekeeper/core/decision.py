@@ -61,18 +61,32 @@ class StopTrigger:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupFigures:
+    """One touched group: its risk before and after the order and the worst case after."""
+
+    risk_before: Decimal | None
+    risk_after: Decimal | None
+    unbounded: bool
+    worst_case: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Figures:
     """Computed figures for the audit row and the status route (``None`` = not computable).
 
-    Percentages are exact (not rounded) percentages of NLV.
+    Percentages are exact (not rounded) percentages of NLV. Exposure is Σ Risk(group);
+    ``cash_after`` is the free cash after the order; ``concentration_after`` and ``groups``
+    cover the groups the order touches (worst alternative of a complex order).
     """
 
     nlv: Decimal
     cash_balance: Decimal
     order_value: Decimal | None = None
     order_value_pct: Decimal | None = None
+    order_debit: Decimal | None = None
     cash_after: Decimal | None = None
     cash_after_pct: Decimal | None = None
+    exposure_before: Decimal | None = None
     exposure_after: Decimal | None = None
     exposure_after_pct: Decimal | None = None
     concentration_after: Mapping[str, Decimal] = field(default_factory=dict)
@@ -80,6 +94,7 @@ class Figures:
     largest_concentration: Decimal | None = None
     largest_concentration_pct: Decimal | None = None
     day_pnl_pct: Decimal | None = None
+    groups: Mapping[str, GroupFigures] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +112,7 @@ class Decision:
     notes: tuple[Note, ...]
     figures: Figures
     trade_count: int
-    verified_close: bool
+    risk_reducing: bool
     strict_position_effect: bool
     trigger_stop: StopTrigger | None
     evaluated_at: datetime
@@ -145,7 +160,7 @@ class Decision:
             ],
             "figures": figures,
             "trade_count": self.trade_count,
-            "verified_close": self.verified_close,
+            "risk_reducing": self.risk_reducing,
             "strict_position_effect": self.strict_position_effect,
             "trigger_stop": None
             if stop is None
@@ -163,4 +178,6 @@ def _text(value: object) -> object:
         return str(value)
     if isinstance(value, Mapping):
         return {str(k): _text(v) for k, v in value.items()}
+    if isinstance(value, GroupFigures):
+        return {name: _text(getattr(value, name)) for name in value.__slots__}
     return value

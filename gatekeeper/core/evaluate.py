@@ -1,17 +1,23 @@
-"""``evaluate()``: one order request against the account state and every protection."""
+"""``evaluate()``: one order request against the account state and every protection.
+
+It computes the account facts once (:mod:`gatekeeper.core.facts`), runs the rule table
+(:data:`gatekeeper.core.rules.ACCOUNT_RULES`, then :data:`~gatekeeper.core.rules.RULES` per
+protection) and assembles the decision; no rule logic lives here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from gatekeeper.core import rules
-from gatekeeper.core.assess import Assessment, OrderInput, assess, contained_orders
 from gatekeeper.core.codes import Code
 from gatekeeper.core.decision import (
     Decision,
     Figures,
+    GroupFigures,
     Note,
     StopTrigger,
     Verdict,
@@ -19,138 +25,100 @@ from gatekeeper.core.decision import (
     money,
     percent,
 )
+from gatekeeper.core.facts import Facts, account_facts
+from gatekeeper.core.holdings import OrderInput, contained_orders
 from gatekeeper.core.order import Order
-from gatekeeper.core.snapshot import AccountSnapshot, Limits, StopMode
+from gatekeeper.core.pricing import Prices
+from gatekeeper.core.snapshot import AccountSnapshot, Limits, RiskParameters, StopMode
 
 _ZERO = Decimal(0)
 
 
-def _figures(assessment: Assessment, snapshot: AccountSnapshot) -> Figures:
-    nlv = snapshot.nlv
-    order, working, positions = assessment.order, assessment.working, assessment.positions
-
-    def share(amount: Decimal | None) -> Decimal | None:
-        return None if amount is None or nlv <= 0 else rules.pct(amount, nlv)
-
-    figures = Figures(nlv=nlv, cash_balance=snapshot.cash_balance)
-    if order is None:
-        return Figures(nlv=nlv, cash_balance=snapshot.cash_balance, day_pnl_pct=_pnl(snapshot))
-    cash_after = None if working is None else snapshot.cash_balance + working.cash + order.cash
-    exposure = None
-    concentration: dict[str, Decimal] = {}
-    if working is not None and positions is not None:
-        exposure = positions.amount + working.amount + order.amount
-        held = positions + working + order
-        concentration = {u: held.by_underlying.get(u, _ZERO) for u in order.by_underlying}
-    largest = max(concentration.items(), key=lambda item: item[1], default=None)
-    return Figures(
-        nlv=figures.nlv,
-        cash_balance=figures.cash_balance,
-        order_value=order.amount,
-        order_value_pct=share(order.amount),
-        cash_after=cash_after,
-        cash_after_pct=share(cash_after),
-        exposure_after=exposure,
-        exposure_after_pct=share(exposure),
-        concentration_after=concentration,
-        largest_concentration_underlying=None if largest is None else largest[0],
-        largest_concentration=None if largest is None else largest[1],
-        largest_concentration_pct=None if largest is None else share(largest[1]),
-        day_pnl_pct=_pnl(snapshot),
-    )
-
-
-def _pnl(snapshot: AccountSnapshot) -> Decimal | None:
-    return rules.day_pnl_pct(snapshot)
-
-
-def _stop_reason(limits: Limits, snapshot: AccountSnapshot) -> str:
-    pnl = rules.day_pnl_pct(snapshot) or _ZERO
-    return (
-        f"max_daily_loss: day P&L {percent(pnl)} reached the "
-        f"-{percent(limits.max_daily_loss_percentage)} limit "
-        f"(NLV {money(snapshot.nlv)}, start of day {money(snapshot.start_of_day_nlv or _ZERO)})"
-    )
-
-
-def evaluate(
-    orders: OrderInput,
-    snapshot: AccountSnapshot,
-    protections: Sequence[Limits],
-    trades_today: int,
-    now: datetime,
-    *,
-    dry_run: bool = False,
-    in_flight: Sequence[Order] = (),
-    replaces_order_id: str | None = None,
-    max_state_age: timedelta | None = None,
-    fees: Decimal = _ZERO,
-) -> Decision:
-    """Check an order request (one order, a complex order, or a replace's resulting order)
-    against the snapshot and every protection of the account; any violation rejects.
+@dataclass(frozen=True, slots=True)
+class EvaluationContext:
+    """Everything ``evaluate()`` reads besides the order.
 
     ``in_flight``: orders allowed but not yet in the snapshot (counted as working).
     ``replaces_order_id``: the working order a replace supersedes (not counted twice).
-    ``fees``: estimated fees of the request (e.g. from a broker dry-run), debited from cash.
-    A dry-run is checked exactly like the real request but adds no trades.
-    Pure and deterministic: ``now`` is the only notion of time.
+    ``fees``: estimated fees of the request, added to its debit.
+    ``now`` is the only notion of time: the core never reads the clock.
     """
+
+    snapshot: AccountSnapshot
+    protections: Sequence[Limits]
+    now: datetime
+    trades_today: int = 0
+    dry_run: bool = False
+    in_flight: Sequence[Order] = ()
+    replaces_order_id: str | None = None
+    max_state_age: timedelta | None = None
+    fees: Decimal = _ZERO
+    params: RiskParameters = field(default_factory=RiskParameters)
+
+
+def evaluate(orders: OrderInput, context: EvaluationContext) -> Decision:
+    """Check an order request (one order, a complex order, or a replace's resulting order)
+    against the snapshot and every protection of the account; any violation rejects.
+    A dry-run is checked exactly like the real request but adds no trades."""
+    now, snapshot = context.now, context.snapshot
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    contained = contained_orders(orders)
-    assessment = assess(
-        orders, snapshot, in_flight=in_flight, replaces_order_id=replaces_order_id, fees=fees
+    facts = account_facts(
+        orders,
+        snapshot,
+        context.params,
+        Prices(snapshot, context.params, now),
+        in_flight=context.in_flight,
+        replaces_order_id=context.replaces_order_id,
+        fees=context.fees,
     )
-    violations: list[Violation] = []
-    notes: list[Note] = []
-    stop_ids: list[str] = []
-    stop_reason = ""
-    strict = False
-    closing = assessment.verified_close
+    adding = len(contained_orders(orders))
+    request = rules.RequestFacts(
+        facts=facts,
+        trades_today=context.trades_today,
+        adding=adding,
+        state_age_seconds=(now - snapshot.fetched_at).total_seconds(),
+        max_state_age_seconds=None
+        if context.max_state_age is None
+        else context.max_state_age.total_seconds(),
+        protected=bool(context.protections),
+    )
+    violations: list[Violation] = [v for rule in rules.ACCOUNT_RULES for v in rule(request)]
+    for limits in context.protections:
+        violations.extend(v for rule in rules.RULES for v in rule(request, limits))
+    verdict = Verdict.REJECT if violations else Verdict.ALLOW
+    strict = verdict is Verdict.ALLOW and any(
+        p.emergency_stop_active and p.emergency_stop_mode is StopMode.REDUCE_ONLY
+        for p in context.protections
+    )
+    return Decision(
+        verdict=verdict,
+        violations=tuple(violations),
+        notes=_notes(facts, context.protections),
+        figures=figures_of(facts),
+        trade_count=0 if context.dry_run else adding,
+        risk_reducing=facts.risk_reducing,
+        strict_position_effect=strict,
+        trigger_stop=_stop_trigger(facts, context.protections),
+        evaluated_at=now,
+    )
 
-    if max_state_age is not None and now - snapshot.fetched_at > max_state_age:
-        age = (now - snapshot.fetched_at).total_seconds()
-        violations.append(
-            Violation(
-                Code.STALE_ACCOUNT_STATE,
-                f"stale_account_state: account state is {age:.0f}s old, "
-                f"above the {max_state_age.total_seconds():.0f}s maximum",
-                {"age_seconds": f"{age:.3f}", "max_seconds": str(max_state_age.total_seconds())},
+
+def _notes(facts: Facts, protections: Sequence[Limits]) -> tuple[Note, ...]:
+    notes: list[Note] = []
+    if facts.risk_reducing:
+        notes.append(
+            Note(
+                Code.RISK_REDUCING,
+                "risk_reducing: every leg closes held quantity and no group's risk grows",
             )
         )
-    if not protections:
-        violations.append(
-            Violation(Code.NO_PROTECTION, "no_protection: the account has no protection")
-        )
-    if closing:
-        notes.append(Note(Code.VERIFIED_CLOSE, "every leg closes held quantity"))
-
     for limits in protections:
         pid = limits.protection_id
         if limits.is_default:
             notes.append(
                 Note(Code.DEFAULT_PROTECTION, "no protection: the configured defaults apply", pid)
             )
-        stop = rules.emergency_stop(limits, closing)
-        violations.extend(stop)
-        if limits.emergency_stop_active and not stop:
-            strict = strict or limits.emergency_stop_mode is StopMode.REDUCE_ONLY
-        if not limits.emergency_stop_active and rules.daily_loss_breached(limits, snapshot):
-            stop_ids.append(pid)
-            stop_reason = stop_reason or _stop_reason(limits, snapshot)
-            if assessment.has_opening:
-                violations.extend(rules.max_daily_loss(limits, snapshot))
-        if assessment.has_opening and rules.day_pnl_pct(snapshot) is None:
-            violations.append(
-                Violation(
-                    Code.ACCOUNT_STATE_UNAVAILABLE,
-                    "account_state_unavailable: no start-of-day NLV; "
-                    "the daily loss limit cannot be checked",
-                    {},
-                    pid,
-                )
-            )
-        violations.extend(rules.max_daily_trades(limits, trades_today, len(contained)))
         if not limits.active:
             notes.append(
                 Note(
@@ -159,18 +127,60 @@ def evaluate(
                     pid,
                 )
             )
-        elif assessment.has_opening:
-            violations.extend(rules.sizing(limits, assessment, snapshot))
+    return tuple(notes)
 
-    verdict = Verdict.REJECT if violations else Verdict.ALLOW
-    return Decision(
-        verdict=verdict,
-        violations=tuple(violations),
-        notes=tuple(notes),
-        figures=_figures(assessment, snapshot),
-        trade_count=0 if dry_run else len(contained),
-        verified_close=closing,
-        strict_position_effect=strict and verdict is Verdict.ALLOW,
-        trigger_stop=StopTrigger(tuple(stop_ids), stop_reason) if stop_ids else None,
-        evaluated_at=now,
+
+def _stop_trigger(facts: Facts, protections: Sequence[Limits]) -> StopTrigger | None:
+    """A daily-loss breach stops every protection whose stop is not active yet."""
+    breached = [
+        p
+        for p in protections
+        if not p.emergency_stop_active and rules.daily_loss_breached(p, facts)
+    ]
+    if not breached:
+        return None
+    limits = breached[0]
+    reason = (
+        f"max_daily_loss: day P&L {percent(facts.day_pnl_pct or _ZERO)} reached the "
+        f"-{percent(limits.max_daily_loss_percentage)} limit "
+        f"(NLV {money(facts.nlv)}, start of day {money(facts.start_of_day_nlv or _ZERO)})"
+    )
+    return StopTrigger(tuple(p.protection_id for p in breached), reason)
+
+
+def figures_of(facts: Facts) -> Figures:
+    """The decision's figures: the order, the account and every touched group."""
+    nlv = facts.nlv
+
+    def share(amount: Decimal | None) -> Decimal | None:
+        return None if amount is None or nlv <= 0 else rules.pct(amount, nlv)
+
+    groups = {
+        change.group: GroupFigures(
+            risk_before=None if change.before is None else change.before.risk,
+            risk_after=None if change.after is None else change.after.risk,
+            unbounded=change.after is not None and change.after.unbounded,
+            worst_case=None if change.after is None else change.after.scenario(),
+        )
+        for change in facts.groups
+    }
+    concentration = {g: f.risk_after for g, f in groups.items() if f.risk_after is not None}
+    largest = max(concentration.items(), key=lambda item: item[1], default=None)
+    return Figures(
+        nlv=nlv,
+        cash_balance=facts.cash_balance,
+        order_value=facts.order_value,
+        order_value_pct=share(facts.order_value),
+        order_debit=facts.debit,
+        cash_after=facts.free_cash_after,
+        cash_after_pct=share(facts.free_cash_after),
+        exposure_before=facts.exposure_before,
+        exposure_after=facts.exposure_after,
+        exposure_after_pct=share(facts.exposure_after),
+        concentration_after=concentration,
+        largest_concentration_underlying=None if largest is None else largest[0],
+        largest_concentration=None if largest is None else largest[1],
+        largest_concentration_pct=None if largest is None else share(largest[1]),
+        day_pnl_pct=facts.day_pnl_pct,
+        groups=groups,
     )

@@ -9,11 +9,12 @@ would understate risk.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from gatekeeper.core.errors import AccountStateInvalid, OrderParseError
+from gatekeeper.core.instruments import Instrument
 from gatekeeper.core.order import to_decimal
 from gatekeeper.core.parse import parse_live_order
 from gatekeeper.core.snapshot import AccountSnapshot, Position, Quote, WorkingOrder
@@ -72,9 +73,15 @@ def position_from_payload(item: Mapping[str, Any]) -> Position | None:
         multiplier=multiplier,
         mark=mark,
         close_price=_decimal(item, "close-price", required=False),
-        # derived, not taken from the payload, so orders and positions group identically
-        underlying=underlying_of(instrument_type, symbol),
+        # The broker's own name for the underlying (SPX for an SPXW option); the symbol's
+        # reading (the OCC root) only when the payload does not say.
+        underlying=_underlying(item) or underlying_of(instrument_type, symbol),
     )
+
+
+def _underlying(item: Mapping[str, Any]) -> str | None:
+    value = item.get("underlying-symbol")
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def quote_from_payload(item: Mapping[str, Any]) -> Quote:
@@ -88,7 +95,23 @@ def quote_from_payload(item: Mapping[str, Any]) -> Quote:
         ask=_decimal(item, "ask", required=False),
         mid=_decimal(item, "mid", required=False),
         mark=_decimal(item, "mark", required=False),
+        updated_at=_timestamp(item.get("updated-at")),
     )
+
+
+def _timestamp(value: object) -> datetime | None:
+    """``updated-at`` as ISO 8601 or epoch milliseconds (both seen from TastyTrade)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise AccountStateInvalid("quote with an unreadable updated-at") from None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    raise AccountStateInvalid("quote with an unreadable updated-at")
 
 
 def working_order_from_payload(item: Mapping[str, Any]) -> WorkingOrder | None:
@@ -110,7 +133,13 @@ def working_order_from_payload(item: Mapping[str, Any]) -> WorkingOrder | None:
     except OrderParseError as exc:
         raise AccountStateInvalid(f"working order not understood: {exc.message}") from None
     order_id = item.get("id")
-    return WorkingOrder(order=order, order_id=None if order_id is None else str(order_id))
+    complex_id = item.get("complex-order-id")
+    return WorkingOrder(
+        order=order,
+        order_id=None if order_id is None else str(order_id),
+        complex_order_id=None if complex_id is None else str(complex_id),
+        contingent=item.get("status") == "Contingent",
+    )
 
 
 def snapshot_from_payloads(
@@ -123,8 +152,13 @@ def snapshot_from_payloads(
     start_of_day_nlv: Decimal | None,
     fetched_at: datetime,
     multipliers: Mapping[str, Decimal] | None = None,
+    instruments: Mapping[str, Instrument] | None = None,
 ) -> AccountSnapshot:
-    """Assemble a snapshot from the broker's payloads (see the module docstring)."""
+    """Assemble a snapshot from the broker's payloads (see the module docstring).
+
+    ``instruments``: by symbol, every instrument the adapters could establish (see
+    :mod:`gatekeeper.core.instruments`); one missing is one whose price is unavailable.
+    """
     held = tuple(p for p in (position_from_payload(item) for item in positions) if p is not None)
     working = tuple(
         w for w in (working_order_from_payload(item) for item in live_orders) if w is not None
@@ -140,4 +174,5 @@ def snapshot_from_payloads(
         working_orders=working,
         quotes=quote_map,
         multipliers=dict(multipliers or {}),
+        instruments=dict(instruments or {}),
     )

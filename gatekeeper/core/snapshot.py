@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from gatekeeper.core.instruments import Instrument
 from gatekeeper.core.order import Order
 from gatekeeper.core.symbols import InstrumentType, OptionInfo, parse_option_symbol, underlying_of
 
@@ -24,6 +25,7 @@ class Quote:
     ask: Decimal | None = None
     mid: Decimal | None = None
     mark: Decimal | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +53,17 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class WorkingOrder:
-    """A resting order at the broker (or one we allowed that is still in flight)."""
+    """A resting order at the broker (or one we allowed that is still in flight).
+
+    Orders sharing a ``complex_order_id`` are one complex order: its ``contingent`` members
+    (status Contingent) wait for the others to fill; live members of the same complex order
+    without contingent siblings are alternatives (OCO): at most one of them fills.
+    """
 
     order: Order
     order_id: str | None = None
+    complex_order_id: str | None = None
+    contingent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +83,25 @@ class AccountSnapshot:
     working_orders: tuple[WorkingOrder, ...] = ()
     quotes: Mapping[str, Quote] = field(default_factory=dict)
     multipliers: Mapping[str, Decimal] = field(default_factory=dict)
+    instruments: Mapping[str, Instrument] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.fetched_at.tzinfo is None:
             raise ValueError("fetched_at must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class RiskParameters:
+    """How prices are trusted and how far up a short is stressed (``[risk]`` settings).
+
+    ``stress_up_percentage``: the highest scenario price is the largest of S0 and every
+    strike plus this share of S0. ``max_quote_age_seconds`` / ``max_spread_percentage`` of
+    ``None`` disable that quote check.
+    """
+
+    stress_up_percentage: Decimal = Decimal(100)
+    max_quote_age_seconds: Decimal | None = Decimal(300)
+    max_spread_percentage: Decimal | None = Decimal(100)
 
 
 class StopMode(StrEnum):

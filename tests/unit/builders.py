@@ -7,6 +7,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from gatekeeper.core.decision import Decision
+from gatekeeper.core.evaluate import EvaluationContext, evaluate
+from gatekeeper.core.holdings import OrderInput
+from gatekeeper.core.instruments import Instrument
 from gatekeeper.core.order import Order
 from gatekeeper.core.parse import parse_order
 from gatekeeper.core.snapshot import (
@@ -17,7 +21,7 @@ from gatekeeper.core.snapshot import (
     Quote,
     WorkingOrder,
 )
-from gatekeeper.core.symbols import InstrumentType
+from gatekeeper.core.symbols import InstrumentType, parse_option_symbol
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
 SPY_CALL = "SPY   261218C00600000"
@@ -28,6 +32,48 @@ def quote(symbol: str, bid: str, ask: str, mid: str | None = None) -> Quote:
     """A quote; mid defaults to the mean of bid and ask."""
     mid_value = D(mid) if mid is not None else (D(bid) + D(ask)) / 2
     return Quote(symbol=symbol, bid=D(bid), ask=D(ask), mid=mid_value)
+
+
+def option(symbol: str, underlying: str | None = None, multiplier: str = "100") -> Instrument:
+    """An equity option as the broker's instrument look-up describes it (underlying defaults
+    to the OCC root: tests only; the core never guesses it)."""
+    info = parse_option_symbol(InstrumentType.EQUITY_OPTION, symbol)
+    assert info is not None, symbol
+    group = underlying or info.underlying
+    return Instrument(
+        symbol,
+        InstrumentType.EQUITY_OPTION,
+        group,
+        D(multiplier),
+        group,
+        InstrumentType.EQUITY,
+        info,
+    )
+
+
+def instruments(*items: Instrument) -> dict[str, Instrument]:
+    """The snapshot's ``instruments`` mapping."""
+    return {item.symbol: item for item in items}
+
+
+def decide(
+    orders: OrderInput,
+    snapshot: AccountSnapshot,
+    protections: list[Limits] | tuple[Limits, ...],
+    trades_today: int = 0,
+    **context: Any,
+) -> Decision:
+    """``evaluate()`` at ``NOW`` with an :class:`EvaluationContext` built from keywords."""
+    return evaluate(
+        orders,
+        EvaluationContext(
+            snapshot=snapshot,
+            protections=protections,
+            now=context.pop("now", NOW),
+            trades_today=trades_today,
+            **context,
+        ),
+    )
 
 
 def account_a(**changes: Any) -> AccountSnapshot:
@@ -80,6 +126,11 @@ def order(*legs: dict[str, Any], price: str | None = None, effect: str = "Debit"
 def bto(symbol: str, quantity: int, price: str | None = None) -> Order:
     """Buy to Open an equity (Limit at ``price`` or Market)."""
     return order(leg(symbol, quantity, "Buy to Open"), price=price)
+
+
+def sto(symbol: str, quantity: int, price: str | None = None, kind: str = "Equity") -> Order:
+    """Sell to Open (Limit credit at ``price`` or Market)."""
+    return order(leg(symbol, quantity, "Sell to Open", kind), price=price, effect="Credit")
 
 
 def stc(symbol: str, quantity: int, price: str | None = None) -> Order:

@@ -1,0 +1,321 @@
+"""The account facts every rule reads, computed once per evaluation.
+
+Before = positions plus working and in-flight orders as filled (of a complex working order,
+its worst alternative). After = before plus the request, for each of the request's worlds
+(:func:`gatekeeper.core.holdings.request_worlds`); the figures are those of the worst world,
+metric by metric (largest order value, exposure and group risk, smallest free cash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from gatekeeper.core.effect import Book, Split
+from gatekeeper.core.holdings import OrderInput, Valuer, World, pending_worlds, request_worlds
+from gatekeeper.core.order import Action, ComplexOrder, ComplexType, Order
+from gatekeeper.core.pricing import PriceProblem, Prices
+from gatekeeper.core.risk import GroupRisk, Holding, group_risk, strikes_of
+from gatekeeper.core.snapshot import AccountSnapshot, RiskParameters
+from gatekeeper.core.symbols import InstrumentType
+
+_ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
+Entry = Holding | str  # a valued holding, or the group/symbol that could not be valued
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChange:
+    """A group the order touches: its risk before and after (``None`` = not priceable)."""
+
+    group: str
+    before: GroupRisk | None
+    after: GroupRisk | None
+
+    @property
+    def increase(self) -> Decimal | None:
+        """How much the order adds to the group's risk (negative: it reduces it)."""
+        if self.before is None or self.after is None:
+            return None
+        return self.after.risk - self.before.risk
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the rules compare; ``None`` where a price was missing (see ``problems``)."""
+
+    nlv: Decimal
+    cash_balance: Decimal
+    start_of_day_nlv: Decimal | None
+    closes_only: bool
+    risk_reducing: bool
+    debit: Decimal | None
+    order_value: Decimal | None
+    exposure_before: Decimal | None
+    exposure_after: Decimal | None
+    free_cash_after: Decimal | None
+    short_buyback: Decimal | None
+    pending_debits: Decimal | None
+    groups: tuple[GroupChange, ...]
+    problems: tuple[PriceProblem, ...]
+
+    @property
+    def day_pnl_pct(self) -> Decimal | None:
+        """(NLV − start-of-day NLV) / start-of-day NLV in percent; ``None`` if unknown."""
+        sod = self.start_of_day_nlv
+        if sod is None or sod <= 0:
+            return None
+        return (self.nlv - sod) * _HUNDRED / sod
+
+
+def split_request(orders: OrderInput, book: Book) -> tuple[Split, ...]:
+    """Opening and closing parts of the request's orders, after pending closes (an OCO's
+    members each against the same holdings; an OTO's exits may close what its trigger opens)."""
+    if not isinstance(orders, ComplexOrder):
+        seq = (orders,) if isinstance(orders, Order) else tuple(orders)
+        return tuple(book.split(order) for order in seq)
+    splits: list[Split] = []
+    if orders.trigger_order is not None:
+        trigger = book.split(orders.trigger_order)
+        splits.append(trigger)
+        book.add_prospective(trigger)
+    if orders.type in (ComplexType.OCO, ComplexType.OTOCO):
+        splits.extend(book.copy().split(order) for order in orders.orders)
+    else:
+        splits.extend(book.split(order) for order in orders.orders)
+    return tuple(splits)
+
+
+class _Account:
+    """Risk per group of a set of holdings, on shared scenario strikes."""
+
+    def __init__(self, prices: Prices, params: RiskParameters, strikes: Mapping[str, set[Decimal]]):
+        self._prices = prices
+        self._params = params
+        self._strikes = strikes
+
+    def risk(self, group: str, entries: Sequence[Entry]) -> GroupRisk | None:
+        if any(isinstance(e, str) for e in entries):
+            return None
+        holdings = [e for e in entries if isinstance(e, Holding)]
+        if not holdings:
+            return GroupRisk(group, _ZERO, False)
+        reference = self._prices.mark(min(h.instrument.underlying for h in holdings))
+        if reference is None:
+            return None
+        return group_risk(
+            group,
+            _net(holdings),
+            reference,
+            self._params.stress_up_percentage,
+            self._strikes.get(group, ()),
+        )
+
+
+def _net(holdings: Iterable[Holding]) -> list[Holding]:
+    merged: dict[str, Holding] = {}
+    for h in holdings:
+        seen = merged.get(h.instrument.symbol)
+        merged[h.instrument.symbol] = (
+            h if seen is None else Holding(h.instrument, seen.quantity + h.quantity, h.mark)
+        )
+    return list(merged.values())
+
+
+def _by_group(entries: Iterable[Entry]) -> dict[str, list[Entry]]:
+    groups: dict[str, list[Entry]] = {}
+    for entry in entries:
+        key = entry if isinstance(entry, str) else entry.instrument.group
+        groups.setdefault(key, []).append(entry)
+    return groups
+
+
+def _total(risks: Iterable[GroupRisk | None]) -> Decimal | None:
+    total = _ZERO
+    for risk in risks:
+        if risk is None:
+            return None
+        total += risk.risk
+    return total
+
+
+def _buyback(positions: Iterable[Entry], after: Iterable[Entry]) -> Decimal | None:
+    """Cost to buy back, at mark, the held shorts (stock and options; futures are margined)
+    that are still short once the orders fill. Their sale proceeds are in the cash balance;
+    a short the orders open brings its own proceeds, which count neither way."""
+    held = _net_entries(positions)
+    remaining = {
+        h.instrument.symbol: h.quantity for h in _net_entries(after) if isinstance(h, Holding)
+    }
+    if any(isinstance(e, str) for e in (*held, *_net_entries(after))):
+        return None
+    total = _ZERO
+    for entry in held:
+        assert isinstance(entry, Holding)  # noqa: S101 - strings returned above
+        if entry.quantity >= 0 or entry.instrument.instrument_type is InstrumentType.FUTURE:
+            continue
+        still_short = min(
+            -entry.quantity, max(-remaining.get(entry.instrument.symbol, _ZERO), _ZERO)
+        )
+        total += still_short * entry.instrument.multiplier * entry.mark
+    return total
+
+
+def _net_entries(entries: Iterable[Entry]) -> list[Entry]:
+    listed = list(entries)
+    return [e for e in listed if isinstance(e, str)] + list(
+        _net(e for e in listed if isinstance(e, Holding))
+    )
+
+
+def account_facts(
+    orders: OrderInput,
+    snapshot: AccountSnapshot,
+    params: RiskParameters,
+    prices: Prices,
+    *,
+    in_flight: Sequence[Order] = (),
+    replaces_order_id: str | None = None,
+    fees: Decimal = _ZERO,
+) -> Facts:
+    """Compute the :class:`Facts` of a request (see the module docstring)."""
+    valuer = Valuer(snapshot, prices)
+    working = [
+        w
+        for w in snapshot.working_orders
+        if replaces_order_id is None or w.order_id != replaces_order_id
+    ]
+    book = Book(snapshot.positions)
+    for order in (*(w.order for w in working), *in_flight):
+        book.split(order)
+    splits = split_request(orders, book)
+    closes_only = all(split.is_verified_close for split in splits)
+
+    worlds = request_worlds(orders)
+    filled_worlds = [valuer.filled(world) for world in worlds]
+    touched = list(dict.fromkeys(g for f in filled_worlds for g in _by_group(f)))
+    pending = pending_worlds(working, in_flight)
+    pending_filled = [[valuer.filled(world) for world in alts] for alts in pending]
+    positions = valuer.positions()
+
+    everything = [*positions, *(e for alts in pending_filled for w in alts for e in w)]
+    everything += [e for f in filled_worlds for e in f]
+    strikes = {
+        g: strikes_of(e for e in entries if isinstance(e, Holding))
+        for g, entries in _by_group(everything).items()
+    }
+    account = _Account(prices, params, strikes)
+    base, pending_debits = _choose_pending(account, positions, pending, pending_filled, valuer)
+    base_groups = _by_group(base)
+    before = {g: account.risk(g, entries) for g, entries in base_groups.items()}
+    exposure_before = _total(before.values())
+
+    values: list[Decimal | None] = []
+    exposures: list[Decimal | None] = []
+    cash: list[Decimal | None] = []
+    buybacks: list[Decimal | None] = []
+    debits: list[Decimal | None] = []
+    after: dict[str, list[GroupRisk | None]] = {g: [] for g in touched}
+    for world, filled in zip(worlds, filled_worlds, strict=True):
+        groups = _by_group([*base, *filled])
+        risks = {g: account.risk(g, groups[g]) for g in touched if g in groups}
+        for g in touched:
+            after[g].append(risks.get(g, GroupRisk(g, _ZERO, False)))
+        untouched = _total(r for g, r in before.items() if g not in risks)
+        touched_after = _total(risks.values())
+        exposure = None if untouched is None or touched_after is None else untouched + touched_after
+        debit = valuer.debits(world)
+        debit = None if debit is None else debit + fees
+        increase = (
+            None if exposure is None or exposure_before is None else exposure - exposure_before
+        )
+        buyback = _buyback(positions, [*base, *filled])
+        exposures.append(exposure)
+        debits.append(debit)
+        buybacks.append(buyback)
+        values.append(None if debit is None or increase is None else max(debit, increase))
+        free = None
+        if debit is not None and buyback is not None and pending_debits is not None:
+            free = snapshot.cash_balance - buyback - pending_debits - debit
+        cash.append(free)
+
+    changes = tuple(
+        GroupChange(g, before.get(g, GroupRisk(g, _ZERO, False)), _worst(after[g])) for g in touched
+    )
+    all_buy = all(
+        leg.action in (Action.BUY_TO_CLOSE, Action.BUY)
+        for world in worlds
+        for order in world
+        for leg in order.legs
+    )
+    reducing = closes_only and (all_buy or all(_reduces(c) for c in changes))
+    return Facts(
+        nlv=snapshot.nlv,
+        cash_balance=snapshot.cash_balance,
+        start_of_day_nlv=snapshot.start_of_day_nlv,
+        closes_only=closes_only,
+        risk_reducing=reducing,
+        debit=_largest(debits),
+        order_value=_largest(values),
+        exposure_before=exposure_before,
+        exposure_after=_largest(exposures),
+        free_cash_after=_smallest(cash),
+        short_buyback=_largest(buybacks),
+        pending_debits=pending_debits,
+        groups=changes,
+        problems=tuple(prices.problems.values()),
+    )
+
+
+def _reduces(change: GroupChange) -> bool:
+    before, after = change.before, change.after
+    if before is None or after is None:
+        return False
+    return not (after.unbounded and not before.unbounded) and after.risk <= before.risk
+
+
+def _choose_pending(
+    account: _Account,
+    positions: list[Entry],
+    pending: list[tuple[World, ...]],
+    filled: list[list[list[Entry]]],
+    valuer: Valuer,
+) -> tuple[list[Entry], Decimal | None]:
+    """Positions plus pending orders as filled, taking for each complex order the world that
+    leaves the most risk; the pending debits take each complex order's largest debit."""
+    base = list(positions)
+    for worlds in filled:
+        if len(worlds) == 1:
+            base.extend(worlds[0])
+    for worlds in filled:
+        if len(worlds) > 1:
+            base.extend(max(worlds, key=lambda w: _risk_with(account, [*base, *w], w)))
+    total: Decimal | None = _ZERO
+    for alternatives in pending:
+        largest = _largest([valuer.debits(world) for world in alternatives])
+        total = None if total is None or largest is None else total + largest
+    return base, total
+
+
+def _risk_with(account: _Account, entries: list[Entry], world: Iterable[Entry]) -> Decimal:
+    groups = _by_group(entries)
+    total = _ZERO
+    for g in _by_group(world):
+        risk = account.risk(g, groups[g])
+        total += Decimal("Infinity") if risk is None else risk.risk
+    return total
+
+
+def _largest(values: Sequence[Decimal | None]) -> Decimal | None:
+    return None if any(v is None for v in values) else max(v for v in values if v is not None)
+
+
+def _smallest(values: Sequence[Decimal | None]) -> Decimal | None:
+    return None if any(v is None for v in values) else min(v for v in values if v is not None)
+
+
+def _worst(risks: Sequence[GroupRisk | None]) -> GroupRisk | None:
+    if any(r is None for r in risks):
+        return None
+    return max((r for r in risks if r is not None), key=lambda r: r.risk)
