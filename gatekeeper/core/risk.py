@@ -1,11 +1,13 @@
 """Worst-case loss of one underlying group (``shared/risk-model.md`` section 3).
 
 A group's holdings are valued at the underlying's price ``S`` at each option's expiry: stock
-and futures ``q·S·m``, calls ``q·max(S−K, 0)·m``, puts ``q·max(K−S, 0)·m``. Options are
-bucketed by expiry; stock and futures join the earliest bucket holding short calls (they cover
-them), else the last bucket. A long option of a later expiry covers a short of the same type in
-an earlier bucket, unit for unit, and is valued there at its intrinsic value (Reg-T calendar
-and diagonal treatment); a long never covers a short that outlives it.
+and futures ``q·S·m``, calls ``q·max(S-K, 0)·m``, puts ``q·max(K-S, 0)·m``. Options are
+bucketed by expiry. A long option may also be counted in an earlier bucket, valued there at
+its intrinsic value (it can be sold then for at least that): this covers calendars and
+diagonals as Reg-T does, and a long never covers a short that outlives it (reverse calendars
+stay naked). Stock and futures join one bucket: usually the earliest holding short calls
+(covered calls), else the last. Of the possible placements, the one with the smallest total
+is taken: every placement is a sound bound, and the smallest keeps the model monotone.
 
 ``Risk(bucket)`` is the largest loss (marks now minus values at ``S``) over the scenarios
 ``{0, S0, every strike, S_hi}``, floored at 0; payoffs are piecewise linear with kinks only at
@@ -20,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from itertools import product
 
 from gatekeeper.core.instruments import Instrument
 from gatekeeper.core.symbols import OptionKind
@@ -77,12 +80,6 @@ class GroupRisk:
         return text + (" (unbounded above)" if self.unbounded else "")
 
 
-@dataclass(frozen=True, slots=True)
-class _Bucket:
-    expiry: date | None
-    members: list[Holding]
-
-
 def scenario_prices(
     reference: Decimal, strikes: Iterable[Decimal], stress_up_percentage: Decimal
 ) -> tuple[Decimal, ...]:
@@ -114,103 +111,166 @@ def group_risk(
     if not live:
         return GroupRisk(group, _ZERO, False, reference_price=reference)
     prices = scenario_prices(reference, strikes_of(live) | set(extra_strikes), stress_up_percentage)
-    total = _ZERO
-    unbounded = False
-    worst: tuple[Decimal, Decimal, date | None] | None = None
-    for bucket in _buckets(live):
-        marks = sum((h.mark_value for h in bucket.members), _ZERO)
-        loss, price = max(
-            ((marks - sum((h.value_at(p) for h in bucket.members), _ZERO), p) for p in prices),
-            key=lambda pair: pair[0],
-        )
-        unbounded = unbounded or _net_short_upside(bucket.members)
-        if loss <= 0:
-            continue
-        total += loss
-        if worst is None or loss > worst[0]:
-            worst = (loss, price, bucket.expiry)
-    if worst is None:
-        return GroupRisk(group, _ZERO, unbounded, reference_price=reference)
-    return GroupRisk(group, total, unbounded, worst[1], worst[2], reference)
-
-
-def _net_short_upside(members: Iterable[Holding]) -> bool:
-    exposure = sum(
-        (
-            h.units
-            for h in members
-            if h.instrument.option is None or h.instrument.option.kind is OptionKind.CALL
-        ),
-        _ZERO,
-    )
-    return exposure < 0
-
-
-def _buckets(holdings: Sequence[Holding]) -> list[_Bucket]:
-    options = [h for h in holdings if h.instrument.option is not None]
-    linear = [h for h in holdings if h.instrument.option is None]
-    expiries = sorted({h.instrument.option.expiry for h in options if h.instrument.option})
+    legs = [_Leg.of(h, prices) for h in live]
+    linear = [leg for leg in legs if leg.expiry is None]
+    expiries = sorted({leg.expiry for leg in legs if leg.expiry is not None})
     if not expiries:
-        return [_Bucket(None, list(linear))]
-    buckets = [
-        _Bucket(e, [h for h in options if h.instrument.option and h.instrument.option.expiry == e])
-        for e in expiries
-    ]
-    for index, bucket in enumerate(buckets):
-        for kind in OptionKind:
-            _cover_from_later(bucket, buckets[index + 1 :], kind)
-    home = next((b for b in buckets if any(_is_short_call(h) for h in b.members)), buckets[-1])
-    home.members.extend(linear)
+        buckets = [_Sum.of(linear, len(prices))]
+        return _result(group, reference, prices, buckets, [None])
+    position = {expiry: index for index, expiry in enumerate(expiries)}
+    fixed = [_Sum.empty(len(prices)) for _ in expiries]
+    movable: list[tuple[_Leg, int]] = []
+    for leg in legs:
+        if leg.expiry is None:
+            continue
+        own = position[leg.expiry]
+        if movable_to(leg.holding, own, len(expiries)):
+            movable.append((leg, own))
+        else:
+            fixed[own] = fixed[own].plus(leg)
+    best = _best_placement(fixed, movable, _Sum.of(linear, len(prices)) if linear else None)
+    return _result(group, reference, prices, best, expiries)
+
+
+def _result(
+    group: str,
+    reference: Decimal,
+    prices: Sequence[Decimal],
+    buckets: Sequence[_Sum],
+    expiries: Sequence[date | None],
+) -> GroupRisk:
+    scored = [b.loss() for b in buckets]
+    total = sum((loss for loss, _ in scored), _ZERO)
+    unbounded = any(b.upside < 0 for b in buckets)
+    worst = max(range(len(scored)), key=lambda i: scored[i][0])
+    loss, index = scored[worst]
+    if loss <= 0:
+        return GroupRisk(group, _ZERO, unbounded, reference_price=reference)
+    return GroupRisk(group, total, unbounded, prices[index], expiries[worst], reference)
+
+
+@dataclass(frozen=True, slots=True)
+class _Leg:
+    """A holding with its value at every scenario price, computed once."""
+
+    holding: Holding
+    expiry: date | None
+    mark: Decimal
+    values: tuple[Decimal, ...]
+    upside: Decimal  # units that gain (> 0) or lose (< 0) without bound above S_hi
+    short_call: bool
+
+    @classmethod
+    def of(cls, holding: Holding, prices: Sequence[Decimal]) -> _Leg:
+        option = holding.instrument.option
+        call_like = option is None or option.kind is OptionKind.CALL
+        return cls(
+            holding,
+            None if option is None else option.expiry,
+            holding.mark_value,
+            tuple(holding.value_at(p) for p in prices),
+            holding.units if call_like else _ZERO,
+            option is not None and option.kind is OptionKind.CALL and holding.quantity < 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Sum:
+    """What a bucket holds, summed: marks, values per scenario, upside units."""
+
+    mark: Decimal
+    values: tuple[Decimal, ...]
+    upside: Decimal
+    short_call: bool
+
+    @classmethod
+    def empty(cls, size: int) -> _Sum:
+        return cls(_ZERO, (_ZERO,) * size, _ZERO, False)
+
+    @classmethod
+    def of(cls, legs: Iterable[_Leg], size: int) -> _Sum:
+        total = cls.empty(size)
+        for leg in legs:
+            total = total.plus(leg)
+        return total
+
+    def plus(self, other: _Leg | _Sum) -> _Sum:
+        return _Sum(
+            self.mark + other.mark,
+            tuple(a + b for a, b in zip(self.values, other.values, strict=True)),
+            self.upside + other.upside,
+            self.short_call or other.short_call,
+        )
+
+    def loss(self) -> tuple[Decimal, int]:
+        """(Risk of the bucket, the index of the scenario price that sets it)."""
+        worst = max(range(len(self.values)), key=lambda i: self.mark - self.values[i])
+        return max(self.mark - self.values[worst], _ZERO), worst
+
+
+def movable_to(holding: Holding, own: int, buckets: int) -> list[int]:
+    """The buckets (by expiry index) a holding of bucket ``own`` may be counted in, its own
+    first: a long option also in any earlier one; anything else only in its own."""
+    del buckets  # every later long may go to any earlier bucket, whatever their number
+    if holding.quantity > 0 and own > 0:
+        return list(range(own, -1, -1))
+    return []
+
+
+_EXHAUSTIVE = 2048  # placements tried one by one; beyond, coordinate descent
+
+
+def _best_placement(
+    fixed: list[_Sum], movable: list[tuple[_Leg, int]], linear: _Sum | None
+) -> list[_Sum]:
+    """The buckets with each later long counted in its own or an earlier bucket, and stock
+    and futures in one bucket, choosing the placement with the smallest total risk.
+
+    Counting a long in an earlier bucket at its intrinsic value there is sound (it can be sold
+    then for at least that): this is Reg-T's calendar and diagonal cover, and never lets a long
+    that expires first cover a later short. Taking the smallest total keeps the model monotone:
+    adding a long never costs more than its mark, buying back a short never more than its cost.
+    """
+    choices = [movable_to(leg.holding, own, len(fixed)) for leg, own in movable]
+    count = 1
+    for options in choices:
+        count *= len(options)
+    if count <= _EXHAUSTIVE:
+        candidates: Iterable[tuple[int, ...]] = product(*choices)
+        return min((_place(fixed, movable, c, linear) for c in candidates), key=_total)
+    current = [options[0] for options in choices]
+    best = _place(fixed, movable, current, linear)
+    improved = True
+    while improved:
+        improved = False
+        for slot, options in enumerate(choices):
+            for target in options:
+                trial = [*current[:slot], target, *current[slot + 1 :]]
+                placed = _place(fixed, movable, trial, linear)
+                if _total(placed) < _total(best):
+                    best, current, improved = placed, trial, True
+    return best
+
+
+def _total(buckets: Sequence[_Sum]) -> Decimal:
+    return sum((b.loss()[0] for b in buckets), _ZERO)
+
+
+def _place(
+    fixed: list[_Sum],
+    movable: list[tuple[_Leg, int]],
+    targets: Sequence[int],
+    linear: _Sum | None,
+) -> list[_Sum]:
+    buckets = list(fixed)
+    for (leg, _), target in zip(movable, targets, strict=True):
+        buckets[target] = buckets[target].plus(leg)
+    if linear is None:
+        return buckets
+    # Stock and futures join the bucket where they add the least risk; on a tie the earliest
+    # holding short calls (they cover them, as a covered call does), else the last.
+    preferred = next((i for i, b in enumerate(buckets) if b.short_call), len(buckets) - 1)
+    order = [preferred, *(i for i in range(len(buckets)) if i != preferred)]
+    home = min(order, key=lambda i: buckets[i].plus(linear).loss()[0] - buckets[i].loss()[0])
+    buckets[home] = buckets[home].plus(linear)
     return buckets
-
-
-def _is_short_call(holding: Holding) -> bool:
-    option = holding.instrument.option
-    return option is not None and option.kind is OptionKind.CALL and holding.quantity < 0
-
-
-def _units_of(members: Iterable[Holding], kind: OptionKind, *, long: bool) -> Decimal:
-    return sum(
-        (
-            abs(h.units)
-            for h in members
-            if h.instrument.option is not None
-            and h.instrument.option.kind is kind
-            and (h.quantity > 0) is long
-        ),
-        _ZERO,
-    )
-
-
-def _cover_from_later(bucket: _Bucket, later: Sequence[_Bucket], kind: OptionKind) -> None:
-    """Move spare longs of ``kind`` from later buckets into ``bucket`` to cover its shorts."""
-    need = _units_of(bucket.members, kind, long=False) - _units_of(bucket.members, kind, long=True)
-    for source in later:
-        if need <= 0:
-            return
-        spare = _units_of(source.members, kind, long=True) - _units_of(
-            source.members, kind, long=False
-        )
-        # The best cover first: the lowest call strike, the highest put strike.
-        candidates = sorted(
-            (
-                h
-                for h in source.members
-                if h.quantity > 0 and h.instrument.option and h.instrument.option.kind is kind
-            ),
-            key=lambda h: h.instrument.option.strike if h.instrument.option else _ZERO,
-            reverse=kind is OptionKind.PUT,
-        )
-        for holding in candidates:
-            take = min(need, spare, holding.units)
-            if take <= 0:
-                break
-            quantity = take / holding.instrument.multiplier
-            source.members.remove(holding)
-            if holding.quantity > quantity:
-                source.members.append(
-                    Holding(holding.instrument, holding.quantity - quantity, holding.mark)
-                )
-            bucket.members.append(Holding(holding.instrument, quantity, holding.mark))
-            need -= take
-            spare -= take

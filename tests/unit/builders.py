@@ -141,3 +141,18 @@ def stc(symbol: str, quantity: int, price: str | None = None) -> Order:
 def working(o: Order, order_id: str = "1001") -> WorkingOrder:
     """A resting order."""
     return WorkingOrder(order=o, order_id=order_id)
+
+
+def with_quotes(snapshot: AccountSnapshot, *quotes: Quote) -> AccountSnapshot:
+    """``snapshot`` with more quotes; an equity option among them also gets its instrument
+    (:func:`option`), as the adapter would look it up for an option that is not held."""
+    options = [
+        option(q.symbol)
+        for q in quotes
+        if parse_option_symbol(InstrumentType.EQUITY_OPTION, q.symbol) is not None
+    ]
+    return replace(
+        snapshot,
+        quotes={**snapshot.quotes, **{q.symbol: q for q in quotes}},
+        instruments={**snapshot.instruments, **instruments(*options)},
+    )

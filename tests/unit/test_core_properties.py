@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 
 from gatekeeper.core.codes import Code
 from gatekeeper.core.errors import OrderParseError
-from gatekeeper.core.evaluate import evaluate
 from gatekeeper.core.parse import parse_complex_order_bytes, parse_order, parse_order_bytes
-from tests.unit.builders import NOW, account_a, leg, order, protection_p
+from tests.unit.builders import account_a, decide, leg, order, protection_p
 
 D = Decimal
 SETTINGS = settings(
@@ -135,7 +134,7 @@ def test_evaluation_never_raises_for_valid_inputs(
         leg(s, q, a, "Equity Option") for s, q, a in options
     ]
     o = order(*legs[:4], price=None if price is None else str(price))
-    decision = evaluate(o, account_a(nlv=nlv), [protection_p()], trades, NOW)
+    decision = decide(o, account_a(nlv=nlv), [protection_p()], trades)
     assert decision.allowed == (not decision.violations)
 
 
@@ -156,7 +155,7 @@ def test_more_quantity_never_turns_a_sizing_reject_into_an_allow(
     large = order(leg(symbol, quantity + extra, action), price=text, effect=effect)
     p = [protection_p()]
 
-    small_codes = set(evaluate(small, account_a(), p, 0, NOW).codes)
-    large_codes = set(evaluate(large, account_a(), p, 0, NOW).codes)
+    small_codes = set(decide(small, account_a(), p).codes)
+    large_codes = set(decide(large, account_a(), p).codes)
 
     assert small_codes & SIZING <= large_codes
