@@ -62,7 +62,7 @@ class Facts:
 
     @property
     def day_pnl_pct(self) -> Decimal | None:
-        """(NLV − start-of-day NLV) / start-of-day NLV in percent; ``None`` if unknown."""
+        """(NLV - start-of-day NLV) / start-of-day NLV in percent; ``None`` if unknown."""
         sod = self.start_of_day_nlv
         if sod is None or sod <= 0:
             return None

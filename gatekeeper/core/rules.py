@@ -212,9 +212,8 @@ def check_max_single_trade(request: RequestFacts, limits: Limits) -> list[Violat
     cap = limits.max_single_trade_percentage
     if value * HUNDRED <= cap * facts.nlv:
         return []
-    increase = value if facts.debit is None else max(value - facts.debit, _ZERO)
     detail = f"debit {money(facts.debit or _ZERO)}, risk increase "
-    detail += money(_risk_increase(facts) or increase)
+    detail += money(_risk_increase(facts) or _ZERO)
     worst = _worst_change(facts)
     if worst is not None:
         detail += f"; {_change_text(worst)}"
