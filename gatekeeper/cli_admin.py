@@ -107,14 +107,20 @@ _SETTING_FLAGS = (
 )
 
 
+# --stop-mode unset: the protection has no mode of its own (the API's null).
+_UNSET = "unset"
+
+
 def _describe(protection: Protection, owner: str) -> list[str]:
     p = protection
     stop = (
         f"ACTIVE since {p.emergency_stop_triggered_at.isoformat(timespec='seconds')}"
         f" by {p.emergency_stop_triggered_by}: {p.emergency_stop_reason}"
+        f" (mode {p.emergency_stop_active_mode})"
         if p.emergency_stop_triggered_at is not None
         else "inactive"
     )
+    mode = p.emergency_stop_mode or "not set (automatic stops reduce_only, manual stops halt)"
     return [
         f"Protection {p.id} on account {p.account_id} (owner {owner})",
         "Settings:",
@@ -126,7 +132,8 @@ def _describe(protection: Protection, owner: str) -> list[str]:
         f"  Max Daily Trades: {p.max_daily_trades}",
         f"  Email Alerts: {'on' if p.email_alerts_enabled else 'off'}",
         f"  Active: {'yes' if p.active else 'no'}",
-        f"  Emergency Stop: {stop} (mode {p.emergency_stop_mode})",
+        f"  Emergency Stop Mode: {mode}",
+        f"  Emergency Stop: {stop}",
     ]
 
 
@@ -160,7 +167,10 @@ async def cmd_protections(settings: Settings, args: argparse.Namespace) -> int:
             given = {field: getattr(args, field) for _, field, _, _ in _SETTING_FLAGS}
             given |= {"email_alerts_enabled": args.email_alerts, "active": args.active}
             given["emergency_stop_mode"] = args.stop_mode
-            values = parse(ProtectionSettings, {k: v for k, v in given.items() if v is not None})
+            data = {k: v for k, v in given.items() if v is not None}
+            if args.stop_mode == _UNSET:
+                data["emergency_stop_mode"] = None  # the API's null
+            values = parse(ProtectionSettings, data)
             owner, email = await _owner(conn, args.user)
             protection, created = await store.upsert_protection(
                 conn,
@@ -230,7 +240,13 @@ def _protections_arguments(parser: argparse.ArgumentParser) -> None:
         )
     set_.add_argument("--email-alerts", action=argparse.BooleanOptionalAction, default=None)
     set_.add_argument("--active", action=argparse.BooleanOptionalAction, default=None)
-    set_.add_argument("--stop-mode", choices=("halt", "reduce_only"), default=None)
+    set_.add_argument(
+        "--stop-mode",
+        choices=("halt", "reduce_only", _UNSET),
+        default=None,
+        help="what a stop lets through: halt (nothing), reduce_only (verified closes); unset:"
+        " automatic (daily-loss) stops reduce_only, manual stops halt",
+    )
     set_.add_argument("--by", default=None, help="name recorded in the history (default cli)")
     show = actions.add_parser("show", help="every protection on an account")
     show.add_argument("account")
@@ -238,7 +254,12 @@ def _protections_arguments(parser: argparse.ArgumentParser) -> None:
     stop.add_argument("account")
     stop.add_argument("--reason", required=True)
     stop.add_argument("--by", required=True, help="who triggers it")
-    stop.add_argument("--mode", choices=("halt", "reduce_only"), default=None)
+    stop.add_argument(
+        "--mode",
+        choices=("halt", "reduce_only"),
+        default=None,
+        help="this stop's mode (default: the protection's stop mode, else halt)",
+    )
     clear = actions.add_parser("clear", help="clear the emergency stop (needs --confirm)")
     clear.add_argument("account")
     clear.add_argument("--by", required=True, help="who clears it")

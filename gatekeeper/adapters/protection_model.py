@@ -25,7 +25,25 @@ STOP_FIELDS = (
     "emergency_stop_triggered_at",
     "emergency_stop_triggered_by",
     "emergency_stop_reason",
+    "emergency_stop_active_mode",
 )
+# The mode of a stop when neither the trigger nor the protection names one (see
+# sql/0023_emergency_stop_mode_optional.sql): an automatic stop must still let the account be
+# flattened; a person pressing stop without a mode means stop everything.
+AUTOMATIC_STOP_MODE: StopMode = "reduce_only"
+MANUAL_STOP_MODE: StopMode = "halt"
+
+
+def effective_stop_mode(
+    requested: StopMode | None, setting: StopMode | None, *, automatic: bool
+) -> StopMode:
+    """The mode a stop triggered now applies: the trigger's, else the protection's setting,
+    else reduce_only for an automatic (system) stop and halt for a manual one."""
+    if requested is not None:
+        return requested
+    if setting is not None:
+        return setting
+    return AUTOMATIC_STOP_MODE if automatic else MANUAL_STOP_MODE
 
 
 @dataclass(frozen=True)
@@ -41,10 +59,13 @@ class Protection:
     max_daily_trades: int
     email_alerts_enabled: bool
     active: bool
-    emergency_stop_mode: StopMode
+    # The owner's setting; None: not set (the trigger decides, see effective_stop_mode).
+    emergency_stop_mode: StopMode | None
     emergency_stop_triggered_at: datetime | None
     emergency_stop_triggered_by: str | None
     emergency_stop_reason: str | None
+    # The effective mode of the active stop; None exactly when no stop is active.
+    emergency_stop_active_mode: StopMode | None
     created_at: datetime
     updated_at: datetime
 

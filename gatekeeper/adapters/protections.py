@@ -1,6 +1,10 @@
 """Portfolio protections, their change history and emergency stops: the only module with their
 SQL. Every change runs in one transaction with its history row.
 
+``emergency_stop_mode`` is the owner's setting (``None``: not set); a triggered stop fixes its
+effective mode in ``emergency_stop_active_mode`` (see :func:`effective_stop_mode` and
+``sql/0023_emergency_stop_mode_optional.sql``), and clearing the stop resets only that.
+
 ``owner`` arguments scope a query to one user's protections; ``None`` means all (admins, the
 CLI). A protection outside the scope is reported as not found, so its existence does not leak.
 """
@@ -23,7 +27,13 @@ from gatekeeper.adapters.protection_errors import (
     ProtectionNotFound,
     constraint_error,
 )
-from gatekeeper.adapters.protection_model import SETTING_FIELDS, STOP_FIELDS, Actor, Protection
+from gatekeeper.adapters.protection_model import (
+    SETTING_FIELDS,
+    STOP_FIELDS,
+    Actor,
+    Protection,
+    effective_stop_mode,
+)
 from gatekeeper.limits import DEFAULTS, StopMode
 
 __all__ = [
@@ -33,6 +43,7 @@ __all__ = [
     "Protection",
     "clear_emergency_stop",
     "create_protection",
+    "effective_stop_mode",
     "get_protection",
     "list_protections",
     "trigger_emergency_stop",
@@ -42,6 +53,9 @@ __all__ = [
 
 _COLUMNS = ", ".join(Protection.__dataclass_fields__)
 _SCOPE = "id = $1 AND ($2::bigint IS NULL OR user_id = $2)"
+_MODE = "emergency_stop_mode"
+# What an update records: the settings, and the active stop's mode a new setting switches.
+_UPDATE_FIELDS = (*SETTING_FIELDS, "emergency_stop_active_mode")
 
 
 def _protection(row: asyncpg.Record | None) -> Protection:
@@ -126,10 +140,13 @@ async def create_protection(
     settings: Mapping[str, Any],
     actor: Actor,
     *,
-    default_stop_mode: StopMode = "halt",
+    default_stop_mode: StopMode | None = None,
 ) -> Protection:
-    """Insert a protection for ``owner`` on ``account_id``; unset settings take the defaults."""
-    values = {**DEFAULTS, "emergency_stop_mode": default_stop_mode, **settings}
+    """Insert a protection for ``owner`` on ``account_id``; unset settings take the defaults.
+
+    ``emergency_stop_mode`` absent from ``settings`` takes ``default_stop_mode`` (the
+    configured one); present and ``None``, it stays unset."""
+    values = {**DEFAULTS, _MODE: default_stop_mode, **settings}
     try:
         async with conn.transaction():
             row = await conn.fetchrow(
@@ -161,10 +178,25 @@ async def update_protection(
     changes: Mapping[str, Any],
     actor: Actor,
 ) -> Protection:
-    """Apply ``changes`` (settings only) and record old and new values."""
+    """Apply ``changes`` (settings only) and record old and new values.
+
+    A ``None`` value leaves a setting as it is, except ``emergency_stop_mode``: present with
+    ``None``, it becomes unset. A new ``halt``/``reduce_only`` also switches an active stop to
+    it at once (escalate to halt, or let closes through, without clearing the stop); unsetting
+    the mode leaves an active stop's mode as it is."""
     params = [changes.get(field) for field in SETTING_FIELDS]
+    mode = f"${SETTING_FIELDS.index(_MODE) + 3}"
     assignments = ", ".join(
-        f"{field} = coalesce(${index}, {field})" for index, field in enumerate(SETTING_FIELDS, 3)
+        f"{field} = coalesce(${index}, {field})"
+        for index, field in enumerate(SETTING_FIELDS, 3)
+        if field != _MODE
+    )
+    given = len(SETTING_FIELDS) + 3
+    assignments += (
+        f", {_MODE} = CASE WHEN ${given}::boolean THEN {mode}::text ELSE {_MODE} END"
+        ", emergency_stop_active_mode = CASE"
+        f" WHEN emergency_stop_triggered_at IS NOT NULL AND {mode}::text IS NOT NULL"
+        f" THEN {mode}::text ELSE emergency_stop_active_mode END"
     )
     try:
         async with conn.transaction():
@@ -175,9 +207,10 @@ async def update_protection(
                 protection_id,
                 owner,
                 *params,
+                _MODE in changes,
             )
             new = _protection(row)
-            await _record_change(conn, "updated", actor, old, new, SETTING_FIELDS)
+            await _record_change(conn, "updated", actor, old, new, _UPDATE_FIELDS)
     except asyncpg.CheckViolationError as error:
         raise constraint_error(error, changes) from None
     return new
@@ -190,7 +223,7 @@ async def upsert_protection(
     settings: Mapping[str, Any],
     actor: Actor,
     *,
-    default_stop_mode: StopMode = "halt",
+    default_stop_mode: StopMode | None = None,
 ) -> tuple[Protection, bool]:
     """The seed's ``portfolio_protection_for(account).update!(...)``: (protection, created)."""
     async with conn.transaction():
@@ -212,30 +245,33 @@ async def trigger_emergency_stop(
     triggered_by: str,
     mode: StopMode | None,
     actor: Actor,
+    automatic: bool = False,
 ) -> tuple[Protection, bool]:
-    """Activate the stop: (protection, True), or (protection, False) if it was active already."""
-    fields = (*STOP_FIELDS, "emergency_stop_mode")
+    """Activate the stop: (protection, True), or (protection, False) if it was active already.
+
+    Its mode is ``mode``, else the protection's setting, else reduce_only when ``automatic``
+    (the engine's daily-loss stop) and halt otherwise; the setting itself is left as it is."""
     async with conn.transaction():
         old = await _fetch(conn, protection_id, owner, lock=True)
         if old.emergency_stop_active:
             return old, False
+        active_mode = effective_stop_mode(mode, old.emergency_stop_mode, automatic=automatic)
         row = await conn.fetchrow(
             f"""
             UPDATE portfolio_protections
             SET emergency_stop_triggered_at = now(), emergency_stop_triggered_by = $3,
-                emergency_stop_reason = $4, emergency_stop_mode = coalesce($5, emergency_stop_mode),
-                updated_at = now()
+                emergency_stop_reason = $4, emergency_stop_active_mode = $5, updated_at = now()
             WHERE {_SCOPE} RETURNING {_COLUMNS}
             """,  # noqa: S608 - constants
             protection_id,
             owner,
             triggered_by,
             reason,
-            mode,
+            active_mode,
         )
         new = _protection(row)
-        await _record_change(conn, "emergency_stop_triggered", actor, old, new, fields)
-        await _record_event(conn, new, "triggered", triggered_by, reason, actor)
+        await _record_change(conn, "emergency_stop_triggered", actor, old, new, STOP_FIELDS)
+        await _record_event(conn, new, "triggered", active_mode, triggered_by, reason, actor)
     return new, True
 
 
@@ -247,7 +283,8 @@ async def clear_emergency_stop(
     cleared_by: str,
     actor: Actor,
 ) -> Protection:
-    """Clear an active stop (raises EmergencyStopNotActive when there is none)."""
+    """Clear an active stop (raises EmergencyStopNotActive when there is none). The
+    protection's own ``emergency_stop_mode`` setting is untouched: the next stop decides anew."""
     async with conn.transaction():
         old = await _fetch(conn, protection_id, owner, lock=True)
         if not old.emergency_stop_active:
@@ -258,7 +295,8 @@ async def clear_emergency_stop(
             f"""
             UPDATE portfolio_protections
             SET emergency_stop_triggered_at = NULL, emergency_stop_triggered_by = NULL,
-                emergency_stop_reason = NULL, updated_at = now()
+                emergency_stop_reason = NULL, emergency_stop_active_mode = NULL,
+                updated_at = now()
             WHERE {_SCOPE} RETURNING {_COLUMNS}
             """,  # noqa: S608 - constants
             protection_id,
@@ -266,7 +304,9 @@ async def clear_emergency_stop(
         )
         new = _protection(row)
         await _record_change(conn, "emergency_stop_cleared", actor, old, new, STOP_FIELDS)
-        await _record_event(conn, new, "cleared", cleared_by, None, actor)
+        # The event names the mode of the stop it ended.
+        cleared_mode = old.emergency_stop_active_mode
+        await _record_event(conn, new, "cleared", cleared_mode, cleared_by, None, actor)
     return new
 
 
@@ -274,6 +314,7 @@ async def _record_event(
     conn: Conn,
     protection: Protection,
     event: Literal["triggered", "cleared"],
+    mode: StopMode | None,
     name: str,
     reason: str | None,
     actor: Actor,
@@ -287,7 +328,7 @@ async def _record_event(
         protection.id,
         protection.account_id,
         event,
-        protection.emergency_stop_mode,
+        mode,
         name,
         reason,
         actor.user_id,

@@ -151,7 +151,7 @@ async def emergency_stop(call: Call) -> web.Response:
             "EMERGENCY STOP triggered on protection %s (account %s, mode %s)",
             stopped.id,
             stopped.account_id,
-            stopped.emergency_stop_mode,
+            stopped.emergency_stop_active_mode,
         )
     out = ProtectionOut.of(stopped)
     return _json(EmergencyStopResponse(portfolio_protection=out, already_active=not changed))

@@ -60,12 +60,25 @@ class ProtectionSettings(_Request):
     email_alerts_enabled: StrictBool | None = None
     active: StrictBool | None = None
     emergency_stop_mode: StopMode | None = Field(
-        None, description="halt: nothing passes; reduce_only: verified closing orders pass"
+        None,
+        description=(
+            "What a stop on this protection lets through. halt: nothing; reduce_only: verified"
+            " closing orders. null: not set, so an automatic (daily-loss) stop applies"
+            " reduce_only and a manual stop without a mode halt. On update, a new halt or"
+            " reduce_only also switches an active stop to it; null unsets the mode and leaves"
+            " an active stop as it is. Absent on create: the configured"
+            " admin.default_emergency_stop_mode (unset by default)"
+        ),
     )
 
     def given(self) -> dict[str, Any]:
-        """The settings the request set (null counts as not set)."""
-        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+        """The settings the request set. null counts as not set, except for
+        ``emergency_stop_mode``, where it means "unset the mode"."""
+        return {
+            k: v
+            for k, v in self.model_dump(exclude_unset=True).items()
+            if v is not None or k == "emergency_stop_mode"
+        }
 
 
 class ProtectionCreate(ProtectionSettings):
@@ -83,7 +96,13 @@ class UpdateProtectionRequest(_Request):
 class EmergencyStopRequest(_Request):
     reason: Text
     triggered_by: Name
-    mode: StopMode | None = Field(None, description="default: the protection's stop mode")
+    mode: StopMode | None = Field(
+        None,
+        description=(
+            "this stop's mode (the protection's setting is not changed). Default: the"
+            " protection's emergency_stop_mode, else halt"
+        ),
+    )
 
 
 class ClearEmergencyStopRequest(_Request):
@@ -129,8 +148,13 @@ class ProtectionOut(BaseModel):
     max_daily_trades: int
     email_alerts_enabled: bool
     active: bool
-    emergency_stop_mode: StopMode
+    emergency_stop_mode: StopMode | None = Field(
+        description="the protection's setting; null: not set explicitly"
+    )
     emergency_stop_active: bool
+    emergency_stop_active_mode: StopMode | None = Field(
+        description="the effective mode of the active stop; null when no stop is active"
+    )
     emergency_stop_triggered_at: datetime | None
     emergency_stop_triggered_by: str | None
     emergency_stop_reason: str | None

@@ -212,7 +212,9 @@ async def test_step_6_emergency_stop_and_clearance(admin_api: AdminApi, admin: I
     assert state["emergency_stop_active"] is True
     assert state["emergency_stop_triggered_by"] == "test_user"
     assert state["emergency_stop_reason"] == "Testing emergency stop functionality"
-    assert state["emergency_stop_mode"] == "halt"
+    # No mode on the protection nor in the request: a person pressing stop halts everything.
+    assert state["emergency_stop_mode"] is None
+    assert state["emergency_stop_active_mode"] == "halt"
 
     status = await admin_api.call("GET", f"{BASE}/status?account_id=TEST123", admin)
     assert status.body["emergency_stop_active"] is True
@@ -236,6 +238,8 @@ async def test_step_6_emergency_stop_and_clearance(admin_api: AdminApi, admin: I
     )
     assert cleared.status == 200, cleared.body
     assert cleared.body["portfolio_protection"]["emergency_stop_active"] is False
+    assert cleared.body["portfolio_protection"]["emergency_stop_active_mode"] is None
+    assert cleared.body["portfolio_protection"]["emergency_stop_mode"] is None
     not_active = await admin_api.call(
         "DELETE", clear_path, admin, {"confirm": "true", "cleared_by": "test_user"}
     )
@@ -271,6 +275,7 @@ async def test_stop_mode_reduce_only(admin_api: AdminApi, admin: Issued) -> None
         {"reason": "drawdown", "triggered_by": "ops"},
     )  # fmt: skip
     assert stopped.body["portfolio_protection"]["emergency_stop_mode"] == "reduce_only"
+    assert stopped.body["portfolio_protection"]["emergency_stop_active_mode"] == "reduce_only"
 
 
 # -- malformed requests: 400, nothing changes ---------------------------------------------------

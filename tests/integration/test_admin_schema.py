@@ -127,7 +127,8 @@ async def test_column_defaults_are_the_seed_step_7_values(conn: asyncpg.Connecti
     row = await conn.fetchrow("SELECT * FROM portfolio_protections WHERE id = $1", protection_id)
     assert row is not None
     assert {name: row[name] for name in DEFAULTS} == dict(DEFAULTS)
-    assert row["emergency_stop_mode"] == "halt"
+    assert row["emergency_stop_mode"] is None  # not set explicitly (0023)
+    assert row["emergency_stop_active_mode"] is None
     assert row["emergency_stop_triggered_at"] is None
 
 

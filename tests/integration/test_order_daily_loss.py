@@ -1,5 +1,6 @@
 """Daily loss: NLV falls past the limit → opening orders rejected and the emergency stop
-triggered by `system`; closing orders then follow the stop mode."""
+triggered by `system`; closing orders then follow the stop mode: the protection's, or
+reduce_only when it has none (an automatic stop leaves the account flattenable)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import pytest
 from tests.fixtures.orders import Bot, order, protect, received_count
 
 
-@pytest.mark.parametrize("mode", ["halt", "reduce_only"])
+@pytest.mark.parametrize(
+    ("mode", "effective"),
+    [("halt", "halt"), ("reduce_only", "reduce_only"), (None, "reduce_only")],
+)
 async def test_daily_loss_triggers_the_stop_and_closes_follow_the_mode(
-    bot: Bot, pg_pool: asyncpg.Pool, paper_broker: Any, mode: str
+    bot: Bot, pg_pool: asyncpg.Pool, paper_broker: Any, mode: str | None, effective: str
 ) -> None:
     protection = await protect(pg_pool, bot.account, emergency_stop_mode=mode)
     # First sight of the day: start-of-day NLV 100,000.00 is recorded.
@@ -29,17 +33,19 @@ async def test_daily_loss_triggers_the_stop_and_closes_follow_the_mode(
     assert "-5.54%" in answer.body["error"]["message"]
 
     row = await pg_pool.fetchrow(
-        "SELECT emergency_stop_triggered_by, emergency_stop_reason FROM portfolio_protections"
-        " WHERE id = $1",
+        "SELECT emergency_stop_triggered_by, emergency_stop_reason, emergency_stop_mode,"
+        " emergency_stop_active_mode FROM portfolio_protections WHERE id = $1",
         protection.id,
     )
     assert row is not None
     assert row["emergency_stop_triggered_by"] == "system"
     assert "-5.54%" in row["emergency_stop_reason"]
     assert "5.00%" in row["emergency_stop_reason"]
-    event = await pg_pool.fetchrow("SELECT event, actor, via FROM emergency_events")
+    # The stop's mode is on the row; the protection's own setting is left as it was.
+    assert (row["emergency_stop_mode"], row["emergency_stop_active_mode"]) == (mode, effective)
+    event = await pg_pool.fetchrow("SELECT event, actor, via, mode FROM emergency_events")
     assert event is not None
-    assert tuple(event) == ("triggered", "system", "system")
+    assert tuple(event) == ("triggered", "system", "system", effective)
 
     opening = await bot.place(order("AAPL", 1, "150.00"))
     assert "emergency_stop" in opening.codes
@@ -48,7 +54,7 @@ async def test_daily_loss_triggers_the_stop_and_closes_follow_the_mode(
     assert oversized.status == 422
     assert "emergency_stop" in oversized.codes
     received = [e for e in paper_broker.book.received_orders() if e.account_number == bot.account]
-    if mode == "halt":
+    if effective == "halt":
         assert close.status == 422
         assert "emergency_stop" in close.codes
         assert received_count(paper_broker.book, bot.account) == 1
@@ -80,6 +86,9 @@ async def test_daily_loss_on_an_account_guarded_by_the_defaults_records_a_lastin
     assert row["max_daily_loss_percentage"] == Decimal("5.00")
     assert row["emergency_stop_triggered_by"] == "system"
     assert "-5.54%" in row["emergency_stop_reason"]
+    # No mode of its own: the automatic stop is reduce_only, so the account can be flattened.
+    assert (row["emergency_stop_mode"], row["emergency_stop_active_mode"]) == (None, "reduce_only")
+    assert await pg_pool.fetchval("SELECT mode FROM emergency_events") == "reduce_only"
     assert await pg_pool.fetchval("SELECT count(*) FROM emergency_events") == 1
 
     # The price recovers: the stop still holds until someone clears it.
@@ -88,3 +97,6 @@ async def test_daily_loss_on_an_account_guarded_by_the_defaults_records_a_lastin
     assert after.status == 422
     assert after.codes == ["emergency_stop"]
     assert received_count(paper_broker.book, bot.account) == 1
+    close = await bot.place(order("TQQQ", 100, None, action="Sell to Close"))
+    assert close.status == 201, close.body
+    assert received_count(paper_broker.book, bot.account) == 2
