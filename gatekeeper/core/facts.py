@@ -169,6 +169,18 @@ def _net_entries(entries: Iterable[Entry]) -> list[Entry]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """One world of the request, filled on top of the account."""
+
+    risks: Mapping[str, GroupRisk | None]
+    exposure: Decimal | None
+    debit: Decimal | None
+    value: Decimal | None
+    buyback: Decimal | None
+    free_cash: Decimal | None
+
+
 def account_facts(
     orders: OrderInput,
     snapshot: AccountSnapshot,
@@ -186,86 +198,89 @@ def account_facts(
         for w in snapshot.working_orders
         if replaces_order_id is None or w.order_id != replaces_order_id
     ]
-    book = Book(snapshot.positions)
-    for order in (*(w.order for w in working), *in_flight):
-        book.split(order)
-    splits = split_request(orders, book)
-    closes_only = all(split.is_verified_close for split in splits)
-
+    closes_only = _closes_only(orders, snapshot, [w.order for w in working], in_flight)
     worlds = request_worlds(orders)
-    filled_worlds = [valuer.filled(world) for world in worlds]
-    touched = list(dict.fromkeys(g for f in filled_worlds for g in _by_group(f)))
+    filled = [valuer.filled(world) for world in worlds]
+    touched = list(dict.fromkeys(g for f in filled for g in _by_group(f)))
     pending = pending_worlds(working, in_flight)
     pending_filled = [[valuer.filled(world) for world in alts] for alts in pending]
     positions = valuer.positions()
 
     everything = [*positions, *(e for alts in pending_filled for w in alts for e in w)]
-    everything += [e for f in filled_worlds for e in f]
+    everything += [e for f in filled for e in f]
     strikes = {
         g: strikes_of(e for e in entries if isinstance(e, Holding))
         for g, entries in _by_group(everything).items()
     }
     account = _Account(prices, params, strikes)
     base, pending_debits = _choose_pending(account, positions, pending, pending_filled, valuer)
-    base_groups = _by_group(base)
-    before = {g: account.risk(g, entries) for g, entries in base_groups.items()}
+    before = {g: account.risk(g, entries) for g, entries in _by_group(base).items()}
     exposure_before = _total(before.values())
 
-    values: list[Decimal | None] = []
-    exposures: list[Decimal | None] = []
-    cash: list[Decimal | None] = []
-    buybacks: list[Decimal | None] = []
-    debits: list[Decimal | None] = []
-    after: dict[str, list[GroupRisk | None]] = {g: [] for g in touched}
-    for world, filled in zip(worlds, filled_worlds, strict=True):
-        groups = _by_group([*base, *filled])
-        risks = {g: account.risk(g, groups[g]) for g in touched if g in groups}
-        for g in touched:
-            after[g].append(risks.get(g, GroupRisk(g, _ZERO, False)))
+    def outcome(world: World, added: list[Entry]) -> _Outcome:
+        groups = _by_group([*base, *added])
+        risks = {
+            g: account.risk(g, groups[g]) if g in groups else GroupRisk(g, _ZERO, False)
+            for g in touched
+        }
         untouched = _total(r for g, r in before.items() if g not in risks)
         touched_after = _total(risks.values())
         exposure = None if untouched is None or touched_after is None else untouched + touched_after
         debit = valuer.debits(world)
         debit = None if debit is None else debit + fees
-        increase = (
-            None if exposure is None or exposure_before is None else exposure - exposure_before
-        )
-        buyback = _buyback(positions, [*base, *filled])
-        exposures.append(exposure)
-        debits.append(debit)
-        buybacks.append(buyback)
-        values.append(None if debit is None or increase is None else max(debit, increase))
+        value = None
+        if debit is not None and exposure is not None and exposure_before is not None:
+            value = max(debit, exposure - exposure_before)
+        buyback = _buyback(positions, [*base, *added])
         free = None
         if debit is not None and buyback is not None and pending_debits is not None:
             free = snapshot.cash_balance - buyback - pending_debits - debit
-        cash.append(free)
+        return _Outcome(risks, exposure, debit, value, buyback, free)
 
+    outcomes = [outcome(w, f) for w, f in zip(worlds, filled, strict=True)]
     changes = tuple(
-        GroupChange(g, before.get(g, GroupRisk(g, _ZERO, False)), _worst(after[g])) for g in touched
+        GroupChange(
+            g,
+            before.get(g, GroupRisk(g, _ZERO, False)),
+            _worst([o.risks[g] for o in outcomes]),
+        )
+        for g in touched
     )
-    all_buy = all(
+    only_buys_back = all(
         leg.action in (Action.BUY_TO_CLOSE, Action.BUY)
         for world in worlds
         for order in world
         for leg in order.legs
     )
-    reducing = closes_only and (all_buy or all(_reduces(c) for c in changes))
     return Facts(
         nlv=snapshot.nlv,
         cash_balance=snapshot.cash_balance,
         start_of_day_nlv=snapshot.start_of_day_nlv,
         closes_only=closes_only,
-        risk_reducing=reducing,
-        debit=_largest(debits),
-        order_value=_largest(values),
+        risk_reducing=closes_only and (only_buys_back or all(_reduces(c) for c in changes)),
+        debit=_largest([o.debit for o in outcomes]),
+        order_value=_largest([o.value for o in outcomes]),
         exposure_before=exposure_before,
-        exposure_after=_largest(exposures),
-        free_cash_after=_smallest(cash),
-        short_buyback=_largest(buybacks),
+        exposure_after=_largest([o.exposure for o in outcomes]),
+        free_cash_after=_smallest([o.free_cash for o in outcomes]),
+        short_buyback=_largest([o.buyback for o in outcomes]),
         pending_debits=pending_debits,
         groups=changes,
         problems=tuple(prices.problems.values()),
     )
+
+
+def _closes_only(
+    orders: OrderInput,
+    snapshot: AccountSnapshot,
+    working: Sequence[Order],
+    in_flight: Sequence[Order],
+) -> bool:
+    """Every leg closes held quantity, after what pending closes already cover."""
+    book = Book(snapshot.positions)
+    for order in (*working, *in_flight):
+        book.split(order)
+    return all(split.is_verified_close for split in split_request(orders, book))
 
 
 def _reduces(change: GroupChange) -> bool:

@@ -387,3 +387,24 @@ def test_unusable_quotes_name_why(bid: str, ask: str, reason: str) -> None:
 
     assert decision.codes == (Code.QUOTE_INVALID,)
     assert reason in decision.message
+
+
+def test_oco_members_on_different_underlyings_are_each_priced() -> None:
+    members = [
+        {
+            "order-type": "Limit",
+            "price": price,
+            "price-effect": "Debit",
+            "time-in-force": "GTC",
+            "legs": [leg(symbol, 10, "Buy to Open")],
+        }
+        for symbol, price in (("AAPL", "150.00"), ("SPY", "500.00"))
+    ]
+
+    decision = decide(parse_complex_order({"type": "OCO", "orders": members}), account_b(), [P])
+
+    assert decision.allowed
+    # the worst member: 10 SPY at 500 = 5,000 (AAPL would be 1,500)
+    assert decision.figures.order_value == D("5000.00")
+    assert decision.figures.exposure_after == D("5000.00")
+    assert decision.figures.concentration_after == {"AAPL": D("1500.00"), "SPY": D("5000.00")}
