@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from gatekeeper.adapters.account_state import StateSource
+from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.checks import check_order, verdict_payload
 from gatekeeper.engine import Engine
 from gatekeeper.errors import GatekeeperError
@@ -54,8 +55,10 @@ async def cmd_check_order(settings: Settings, args: argparse.Namespace) -> int:
         print("error: the order must be a JSON object", file=sys.stderr)
         return 2
     async with open_backends(settings) as backends, aiohttp.ClientSession() as session:
-        state = StateSource(session, backends.redis, settings, Metrics.create())
-        engine = Engine(backends.pool, state, settings)
+        metrics = Metrics.create()
+        state = StateSource(session, backends.redis, settings, metrics)
+        instruments = InstrumentSource(session, backends.redis, settings, metrics)
+        engine = Engine(backends.pool, state, settings, instruments)
         try:
             result = await check_order(
                 engine, args.account, order, args.broker_authorization, route_kind="check_order"

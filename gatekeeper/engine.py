@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,24 +24,29 @@ from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters import users
 from gatekeeper.adapters.account_state import AccountPayloads, StateSource
+from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.core import (
+    AccountSnapshot,
     AccountStateInvalid,
     ComplexOrder,
     Decision,
+    EvaluationContext,
     InvalidOrder,
     Limits,
     Order,
     OrderPatch,
+    RiskParameters,
     StopMode,
     apply_replace,
     evaluate,
     parse_order,
     snapshot_from_payloads,
 )
-from gatekeeper.core.assess import contained_orders
+from gatekeeper.core.holdings import contained_orders
+from gatekeeper.core.instruments import Instrument
 from gatekeeper.core.order import to_decimal
-from gatekeeper.core.payloads import working_order_from_payload
-from gatekeeper.core.symbols import InstrumentType, parse_option_symbol
+from gatekeeper.core.payloads import quote_from_payload, working_order_from_payload
+from gatekeeper.core.symbols import InstrumentType
 from gatekeeper.errors import DatabaseUnavailable
 from gatekeeper.settings import RiskSettings, Settings
 
@@ -95,8 +100,20 @@ def default_limits(risk: RiskSettings) -> Limits:
     )
 
 
+def risk_parameters(risk: RiskSettings) -> RiskParameters:
+    """How the core trusts quotes and stresses shorts, from the ``[risk]`` settings."""
+    return RiskParameters(
+        stress_up_percentage=risk.stress_up_percentage,
+        max_quote_age_seconds=risk.max_quote_age_seconds,
+        max_spread_percentage=risk.max_spread_percentage,
+    )
+
+
 def limits_of(protection: store.Protection) -> Limits:
-    """A protection row as the core sees it."""
+    """A protection row as the core sees it. The core's ``emergency_stop_mode`` is the mode of
+    the active stop (fixed when it was triggered), not the protection's setting; with no
+    active stop the core ignores it."""
+    active_mode = protection.emergency_stop_active_mode
     return Limits(
         cash_reserve_percentage=protection.cash_reserve_percentage,
         max_daily_loss_percentage=protection.max_daily_loss_percentage,
@@ -106,13 +123,13 @@ def limits_of(protection: store.Protection) -> Limits:
         max_daily_trades=protection.max_daily_trades,
         active=protection.active,
         emergency_stop_active=protection.emergency_stop_active,
-        emergency_stop_mode=StopMode(protection.emergency_stop_mode),
+        emergency_stop_mode=StopMode(active_mode) if active_mode else StopMode.HALT,
         protection_id=str(protection.id),
     )
 
 
-def _quote_pairs(orders: Iterable[Order], payloads: AccountPayloads) -> list[tuple[str, str]]:
-    """Every instrument whose price the evaluation may need, with its option underlyings."""
+def _instrument_pairs(orders: Iterable[Order], payloads: AccountPayloads) -> list[tuple[str, str]]:
+    """``(instrument_type, symbol)`` of every leg of ``orders``, position and live-order leg."""
     pairs: list[tuple[str, str]] = []
     for order in orders:
         pairs.extend((leg.instrument_type.value, leg.symbol) for leg in order.legs)
@@ -120,17 +137,26 @@ def _quote_pairs(orders: Iterable[Order], payloads: AccountPayloads) -> list[tup
         kind, symbol = item.get("instrument-type"), item.get("symbol")
         if isinstance(kind, str) and isinstance(symbol, str):
             pairs.append((kind, symbol))
-    for kind, symbol in list(pairs):
-        try:
-            info = parse_option_symbol(InstrumentType(kind), symbol)
-        except ValueError:
-            continue
-        if info is not None:
-            future = kind == InstrumentType.FUTURE_OPTION.value
-            pairs.append(
-                ("Future", "/" + info.underlying) if future else ("Equity", info.underlying)
-            )
     return list(dict.fromkeys(pairs))
+
+
+def _quote_pairs(
+    pairs: Iterable[tuple[str, str]], instruments: Mapping[str, Instrument]
+) -> list[tuple[str, str]]:
+    """Every quote the evaluation may need: each instrument's own and its underlying's, as
+    the instrument names it (``/ESZ6`` for a future option, ``SPX`` for an SPXW option).
+
+    An equity option's underlying is asked as an equity and as an index (``"Index"``, see
+    account_state.QUERY_KEYS): SPX is quoted only as the latter, SPY only as the former.
+    """
+    quotes = list(pairs)  # unresolved ones too: their quote costs nothing extra to ask
+    for instrument in instruments.values():
+        quotes.append((instrument.instrument_type.value, instrument.symbol))
+        if instrument.underlying != instrument.symbol:
+            quotes.append((instrument.underlying_type.value, instrument.underlying))
+            if instrument.underlying_type is InstrumentType.EQUITY:
+                quotes.append(("Index", instrument.underlying))
+    return list(dict.fromkeys(quotes))
 
 
 def _live_legs(live_orders: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -165,14 +191,25 @@ def _replaced(payloads: AccountPayloads, order_id: str, patch: OrderPatch) -> Or
 class Engine:
     """Decides order requests; one per listener, sharing its pool and state source."""
 
-    def __init__(self, pool: asyncpg.Pool, state: StateSource, settings: Settings) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        state: StateSource,
+        settings: Settings,
+        instruments: InstrumentSource,
+    ) -> None:
         self.pool = pool
         self.state = state
         self.settings = settings
+        self.instruments = instruments
 
     async def decide(self, request: OrderRequest, decision_id: UUID, started: float) -> Result:
         """Evaluate and record one request (see the module docstring). Raises
-        RiskPathUnavailable subclasses, OrderParseError or AccountStateInvalid."""
+        RiskPathUnavailable subclasses, OrderParseError or AccountStateInvalid.
+
+        Gathers, in order: the account state; the instruments of the order's legs, the
+        positions and the working orders (group, multiplier, underlying); the quotes of those
+        instruments and of their underlyings. Then decides under the account lock."""
         payloads = await self.state.account(request.account, request.client_headers)
         orders: Order | ComplexOrder
         if isinstance(request.orders, OrderPatch):
@@ -181,13 +218,16 @@ class Engine:
             orders = _replaced(payloads, request.replaces_order_id, request.orders)
         else:
             orders = request.orders
-        contained = contained_orders(orders)
+        pairs = _instrument_pairs(contained_orders(orders), payloads)
+        instruments = await self.instruments.resolve(
+            pairs, request.client_headers, payloads.positions
+        )
         quotes = await self.state.quotes(
-            _quote_pairs(contained, payloads), request.client_headers, payloads, request.account
+            _quote_pairs(pairs, instruments), request.client_headers, payloads, request.account
         )
         try:
             return await self._decide_locked(
-                request, orders, payloads, quotes, decision_id, started
+                request, orders, payloads, quotes, instruments, decision_id, started
             )
         except DB_DOWN as error:
             raise DatabaseUnavailable(
@@ -201,6 +241,7 @@ class Engine:
         orders: Order | ComplexOrder,
         payloads: AccountPayloads,
         quotes: Sequence[Mapping[str, Any]],
+        instruments: Mapping[str, Instrument],
         decision_id: UUID,
         started: float,
     ) -> Result:
@@ -231,24 +272,57 @@ class Engine:
                 quotes=quotes,
                 start_of_day_nlv=sod,
                 fetched_at=fetched_at,
+                instruments=instruments,
             )
-            decision = evaluate(
-                orders,
-                snapshot,
-                limits,
-                reserved.trades_today,
-                now,
+            in_flight = [parse_order(item) for item in reserved.in_flight]
+            if in_flight:
+                snapshot = await self._with_in_flight(request, snapshot, in_flight, payloads)
+            context = EvaluationContext(
+                snapshot=snapshot,
+                protections=limits,
+                now=now,
+                trades_today=reserved.trades_today,
                 dry_run=request.dry_run,
-                in_flight=[parse_order(item) for item in reserved.in_flight],
+                in_flight=in_flight,
                 replaces_order_id=request.replaces_order_id,
                 max_state_age=timedelta(seconds=risk.max_state_age_seconds),
+                params=risk_parameters(risk),
             )
+            decision = evaluate(orders, context)
             if decision.trigger_stop is not None:
                 await self._trigger_stops(conn, request.account, decision)
             await db.insert_decision(
                 conn, decision_row(request, decision, decision_id, day, started, orders)
             )
         return Result(decision, decision_id, day, limits)
+
+    async def _with_in_flight(
+        self,
+        request: OrderRequest,
+        snapshot: AccountSnapshot,
+        in_flight: Sequence[Order],
+        payloads: AccountPayloads,
+    ) -> AccountSnapshot:
+        """The snapshot with the instruments and quotes of in-flight orders it lacks (read
+        under the lock, they were not known before it; usually all cached already)."""
+        plain = (InstrumentType.EQUITY, InstrumentType.CRYPTOCURRENCY)
+        pairs = list(
+            dict.fromkeys(
+                (leg.instrument_type.value, leg.symbol)
+                for order in in_flight
+                for leg in order.legs
+                if leg.symbol not in snapshot.quotes
+                or (leg.instrument_type not in plain and leg.symbol not in snapshot.instruments)
+            )
+        )
+        if not pairs:
+            return snapshot
+        found = await self.instruments.resolve(pairs, request.client_headers, payloads.positions)
+        instruments = {**found, **snapshot.instruments}
+        wanted = [p for p in _quote_pairs(pairs, found) if p[1] not in snapshot.quotes]
+        quotes = await self.state.quotes(wanted, request.client_headers)
+        extra = {q.symbol: q for q in (quote_from_payload(item) for item in quotes)}
+        return replace(snapshot, instruments=instruments, quotes={**extra, **snapshot.quotes})
 
     async def _trigger_stops(self, conn: Any, account: str, decision: Decision) -> None:
         trigger = decision.trigger_stop
@@ -260,7 +334,9 @@ class Engine:
                 # The configured defaults have no row to hold a stop: make them one, owned by
                 # the system user, so the stop persists until an admin clears it.
                 protection_id = await self._default_protection_row(conn, account)
-            await store.trigger_emergency_stop(
+            # automatic: reduce_only unless the protection says halt, so the account can
+            # still be flattened.
+            stopped, changed = await store.trigger_emergency_stop(
                 conn,
                 protection_id,
                 None,
@@ -268,13 +344,19 @@ class Engine:
                 triggered_by=trigger.actor,
                 mode=None,
                 actor=SYSTEM_ACTOR,
+                automatic=True,
             )
-            log.warning(
-                "emergency stop triggered on protection %s: %s", protection_id, trigger.reason
-            )
+            if changed:  # a dry-run does not hold the account lock: another may have won
+                log.warning(
+                    "emergency stop triggered on protection %s (mode %s): %s",
+                    protection_id,
+                    stopped.emergency_stop_active_mode,
+                    trigger.reason,
+                )
 
     async def _default_protection_row(self, conn: Any, account: str) -> int:
-        """The system user's protection on ``account`` with the configured default limits."""
+        """The system user's protection on ``account`` with the configured default limits
+        and stop mode (unset by default: its automatic stop is reduce_only)."""
         await db.lock_account(conn, account)  # dry-runs come here without the account lock
         owner = await _system_user(conn)
         existing = await store.list_protections(conn, owner.id, account)
@@ -291,7 +373,14 @@ class Engine:
             ),
             "max_daily_trades": risk.default_max_daily_trades,
         }
-        created = await store.create_protection(conn, owner.id, account, values, SYSTEM_ACTOR)
+        created = await store.create_protection(
+            conn,
+            owner.id,
+            account,
+            values,
+            SYSTEM_ACTOR,
+            default_stop_mode=self.settings.admin.default_emergency_stop_mode,
+        )
         return created.id
 
 

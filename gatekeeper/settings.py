@@ -83,8 +83,10 @@ class AdminSettings(_Section):
     port: Port = 8081
     # Lifetime of a token from `gatekeeper tokens create` without --ttl (the seed: 24 hours).
     default_token_ttl: str = "24h"  # noqa: S105 - a duration, not a secret
-    # The stop mode of a new protection: halt (nothing passes) or reduce_only (closes pass).
-    default_emergency_stop_mode: Literal["halt", "reduce_only"] = "halt"
+    # The emergency_stop_mode given to a new protection created without one: halt (nothing
+    # passes) or reduce_only (verified closes pass). None (the default): new protections leave
+    # it unset, so an automatic (daily-loss) stop applies reduce_only and a manual stop halt.
+    default_emergency_stop_mode: Literal["halt", "reduce_only"] | None = None
 
     @field_validator("default_token_ttl")
     @classmethod
@@ -121,6 +123,9 @@ class RiskSettings(_Section):
     # Older than this (and unrefreshable) the order is rejected: state_unavailable.
     max_state_age_seconds: PositiveSeconds = 10.0
     quote_ttl_seconds: PositiveSeconds = 1.0
+    # Instruments (an option's underlying group, a future's multiplier) do not change intraday:
+    # looked up once per symbol, then cached in Redis this long (6 hours; at most a week).
+    instrument_ttl_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] = 6 * 3_600.0
     # Accounts without a protection: guarded by the defaults below, or every order rejected.
     unknown_account_policy: Literal["defaults", "reject"] = "defaults"
     max_body_bytes: Annotated[int, Field(ge=1024, le=1024**2)] = 64 * 1024
@@ -131,6 +136,13 @@ class RiskSettings(_Section):
     default_max_portfolio_exposure_percentage: Percent = Decimal(75)
     default_max_position_concentration_percentage: Percent = Decimal(20)
     default_max_daily_trades: Annotated[int, Field(ge=1, le=10_000)] = 50
+    # Risk model (docs/order-path.md): the highest scenario price is the largest of the
+    # underlying's price and every strike, plus this share of the underlying's price.
+    stress_up_percentage: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal(100)
+    # Quotes older than this (when they say when they were updated) are not used; None: off.
+    max_quote_age_seconds: Annotated[Decimal, Field(gt=0)] | None = Decimal(300)
+    # Quotes whose bid-ask spread exceeds this share of the mid are not used; None: off.
+    max_spread_percentage: Annotated[Decimal, Field(gt=0, le=1000)] | None = Decimal(100)
 
     @model_validator(mode="after")
     def _check_ages(self) -> RiskSettings:

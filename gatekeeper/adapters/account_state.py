@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from multidict import CIMultiDict
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gatekeeper.adapters.broker_read import BrokerReadError, get_data, read_timeout
 from gatekeeper.errors import CacheUnavailable, StateUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
@@ -39,12 +39,14 @@ REFRESH_AHEAD = 0.75
 # Entries kept per process (parsed state and quote hints per account, quote ages per
 # symbol): beyond it, start over.
 MAX_REMEMBERED = 1024
-# Forwarded to the broker with the state requests; everything else (cookies...) is not.
-_CLIENT_HEADERS = ("Authorization", "User-Agent", "Accept-Version")
 
-# /market-data/by-type query key per instrument type.
+# /market-data/by-type query key per instrument type. "Index" is no instrument-type: an equity
+# option's underlying may be a stock (SPY) or an index (SPX, quoted under the `index` key) and
+# nothing in the option says which, so its quote is asked as ("Equity", s) and ("Index", s):
+# both keys in one request, and whichever the broker knows answers.
 QUERY_KEYS = {
     "Equity": "equity",
+    "Index": "index",
     "Equity Option": "equity-option",
     "Future": "future",
     "Future Option": "future-option",
@@ -82,10 +84,7 @@ class StateSource:
         self._quote_hint: dict[str, tuple[str, ...]] = {}  # account -> symbols needed last
         self._quoted_at: dict[str, float] = {}  # symbol -> when this process cached it
         self._quote_refreshes: dict[str, asyncio.Task[None]] = {}  # by symbol
-        self._timeout = aiohttp.ClientTimeout(
-            total=min(settings.proxy.total_timeout_seconds, self._risk.max_state_age_seconds),
-            connect=settings.proxy.connect_timeout_seconds,
-        )
+        self._timeout = read_timeout(settings)
 
     async def account(self, account: str, client_headers: Mapping[str, str]) -> AccountPayloads:
         """The account's payloads, fresh enough (see the module docstring). Concurrent
@@ -174,10 +173,16 @@ class StateSource:
         payloads: AccountPayloads | None = None,
         account: str | None = None,
     ) -> list[Mapping[str, Any]]:
-        """Quotes for ``(instrument_type, symbol)`` pairs; missing ones are simply absent.
-        Those read along with ``payloads`` (the account's state) are not read again; cached
-        quotes about to expire are refreshed in the background while they still serve."""
-        wanted = {symbol: kind for kind, symbol in symbols if kind in QUERY_KEYS}
+        """Quotes for ``(instrument_type, symbol)`` pairs (``"Index"`` too, see QUERY_KEYS);
+        missing ones are simply absent. A symbol named with several types is asked under each
+        of their keys. Those read along with ``payloads`` (the account's state) are not read
+        again; cached quotes about to expire are refreshed in the background while they still
+        serve."""
+        wanted: dict[str, tuple[str, ...]] = {}  # symbol -> its query keys
+        for kind, symbol in symbols:
+            key = QUERY_KEYS.get(kind)
+            if key is not None and key not in wanted.get(symbol, ()):
+                wanted[symbol] = (*wanted.get(symbol, ()), key)
         if account is not None:
             self._remember_hint(account, tuple(wanted))
         if not wanted:
@@ -201,12 +206,16 @@ class StateSource:
         return found
 
     async def _fetch_quotes(
-        self, names: list[str], kinds: Mapping[str, str], client_headers: Mapping[str, str]
+        self,
+        names: list[str],
+        keys: Mapping[str, tuple[str, ...]],
+        client_headers: Mapping[str, str],
     ) -> list[Mapping[str, Any]]:
         found: list[Mapping[str, Any]] = []
-        for start in range(0, len(names), MAX_QUOTES_PER_CALL):
-            chunk = names[start : start + MAX_QUOTES_PER_CALL]
-            query = [(QUERY_KEYS[kinds[s]], s) for s in chunk]
+        # The broker's limit counts symbols under every key: a symbol asked twice counts twice.
+        asked = [(key, s) for s in names for key in keys[s]]
+        for start in range(0, len(asked), MAX_QUOTES_PER_CALL):
+            query = asked[start : start + MAX_QUOTES_PER_CALL]
             data = await self._get("/market-data/by-type", client_headers, query)
             items = _items(data)
             found.extend(items)
@@ -214,7 +223,10 @@ class StateSource:
         return found
 
     def _refresh_quotes_ahead(
-        self, names: list[str], kinds: Mapping[str, str], client_headers: Mapping[str, str]
+        self,
+        names: list[str],
+        keys: Mapping[str, tuple[str, ...]],
+        client_headers: Mapping[str, str],
     ) -> None:
         due = time.monotonic() - self._risk.quote_ttl_seconds * REFRESH_AHEAD
         # Only quotes this process cached (it knows their age); others expire as before.
@@ -225,16 +237,19 @@ class StateSource:
         ]
         if not stale:
             return
-        task = asyncio.create_task(self._fetch_quotes_quietly(stale, dict(kinds), client_headers))
+        task = asyncio.create_task(self._fetch_quotes_quietly(stale, dict(keys), client_headers))
         for symbol in stale:
             self._quote_refreshes[symbol] = task
         task.add_done_callback(lambda _: self._quote_refreshes_done(stale, task))
 
     async def _fetch_quotes_quietly(
-        self, names: list[str], kinds: Mapping[str, str], client_headers: Mapping[str, str]
+        self,
+        names: list[str],
+        keys: Mapping[str, tuple[str, ...]],
+        client_headers: Mapping[str, str],
     ) -> None:
         try:
-            await self._fetch_quotes(names, kinds, client_headers)
+            await self._fetch_quotes(names, keys, client_headers)
         except (StateUnavailable, CacheUnavailable):
             # Counted already; the next order that needs these quotes fetches them itself.
             log.warning("background quote refresh failed")
@@ -280,29 +295,17 @@ class StateSource:
         client_headers: Mapping[str, str],
         query: list[tuple[str, str]] | None = None,
     ) -> Any:
-        headers = CIMultiDict(
-            (name, client_headers[name]) for name in _CLIENT_HEADERS if name in client_headers
-        )
-        headers["Accept"] = "application/json"
         try:
-            async with self._session.get(
+            return await get_data(
+                self._session,
                 self._upstream + path,
-                params=query,
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as response:
-                if response.status != 200:
-                    raise self._broker_error(
-                        f"{path.rsplit('/', 1)[-1]} answered {response.status}"
-                    )
-                body = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise self._broker_error(type(error).__name__) from None
-        try:
-            return json.loads(body)["data"]
-        except (ValueError, KeyError, TypeError):
-            raise self._broker_error("unreadable answer") from None
+                client_headers,
+                self._timeout,
+                label=path.rsplit("/", 1)[-1],
+                query=query,
+            )
+        except BrokerReadError as error:
+            raise self._broker_error(error.what) from None
 
     def _broker_error(self, what: str) -> StateUnavailable:
         self._metrics.state_fetch_errors.labels("broker").inc()

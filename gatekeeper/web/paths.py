@@ -2,8 +2,16 @@
 
 The upstream origin comes from configuration. The request target must be an origin-form path
 ("/…") that cannot be read as another host (``//host``, absolute-form ``http://host/…``,
-``@host``) or as another path after normalisation (dot-segments, encoded ``/``, ``\\``, ``.``,
-NUL). What is validated here is exactly what is forwarded.
+``@host``) or as another path after normalisation (dot-segments, encoded ``\\``, ``.``, NUL).
+What is validated here is exactly what is forwarded, byte for byte.
+
+One exception for encoded ``/`` (``%2F``): TastyTrade's instrument look-ups put symbols that
+contain ``/`` in one path segment (``/instruments/cryptocurrencies/BTC%2FUSD``, a future
+option ``.%2FESZ6%20E3AZ6%20261218P6000``), so a read (GET or HEAD) may carry ``%2F`` when
+its first segment is a plain name other than ``accounts`` and no segment, once ``%2F`` is
+decoded, is ``..``. A broker that decodes ``%2F`` before routing then still sees a read under
+the same first segment. Encoded ``/`` stays refused on every other method and under
+``/accounts`` (the order routes); encoded ``\\``, ``.`` and NUL are refused everywhere.
 """
 
 from __future__ import annotations
@@ -12,14 +20,32 @@ import re
 
 from gatekeeper.errors import InvalidPath
 
-# Percent-encodings of '/', '\', '.', and NUL, in either case.
-_ENCODED_SEPARATOR = re.compile(r"%(2f|5c|2e|00)", re.IGNORECASE)
+# Percent-encodings of '\', '.', and NUL, in either case: refused on every request.
+_ENCODED_SEPARATOR = re.compile(r"%(5c|2e|00)", re.IGNORECASE)
+_ENCODED_SLASH = re.compile(r"%2f", re.IGNORECASE)
 _ALLOWED = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
+# Methods that only read: the only ones that may name a symbol with an encoded '/'.
+_READ_METHODS = frozenset({"GET", "HEAD"})
+# A first segment under which an encoded '/' may appear: a plain name, no percent-encoding.
+_PLAIN_SEGMENT = re.compile(r"^[A-Za-z0-9\-_]+$")
 
 
-def validate_target(raw_target: str) -> tuple[str, str]:
+def _check_encoded_slash(path: str, method: str) -> None:
+    """Refuse ``%2F`` unless it is a read outside ``/accounts`` that cannot climb out."""
+    if method not in _READ_METHODS:
+        raise InvalidPath("request path must not contain an encoded '/' (only reads may)")
+    first = path.split("/")[1]
+    if not _PLAIN_SEGMENT.match(first) or first.lower() == "accounts":
+        raise InvalidPath("request path must not contain an encoded '/' under this prefix")
+    decoded = _ENCODED_SLASH.sub("/", path)
+    if ".." in decoded.split("/"):
+        raise InvalidPath("request path must not contain '..' segments, encoded or not")
+
+
+def validate_target(raw_target: str, *, method: str) -> tuple[str, str]:
     """Split a raw request target into (path, query) or raise InvalidPath.
 
+    ``method`` decides whether an encoded ``/`` may appear (see the module docstring).
     Returns the path and query exactly as received (still percent-encoded), ready to be
     appended to the configured upstream origin.
     """
@@ -33,7 +59,7 @@ def validate_target(raw_target: str) -> tuple[str, str]:
     if "\\" in path:
         raise InvalidPath("request path must not contain '\\'")
     if _ENCODED_SEPARATOR.search(path):
-        raise InvalidPath("request path must not contain encoded '/', '\\', '.' or NUL")
+        raise InvalidPath("request path must not contain encoded '\\', '.' or NUL")
     if not _ALLOWED.match(path):
         raise InvalidPath("request path contains characters that must be percent-encoded")
     segments = path.split("/")
@@ -41,6 +67,8 @@ def validate_target(raw_target: str) -> tuple[str, str]:
         raise InvalidPath("request path must not contain '.' or '..' segments")
     if segments[1].startswith("@"):
         raise InvalidPath("request path must not start with '@'")
+    if _ENCODED_SLASH.search(path):
+        _check_encoded_slash(path, method)
     if any(ord(char) < 0x21 or ord(char) == 0x7F for char in query):
         raise InvalidPath("query string contains control characters or spaces")
     return path, (query if sep else "")

@@ -21,6 +21,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from gatekeeper.adapters.account_state import StateSource
+from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.core import RouteKind, classify
 from gatekeeper.engine import Engine
 from gatekeeper.errors import GatekeeperError, UpstreamTimeout, UpstreamUnavailable
@@ -104,7 +105,7 @@ async def _send(
     app = request.app
     settings = app[keys.SETTINGS]
     metrics = app[keys.METRICS]
-    path, query = validate_target(request.raw_path)
+    path, query = validate_target(request.raw_path, method=request.method)
     headers = upstream_request_headers(request, settings)
     data: bytes | AsyncIterator[bytes] | None
     if body is not None:
@@ -227,7 +228,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     try:
         response: web.StreamResponse
         if route.kind.is_checked or route.kind is RouteKind.UNSUPPORTED:
-            validate_target(request.raw_path)
+            validate_target(request.raw_path, method=request.method)
             response = await handle_order(request, route, forward_buffered)
         else:
             response = await forward(request, route_kind=route_kind)
@@ -282,8 +283,10 @@ async def upstream_session(app: web.Application) -> AsyncIterator[None]:
 
 async def order_engine(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: the risk engine, on the backends ``server.running`` put on the app."""
-    state = StateSource(app[keys.UPSTREAM], app[keys.REDIS], app[keys.SETTINGS], app[keys.METRICS])
-    app[keys.ENGINE] = Engine(app[keys.PG_POOL], state, app[keys.SETTINGS])
+    session, redis, settings = app[keys.UPSTREAM], app[keys.REDIS], app[keys.SETTINGS]
+    state = StateSource(session, redis, settings, app[keys.METRICS])
+    instruments = InstrumentSource(session, redis, settings, app[keys.METRICS])
+    app[keys.ENGINE] = Engine(app[keys.PG_POOL], state, settings, instruments)
     yield
     await state.aclose()
 

@@ -1,0 +1,108 @@
+"""validate_target: encoded '/' only in reads outside /accounts; the rest as before."""
+
+from __future__ import annotations
+
+import pytest
+
+from gatekeeper.errors import InvalidPath
+from gatekeeper.web.paths import validate_target
+
+INSTRUMENT_READS = [
+    "/instruments/futures/%2FESZ6",
+    "/instruments/future-options/.%2FESZ6%20E3AZ6%20261218P6000",
+    "/instruments/cryptocurrencies/BTC%2FUSD",
+    "/instruments/cryptocurrencies/btc%2fusd",
+    "/instruments/equity-options/SPXW%20%20261218P01000000",
+    "/option-chains/BRK%2FB/nested",
+    "/customers/me/accounts/5WT00001%2Fx",  # a read outside the /accounts prefix
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("path", INSTRUMENT_READS)
+def test_reads_may_carry_an_encoded_slash_and_are_returned_as_sent(path: str, method: str) -> None:
+    assert validate_target(path + "?a=1", method=method) == (path, "a=1")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "get", "PURGE"])
+@pytest.mark.parametrize(
+    "path", ["/instruments/futures/%2FESZ6", "/instruments/cryptocurrencies/BTC%2FUSD"]
+)
+def test_an_encoded_slash_is_refused_on_anything_but_a_read(path: str, method: str) -> None:
+    with pytest.raises(InvalidPath, match="encoded '/'"):
+        validate_target(path, method=method)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/accounts/5WT00001/orders%2F1",
+        "/accounts/5WT00001%2Forders",
+        "/Accounts/5WT00001/positions%2Fx",
+        "/ACCOUNTS/5WT00001/orders/%2F",
+        "/accounts%2f5WT00001/orders",  # the prefix itself hidden in the first segment
+        "/accounts%2F",
+        "/%2Faccounts/5WT00001/orders",
+        "/%2F%2Fevil.example/x",
+        "/instr%75ments/futures/%2FESZ6",  # first segment not a plain name
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST"])
+def test_an_encoded_slash_is_refused_under_accounts_or_a_disguised_prefix(
+    path: str, method: str
+) -> None:
+    with pytest.raises(InvalidPath):
+        validate_target(path, method=method)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/instruments/..%2F..%2Faccounts/5WT00001/orders",
+        "/instruments/futures/..%2Fx",
+        "/instruments/x%2F..",
+        "/instruments/x%2F..%2F",
+    ],
+)
+def test_an_encoded_slash_cannot_build_a_dot_dot_segment(path: str) -> None:
+    with pytest.raises(InvalidPath, match=r"'\.\.'"):
+        validate_target(path, method="GET")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/instruments/futures/%2EESZ6",
+        "/instruments/future-options/%2e%2FESZ6",
+        "/instruments/%5Cx",
+        "/instruments/x%5cy",
+        "/instruments/futures/ESZ6%00",
+        "/instruments/cryptocurrencies/BTC%2FUSD%00",
+    ],
+)
+def test_encoded_backslash_dot_and_nul_stay_refused_everywhere(path: str, method: str) -> None:
+    with pytest.raises(InvalidPath, match="encoded"):
+        validate_target(path, method=method)
+
+
+@pytest.mark.parametrize(
+    ("target", "method"),
+    [
+        ("/accounts/5WT00001/orders", "POST"),
+        ("/accounts/5WT00001/positions?symbol=SPY%20%20%20261218C00600000", "GET"),
+        ("/instruments/equity-options/SPY%20%20%20261218C00600000", "DELETE"),
+        ("/market-data/by-type?future=%2FESZ6&future-option=.%2FESZ6", "GET"),
+    ],
+)
+def test_targets_without_an_encoded_slash_are_unchanged(target: str, method: str) -> None:
+    path, _, query = target.partition("?")
+    assert validate_target(target, method=method) == (path, query)
+
+
+@pytest.mark.parametrize(
+    "target", ["/accounts/../x", "//evil/x", "/@evil/x", "/a\\b", "/a#b", "x/y", "/a b"]
+)
+def test_other_ambiguous_targets_stay_refused_for_reads(target: str) -> None:
+    with pytest.raises(InvalidPath):
+        validate_target(target, method="GET")
