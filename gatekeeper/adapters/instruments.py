@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -120,7 +121,33 @@ class InstrumentSource:
             missing = {s: t for s, t in todo.items() if s not in cached}
             if missing:
                 found.update(await self._fetch_all(missing, client_headers))
-        return found
+        return await self._future_option_multipliers(found, client_headers)
+
+    async def _future_option_multipliers(
+        self, found: dict[str, Instrument], client_headers: Mapping[str, str]
+    ) -> dict[str, Instrument]:
+        """A future option is worth its underlying future's notional multiplier per point.
+
+        TastyTrade's documented future-option payload shows ``multiplier`` 1.0 where one
+        contract moves 50 dollars a point (/ES): never value one below its future's
+        ``notional-multiplier``. An option whose future cannot be resolved is left out (the
+        core then refuses it ``price_unavailable``)."""
+        options = [i for i in found.values() if i.instrument_type is InstrumentType.FUTURE_OPTION]
+        if not options:
+            return found
+        futures = {i.underlying for i in options}
+        known = {s: found[s] for s in futures if s in found}
+        wanted = [(InstrumentType.FUTURE.value, s) for s in futures if s not in known]
+        if wanted:
+            known.update(await self.resolve(wanted, client_headers))
+        result = dict(found)
+        for option in options:
+            future = known.get(option.underlying)
+            if future is None:
+                del result[option.symbol]
+            elif future.multiplier > option.multiplier:
+                result[option.symbol] = replace(option, multiplier=future.multiplier)
+        return result
 
     # -- broker ------------------------------------------------------------------------------
 

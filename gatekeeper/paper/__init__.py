@@ -7,10 +7,11 @@ and the benchmarks.
 from __future__ import annotations
 
 from gatekeeper.paper.app import create_paper_app
-from gatekeeper.paper.book import PaperBook, Valuation
+from gatekeeper.paper.book import PaperBook
 from gatekeeper.paper.http import BOOK
 from gatekeeper.paper.seed import SeedError, build_book, load_book, load_seed
 from gatekeeper.paper.server import running_paper, serve_paper
+from gatekeeper.paper.valuation import Valuation
 
 __all__ = [
     "BOOK",

@@ -10,16 +10,18 @@ from aiohttp import web
 
 from gatekeeper.paper.book import PaperBook
 from gatekeeper.paper.control import add_control_routes
-from gatekeeper.paper.http import BOOK, inject_faults, render_errors
+from gatekeeper.paper.http import BOOK, inject_faults, record_requests, render_errors
 from gatekeeper.paper.routes_accounts import add_account_routes
+from gatekeeper.paper.routes_instruments import add_instrument_routes
 from gatekeeper.paper.routes_orders import add_order_routes
 
 
 def create_paper_app(book: PaperBook) -> web.Application:
     """The paper broker as an aiohttp application serving ``book``."""
-    app = web.Application(middlewares=[render_errors, inject_faults])
+    app = web.Application(middlewares=[record_requests, render_errors, inject_faults])
     app[BOOK] = book
     add_account_routes(app)
+    add_instrument_routes(app)
     add_order_routes(app)
     add_control_routes(app)
     return app

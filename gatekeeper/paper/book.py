@@ -1,4 +1,5 @@
-"""The paper broker's in-memory book: users, tokens, accounts, quotes, orders and faults.
+"""The paper broker's in-memory book: users, tokens, accounts, quotes, orders, faults and the
+log of requests received; the instrument catalog it trades against.
 
 Everything runs on one event loop and no method awaits, so each operation is atomic. The
 order lifecycle lives in ``trading``; this module holds the state and the simple operations.
@@ -10,12 +11,12 @@ import itertools
 import secrets
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
 from gatekeeper.paper import trading
+from gatekeeper.paper.catalog import DEFAULT_CATALOG, Catalog
 from gatekeeper.paper.errors import (
     InvalidCredentials,
     InvalidRequest,
@@ -23,10 +24,8 @@ from gatekeeper.paper.errors import (
     RecordNotFound,
     TokenInvalid,
 )
+from gatekeeper.paper.instruments import infer_type
 from gatekeeper.paper.model import (
-    EQUITY,
-    EQUITY_OPTION,
-    OCC_SYMBOL,
     Account,
     ComplexOrder,
     Fault,
@@ -34,12 +33,15 @@ from gatekeeper.paper.model import (
     Position,
     Quote,
     ReceivedOrder,
+    SeenRequest,
     Token,
     User,
 )
+from gatekeeper.paper.valuation import Valuation, value_account
 
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=900)
 RECEIVED_LOG_SIZE = 50_000
+SEEN_LOG_SIZE = 10_000
 SESSION_LIFETIME = timedelta(hours=24)
 
 Clock = Callable[[], datetime]
@@ -47,32 +49,6 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Valuation:
-    """An account's money, all non-negative except cash; NLV follows from them."""
-
-    cash: Decimal
-    long_equity: Decimal
-    short_equity: Decimal
-    long_derivative: Decimal
-    short_derivative: Decimal
-    reserved: Decimal  # estimated debit of working orders
-
-    @property
-    def net_liquidating_value(self) -> Decimal:
-        return (
-            self.cash
-            + self.long_equity
-            + self.long_derivative
-            - self.short_equity
-            - self.short_derivative
-        )
-
-    @property
-    def derivative_buying_power(self) -> Decimal:
-        return max(Decimal(0), self.cash - self.reserved)
 
 
 class PaperBook:
@@ -85,8 +61,10 @@ class PaperBook:
         accounts: list[Account],
         quotes: list[Quote],
         clock: Clock = utc_now,
+        catalog: Catalog = DEFAULT_CATALOG,
     ) -> None:
         self.clock = clock
+        self.catalog = catalog
         self.users: dict[str, User] = {user.login: user for user in users}
         self.accounts: dict[str, Account] = {
             account.account_number: account for account in accounts
@@ -96,6 +74,7 @@ class PaperBook:
         self.faults: list[Fault] = []
         # Bounded: a long-running demo or benchmark must not grow without limit.
         self.received: deque[ReceivedOrder] = deque(maxlen=RECEIVED_LOG_SIZE)
+        self.seen: deque[SeenRequest] = deque(maxlen=SEEN_LOG_SIZE)
         self.order_ids = itertools.count(100_001)
         self.fill_ids = itertools.count(1)
         self.received_seq = itertools.count(1)
@@ -205,7 +184,7 @@ class PaperBook:
         previous = self.quotes.get(symbol)
         kind = instrument_type or (previous.instrument_type if previous else None)
         if kind is None:
-            kind = EQUITY_OPTION if OCC_SYMBOL.match(symbol) else EQUITY
+            kind = infer_type(symbol, self.catalog)
         quote = Quote(symbol, kind, bid, ask, self.now(), mark, last, close)
         if close is None and previous is not None:
             quote.close = previous.close
@@ -267,11 +246,6 @@ class PaperBook:
 
     def valuation(self, account_number: str) -> Valuation:
         account = self.accounts[account_number]
-        values = {"le": Decimal(0), "se": Decimal(0), "ld": Decimal(0), "sd": Decimal(0)}
-        for position in account.positions.values():
-            value = abs(position.quantity) * self.mark_of(position) * position.multiplier
-            kind = "e" if position.instrument_type == EQUITY else "d"
-            values[("l" if position.quantity > 0 else "s") + kind] += value
         reserved = sum(
             (
                 max(Decimal(0), trading.working_cost(self, order))
@@ -279,13 +253,21 @@ class PaperBook:
             ),
             Decimal(0),
         )
-        return Valuation(
-            account.cash, values["le"], values["se"], values["ld"], values["sd"], reserved
-        )
+        return value_account(account, self.mark_of, reserved)
 
     def set_cash(self, account_number: str, cash: Decimal) -> None:
         """Test control: set an account's cash balance (NLV moves with it)."""
         self.accounts[account_number].cash = cash
+
+    # --- request log --------------------------------------------------------------------
+
+    def record_request(self, method: str, raw_path: str) -> None:
+        """Note a request to the API as it arrived (``/__paper/`` controls are not noted)."""
+        self.seen.append(SeenRequest(method, raw_path, self.now()))
+
+    def seen_requests(self) -> list[SeenRequest]:
+        """API requests received, oldest first; the last SEEN_LOG_SIZE are kept."""
+        return list(self.seen)
 
     # --- orders (lifecycle in trading) ----------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Test-control routes under ``/__paper/`` (not TastyTrade's; no authentication, no faults).
 
-Move or remove quotes, inject faults, read the log of order requests that reached the
-broker, set cash. Each route is a thin wrapper over the PaperBook method doing the job.
+Move or remove quotes (any instrument type: a future ``/ESZ6`` is ``/__paper/quotes/%2FESZ6``),
+inject faults, read the log of order requests that reached the broker and the log of every
+API request (method and raw path), set cash. Each route is a thin wrapper over the PaperBook
+method doing the job.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from gatekeeper.paper import order_payloads as op
 from gatekeeper.paper import payloads as p
 from gatekeeper.paper.errors import InvalidRequest, RecordNotFound
 from gatekeeper.paper.http import BOOK, ok, read_json
-from gatekeeper.paper.model import Fault
+from gatekeeper.paper.model import QUOTED_TYPES, Fault
 from gatekeeper.paper.orders import parse_decimal
 
 
@@ -68,11 +70,15 @@ async def list_quotes(request: web.Request) -> web.Response:
 
 
 async def put_quote(request: web.Request) -> web.Response:
-    """Body: ``{"bid", "ask", "mark"?, "last"?, "close"?, "instrument-type"?}``."""
+    """Body: ``{"bid", "ask", "mark"?, "last"?, "close"?, "instrument-type"?}``.
+
+    Without ``instrument-type`` the symbol says (``./`` future option, ``/`` future, OCC
+    equity option, ``BTC/USD`` cryptocurrency, ``SPX`` index, else equity).
+    """
     body = _object(await read_json(request))
     kind = body.get("instrument-type")
-    if kind is not None and kind not in ("Equity", "Equity Option"):
-        raise InvalidRequest("instrument-type must be Equity or Equity Option")
+    if kind is not None and kind not in QUOTED_TYPES:
+        raise InvalidRequest(f"instrument-type must be one of {', '.join(sorted(QUOTED_TYPES))}")
     quote = request.app[BOOK].set_quote(
         request.match_info["symbol"],
         _required(body, "bid"),
@@ -140,6 +146,16 @@ async def clear_received(request: web.Request) -> web.Response:
     return ok(request, {"items": []})
 
 
+async def seen_requests(request: web.Request) -> web.Response:
+    entries = request.app[BOOK].seen_requests()
+    return ok(request, {"items": [op.seen_payload(entry) for entry in entries]})
+
+
+async def clear_seen_requests(request: web.Request) -> web.Response:
+    request.app[BOOK].seen.clear()
+    return ok(request, {"items": []})
+
+
 async def put_cash(request: web.Request) -> web.Response:
     book = request.app[BOOK]
     number = request.match_info["account"]
@@ -167,4 +183,6 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_delete("/__paper/faults", delete_faults)
     app.router.add_get("/__paper/orders", received_orders)
     app.router.add_delete("/__paper/orders", clear_received)
+    app.router.add_get("/__paper/requests", seen_requests)
+    app.router.add_delete("/__paper/requests", clear_seen_requests)
     app.router.add_put("/__paper/accounts/{account}/cash", put_cash)

@@ -1,7 +1,9 @@
 """Pricing orders against quotes and applying fills to cash and positions.
 
 Pure functions over the model: no clock, no I/O. A buy fills at the ask, a sell at the bid;
-a limit order is marketable when its limit is at least as good as the natural price.
+a limit order is marketable when its limit is at least as good as the natural price. Futures
+are margined (see ``valuation``): a fill moves cash only by the P&L it realizes, and what an
+order on them ties up is margin on its notional value.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from decimal import Decimal
 
 from gatekeeper.paper.model import (
     DEBIT,
+    FUTURE,
     Account,
     Fill,
     OrderLeg,
@@ -19,6 +22,7 @@ from gatekeeper.paper.model import (
     Position,
     Quote,
 )
+from gatekeeper.paper.valuation import futures_margin
 
 
 def leg_price(leg: OrderLeg, quotes: Mapping[str, Quote]) -> Decimal | None:
@@ -67,7 +71,12 @@ def is_marketable(order: PaperOrder, quotes: Mapping[str, Quote]) -> bool:
 
 
 def order_cost(order: PaperOrder, quotes: Mapping[str, Quote]) -> Decimal | None:
-    """Estimated cash the order moves (positive = debit): its limit, else the market."""
+    """Estimated cash the order moves (positive = debit): its limit, else the market.
+
+    With futures legs: the margin they tie up plus the other legs' premiums at the market.
+    """
+    if any(leg.instrument_type == FUTURE for leg in order.legs):
+        return _margined_cost(order, quotes)
     multiplier = max(leg.multiplier for leg in order.legs)
     if order.price is not None:
         signed = order.price if order.price_effect == DEBIT else -order.price
@@ -81,12 +90,30 @@ def order_cost(order: PaperOrder, quotes: Mapping[str, Quote]) -> Decimal | None
     return natural * order.size * multiplier
 
 
+def _margined_cost(order: PaperOrder, quotes: Mapping[str, Quote]) -> Decimal | None:
+    total = Decimal(0)
+    single = len(order.legs) == 1
+    for leg in order.legs:
+        # A one-leg order's own limit or stop prices it; a spread's legs go at the market.
+        price = (order.price or order.stop_trigger) if single else None
+        price = price or leg_price(leg, quotes)
+        if price is None:
+            return None
+        if leg.instrument_type != FUTURE:
+            total += (price if leg.is_buy else -price) * leg.quantity * leg.multiplier
+        elif not leg.is_closing:
+            total += futures_margin(price * leg.quantity * leg.multiplier)
+    return total
+
+
 def apply_position(
     account: Account, leg: OrderLeg, quantity: Decimal, price: Decimal, now: datetime
 ) -> None:
     """Move cash and the position for one execution (opens, adds, reduces, closes or flips)."""
     delta = quantity if leg.is_buy else -quantity
-    account.cash -= delta * price * leg.multiplier
+    margined = leg.instrument_type == FUTURE
+    if not margined:
+        account.cash -= delta * price * leg.multiplier
     position = account.positions.get(leg.symbol)
     if position is None:
         account.positions[leg.symbol] = Position(
@@ -96,6 +123,7 @@ def apply_position(
             quantity=delta,
             average_open_price=price,
             multiplier=leg.multiplier,
+            underlying_symbol=leg.terms.underlying_symbol,
             created_at=now,
             updated_at=now,
             close_price=price,
@@ -110,9 +138,10 @@ def apply_position(
     else:
         closed = min(abs(delta), abs(old))
         direction = 1 if old > 0 else -1
-        position.realized_today += (
-            (price - position.average_open_price) * closed * position.multiplier * direction
-        )
+        realized = (price - position.average_open_price) * closed * position.multiplier * direction
+        position.realized_today += realized
+        if margined:
+            account.cash += realized
         if new * old < 0:  # flipped: the remainder opens at this price
             position.average_open_price = price
             position.created_at = now

@@ -1,6 +1,7 @@
 """HTTP plumbing shared by the paper broker's routes: the app key, middlewares, helpers.
 
-Two middlewares: injected faults (delay and/or error status, never on ``/__paper/``) and the
+Three middlewares: the log of requests received (method and raw path, as sent; never
+``/__paper/``), injected faults (delay and/or error status, never on ``/__paper/``) and the
 rendering of every refusal as TastyTrade's error envelope.
 """
 
@@ -31,6 +32,13 @@ def error_response(
     status: int, code: str, message: str, errors: list[dict[str, str]] | None = None
 ) -> web.Response:
     return web.json_response(error_envelope(code, message, errors), status=status)
+
+
+@web.middleware
+async def record_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(CONTROL_PREFIX):
+        request.app[BOOK].record_request(request.method, request.raw_path)
+    return await handler(request)
 
 
 @web.middleware

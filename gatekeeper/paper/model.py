@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -11,13 +10,14 @@ from typing import Literal
 
 EQUITY = "Equity"
 EQUITY_OPTION = "Equity Option"
-MULTIPLIERS: dict[str, Decimal] = {EQUITY: Decimal(1), EQUITY_OPTION: Decimal(100)}
-
-# OCC option symbol as TastyTrade writes it: root padded to 6 characters, YYMMDD, C/P, strike x1000.
-OCC_SYMBOL = re.compile(
-    r"^(?P<root>[A-Z0-9.]{1,6}) *(?P<expiry>\d{6})(?P<kind>[CP])(?P<strike>\d{8})$"
-)
-EQUITY_SYMBOL = re.compile(r"^[A-Z][A-Z0-9./]{0,9}$")
+FUTURE = "Future"
+FUTURE_OPTION = "Future Option"
+INDEX = "Index"
+CRYPTOCURRENCY = "Cryptocurrency"
+# What orders may trade (crypto orders are not supported by the paper broker).
+TRADED_TYPES = frozenset({EQUITY, EQUITY_OPTION, FUTURE, FUTURE_OPTION})
+# Quotes may also be set for what cannot be traded here: indices and cryptocurrencies.
+QUOTED_TYPES = TRADED_TYPES | {INDEX, CRYPTOCURRENCY}
 
 RECEIVED = "Received"
 LIVE = "Live"
@@ -32,18 +32,19 @@ CREDIT = "Credit"
 NONE_EFFECT = "None"
 
 
-def underlying_of(symbol: str, instrument_type: str) -> str:
-    """``SPY   261218C00600000`` → ``SPY``; an equity is its own underlying."""
-    if instrument_type == EQUITY_OPTION:
-        match = OCC_SYMBOL.match(symbol)
-        if match:
-            return match["root"]
-    return symbol
+@dataclass(frozen=True)
+class Terms:
+    """What trading needs to know about an instrument, from the catalog.
 
+    ``multiplier``: value of one unit per point of price (shares per contract for equity
+    options, the notional multiplier for futures and their options). ``underlying_symbol``:
+    what positions group under (``SPX`` for SPXW options, ``/ES`` for ``/ESZ6``, the future
+    ``/ESZ6`` for its options); ``underlying_type`` is that underlying's instrument type.
+    """
 
-def valid_symbol(symbol: str, instrument_type: str) -> bool:
-    pattern = OCC_SYMBOL if instrument_type == EQUITY_OPTION else EQUITY_SYMBOL
-    return pattern.match(symbol) is not None
+    multiplier: Decimal
+    underlying_symbol: str
+    underlying_type: str
 
 
 @dataclass
@@ -74,14 +75,11 @@ class Position:
     quantity: Decimal  # signed: negative is short
     average_open_price: Decimal
     multiplier: Decimal
+    underlying_symbol: str
     created_at: datetime
     updated_at: datetime
     close_price: Decimal = Decimal(0)
     realized_today: Decimal = Decimal(0)
-
-    @property
-    def underlying_symbol(self) -> str:
-        return underlying_of(self.symbol, self.instrument_type)
 
 
 @dataclass
@@ -99,6 +97,7 @@ class OrderLeg:
     action: str
     quantity: Decimal
     remaining_quantity: Decimal
+    terms: Terms
     fills: list[Fill] = field(default_factory=list)
 
     @property
@@ -111,7 +110,7 @@ class OrderLeg:
 
     @property
     def multiplier(self) -> Decimal:
-        return MULTIPLIERS.get(self.instrument_type, Decimal(1))
+        return self.terms.multiplier
 
 
 @dataclass
@@ -149,7 +148,11 @@ class PaperOrder:
 
     @property
     def underlying_symbol(self) -> str:
-        return underlying_of(self.legs[0].symbol, self.legs[0].instrument_type)
+        return self.legs[0].terms.underlying_symbol
+
+    @property
+    def underlying_instrument_type(self) -> str:
+        return self.legs[0].terms.underlying_type
 
     @property
     def is_working(self) -> bool:
@@ -255,3 +258,12 @@ class ReceivedOrder:
     body: dict[str, object]
     outcome: str = "pending"  # "accepted" or the error code
     order_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """One request that reached the broker's API (test controls excluded), as sent."""
+
+    method: str
+    raw_path: str  # path and query, still percent-encoded
+    received_at: datetime

@@ -7,13 +7,13 @@ from decimal import Decimal
 from typing import Any
 
 from gatekeeper.paper.model import (
-    EQUITY,
     NONE_EFFECT,
     ComplexOrder,
     OrderLeg,
     PaperOrder,
     Quote,
     ReceivedOrder,
+    SeenRequest,
 )
 from gatekeeper.paper.payloads import ZERO, dec, effect_of, epoch_ms, iso, qty
 from gatekeeper.paper.trading import ComplexResult, OrderResult
@@ -48,7 +48,7 @@ def order_payload(order: PaperOrder) -> dict[str, Any]:
         "order-type": order.order_type,
         "size": qty(order.size),
         "underlying-symbol": order.underlying_symbol,
-        "underlying-instrument-type": EQUITY,
+        "underlying-instrument-type": order.underlying_instrument_type,
         "status": order.status,
         "cancellable": order.cancellable,
         "editable": order.editable,
@@ -194,4 +194,12 @@ def received_payload(entry: ReceivedOrder) -> dict[str, Any]:
         "outcome": entry.outcome,
         "order-ids": entry.order_ids,
         "body": entry.body,
+    }
+
+
+def seen_payload(entry: SeenRequest) -> dict[str, Any]:
+    return {
+        "method": entry.method,
+        "raw-path": entry.raw_path,
+        "received-at": iso(entry.received_at),
     }

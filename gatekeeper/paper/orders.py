@@ -11,15 +11,17 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gatekeeper.paper.catalog import DEFAULT_CATALOG, Catalog
 from gatekeeper.paper.errors import InvalidRequest, PreflightCheckFailure, reason
+from gatekeeper.paper.instruments import terms_of
 from gatekeeper.paper.model import (
     CREDIT,
     DEBIT,
-    EQUITY_OPTION,
-    MULTIPLIERS,
+    EQUITY,
+    FUTURE,
+    TRADED_TYPES,
     OrderLeg,
     PaperOrder,
-    valid_symbol,
 )
 
 ORDER_TYPES = frozenset({"Limit", "Market", "Marketable Limit", "Stop", "Stop Limit"})
@@ -29,6 +31,10 @@ TIME_IN_FORCES = frozenset(
     {"Day", "GTC", "GTD", "Ext", "Ext Overnight", "GTC Ext", "GTC Ext Overnight", "IOC"}
 )
 ACTIONS = frozenset({"Buy to Open", "Buy to Close", "Sell to Open", "Sell to Close"})
+# Outright futures may also be bought and sold without saying whether that opens or closes.
+FUTURE_ACTIONS = ACTIONS | {"Buy", "Sell"}
+# Options and futures trade in whole contracts; stock may be fractional.
+CONTRACT_TYPES = TRADED_TYPES - {EQUITY}
 MAX_LEGS = 4
 
 
@@ -48,7 +54,9 @@ def parse_decimal(value: object) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def _parse_leg(index: int, raw: object, problems: list[dict[str, str]]) -> OrderLeg | None:
+def _parse_leg(
+    index: int, raw: object, catalog: Catalog, problems: list[dict[str, str]]
+) -> OrderLeg | None:
     where = f"legs[{index}]"
     if not isinstance(raw, Mapping):
         problems.append(reason("invalid_leg", f"{where} must be an object"))
@@ -57,36 +65,42 @@ def _parse_leg(index: int, raw: object, problems: list[dict[str, str]]) -> Order
     symbol = raw.get("symbol")
     action = raw.get("action")
     quantity = parse_decimal(raw.get("quantity"))
-    ok = True
-    if not _one_of(instrument_type, MULTIPLIERS):
+    terms = None
+    if not _one_of(instrument_type, TRADED_TYPES):
         problems.append(
             reason(
                 "invalid_instrument_type",
                 f"{where}: instrument-type {instrument_type!r} is not supported",
             )
         )
-        ok = False
     if not isinstance(symbol, str) or not symbol:
         problems.append(reason("invalid_symbol", f"{where}: symbol is required"))
-        ok = False
-    elif isinstance(instrument_type, str) and not valid_symbol(symbol, instrument_type):
-        problems.append(
-            reason("invalid_symbol", f"{where}: {symbol!r} is not a valid {instrument_type} symbol")
-        )
-        ok = False
-    if not _one_of(action, ACTIONS):
+    elif isinstance(instrument_type, str) and instrument_type in TRADED_TYPES:
+        terms = terms_of(symbol, instrument_type, catalog)
+        if terms is None:
+            problems.append(
+                reason(
+                    "invalid_symbol", f"{where}: {symbol!r} is not a valid {instrument_type} symbol"
+                )
+            )
+    if not _one_of(action, FUTURE_ACTIONS if instrument_type == FUTURE else ACTIONS):
         problems.append(reason("invalid_action", f"{where}: action {action!r} is not valid"))
-        ok = False
+        terms = None
     if quantity is None or quantity <= 0:
         problems.append(reason("invalid_quantity", f"{where}: quantity must be a positive number"))
-        ok = False
-    elif instrument_type == EQUITY_OPTION and quantity != quantity.to_integral_value():
-        problems.append(reason("invalid_quantity", f"{where}: option quantity must be whole"))
-        ok = False
-    if not ok or quantity is None:
+        terms = None
+    elif _one_of(instrument_type, CONTRACT_TYPES) and quantity != quantity.to_integral_value():
+        problems.append(reason("invalid_quantity", f"{where}: contract quantity must be whole"))
+        terms = None
+    if terms is None or quantity is None:
         return None
     return OrderLeg(
-        str(instrument_type), str(symbol), str(action), quantity, remaining_quantity=quantity
+        str(instrument_type),
+        str(symbol),
+        str(action),
+        quantity,
+        remaining_quantity=quantity,
+        terms=terms,
     )
 
 
@@ -98,8 +112,13 @@ def _optional_str(body: Mapping[str, Any], key: str, problems: list[dict[str, st
     return None
 
 
-def parse_order(body: object, account_number: str, now: datetime) -> PaperOrder:
-    """Validate an order body; raise InvalidRequest (400) or PreflightCheckFailure (422)."""
+def parse_order(
+    body: object, account_number: str, now: datetime, *, catalog: Catalog = DEFAULT_CATALOG
+) -> PaperOrder:
+    """Validate an order body; raise InvalidRequest (400) or PreflightCheckFailure (422).
+
+    Each leg's symbol must be one ``catalog`` knows (for its multiplier and underlying).
+    """
     if not isinstance(body, Mapping):
         raise InvalidRequest("Request body must be a JSON object")
     problems: list[dict[str, str]] = []
@@ -126,7 +145,7 @@ def parse_order(body: object, account_number: str, now: datetime) -> PaperOrder:
         problems.append(reason("too_many_legs", f"an order has at most {MAX_LEGS} legs"))
     else:
         for index, raw in enumerate(raw_legs):
-            leg = _parse_leg(index, raw, problems)
+            leg = _parse_leg(index, raw, catalog, problems)
             if leg is not None:
                 legs.append(leg)
         symbols = [leg.symbol for leg in legs]

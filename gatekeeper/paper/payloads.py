@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from gatekeeper.paper.book import Valuation
 from gatekeeper.paper.model import (
     CREDIT,
     DEBIT,
@@ -20,6 +19,7 @@ from gatekeeper.paper.model import (
     Token,
     User,
 )
+from gatekeeper.paper.valuation import Valuation
 
 ZERO = Decimal(0)
 DXLINK_URL = "wss://tasty-demo-ws.dxfeed.com/delayed"
@@ -124,7 +124,7 @@ def account_payload(account: Account) -> dict[str, Any]:
         "day-trader-status": False,
         "is-firm-error": False,
         "is-firm-proprietary": False,
-        "is-futures-approved": False,
+        "is-futures-approved": account.margin_or_cash == "Margin",
         "is-test-drive": False,
         "is-foreign": False,
         "opened-at": iso(account.opened_at),
@@ -145,18 +145,15 @@ _ZERO_BALANCE_FIELDS = (
     "day-trading-call-value",
     "equity-offering-margin-requirement",
     "fixed-income-security-margin-requirement",
-    "futures-margin-requirement",
     "long-bond-value",
     "long-cryptocurrency-value",
     "long-fixed-income-security-value",
     "long-futures-derivative-value",
-    "long-futures-value",
     "maintenance-call-value",
     "pending-cash",
     "reg-t-call-value",
     "short-cryptocurrency-value",
     "short-futures-derivative-value",
-    "short-futures-value",
     "special-memorandum-account-apex-adjustment",
     "unsettled-cryptocurrency-fiat-amount",
     "futures-overnight-margin-requirement",
@@ -174,11 +171,13 @@ def balances_payload(account: Account, value: Valuation, now: datetime) -> dict[
     nlv = value.net_liquidating_value
     funds = value.derivative_buying_power
     margin = account.margin_or_cash == "Margin"
-    # Simple paper margin: 25 % on long stock, 30 % on short stock, shorts' full value for options.
+    # Simple paper margin: 25 % on long stock, 30 % on short stock, shorts' full value for
+    # options, and the futures margin (gatekeeper.paper.valuation).
     requirement = (
         value.long_equity * Decimal("0.25")
         + value.short_equity * Decimal("0.30")
         + value.short_derivative
+        + value.futures_margin
         if margin
         else ZERO
     )
@@ -197,6 +196,9 @@ def balances_payload(account: Account, value: Valuation, now: datetime) -> dict[
             "short-equity-value": dec(value.short_equity),
             "long-derivative-value": dec(value.long_derivative),
             "short-derivative-value": dec(value.short_derivative),
+            "long-futures-value": dec(value.long_futures),
+            "short-futures-value": dec(value.short_futures),
+            "futures-margin-requirement": dec(value.futures_margin),
             "long-margineable-value": dec(value.long_equity),
             "short-margineable-value": dec(value.short_equity),
             "equity-buying-power": dec(funds * 2 if margin else funds),
@@ -277,7 +279,7 @@ def trading_status_payload(account: Account, now: datetime) -> dict[str, Any]:
         "is-full-equity-margin-required": False,
         "is-futures-closing-only": False,
         "is-futures-intra-day-enabled": False,
-        "is-futures-enabled": False,
+        "is-futures-enabled": account.margin_or_cash == "Margin",
         "is-in-day-trade-equity-maintenance-call": False,
         "is-in-margin-call": False,
         "is-pattern-day-trader": False,

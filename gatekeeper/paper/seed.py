@@ -1,8 +1,9 @@
-"""The seed file: users, accounts, positions and quotes the paper broker starts with.
+"""The seed file: users, accounts, positions and quotes the paper broker starts with, and
+option roots to add to the instrument catalog (``instruments.option-roots``: mini options...).
 
 Validated with pydantic (unknown keys rejected, every problem reported at once). Stated
-net liquidating values must equal cash + long market value - short market value at the
-seed's marks, so a typo cannot make the demo's numbers disagree with each other.
+net liquidating values must equal cash + long market value - short market value (futures:
+their open P&L) at the seed's marks, so a typo cannot make the demo's numbers disagree.
 """
 
 from __future__ import annotations
@@ -16,19 +17,17 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gatekeeper.paper.book import Clock, PaperBook, utc_now
-from gatekeeper.paper.model import (
-    MULTIPLIERS,
-    Account,
-    OAuthClient,
-    Position,
-    Quote,
-    User,
-    valid_symbol,
-)
+from gatekeeper.paper.catalog import DEFAULT_CATALOG, Catalog, OptionRoot
+from gatekeeper.paper.instruments import terms_of, valid_quote_symbol
+from gatekeeper.paper.model import Account, OAuthClient, Position, Quote, User
+from gatekeeper.paper.valuation import nlv_contribution
 
 Money = Annotated[Decimal, Field(allow_inf_nan=False)]
 Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
-InstrumentType = Literal["Equity", "Equity Option"]
+TradedType = Literal["Equity", "Equity Option", "Future", "Future Option"]
+QuotedType = Literal[
+    "Equity", "Equity Option", "Future", "Future Option", "Index", "Cryptocurrency"
+]
 
 
 class _Strict(BaseModel):
@@ -53,9 +52,35 @@ class SeedUser(_Strict):
     oauth_clients: list[SeedOAuthClient] = Field(alias="oauth-clients", default_factory=list)
 
 
+class SeedOptionRoot(_Strict):
+    """An equity option root whose contracts are not 100 shares of the root itself."""
+
+    root: str = Field(pattern=r"^[A-Z][A-Z0-9]{0,5}$")
+    underlying: str = Field(pattern=r"^[A-Z][A-Z0-9.]{0,9}$")
+    shares_per_contract: int = Field(alias="shares-per-contract", default=100, gt=0)
+    exercise_style: Literal["American", "European"] = Field(
+        alias="exercise-style", default="American"
+    )
+    settlement_type: Literal["AM", "PM"] = Field(alias="settlement-type", default="PM")
+
+    def option_root(self) -> OptionRoot:
+        return OptionRoot(
+            self.root,
+            self.underlying,
+            self.shares_per_contract,
+            self.exercise_style,
+            self.settlement_type,
+            cash_settled=self.exercise_style == "European",
+        )
+
+
+class SeedInstruments(_Strict):
+    option_roots: list[SeedOptionRoot] = Field(alias="option-roots", default_factory=list)
+
+
 class SeedQuote(_Strict):
     symbol: str
-    instrument_type: InstrumentType = Field(alias="instrument-type", default="Equity")
+    instrument_type: QuotedType = Field(alias="instrument-type", default="Equity")
     bid: Price
     ask: Price
     mark: Price | None = None
@@ -65,14 +90,14 @@ class SeedQuote(_Strict):
     def _check(self) -> SeedQuote:
         if self.bid > self.ask:
             raise ValueError(f"{self.symbol}: bid {self.bid} above ask {self.ask}")
-        if not valid_symbol(self.symbol, self.instrument_type):
+        if not valid_quote_symbol(self.symbol, self.instrument_type):
             raise ValueError(f"{self.symbol!r} is not a valid {self.instrument_type} symbol")
         return self
 
 
 class SeedPosition(_Strict):
     symbol: str
-    instrument_type: InstrumentType = Field(alias="instrument-type", default="Equity")
+    instrument_type: TradedType = Field(alias="instrument-type", default="Equity")
     quantity: Money = Field(description="signed: negative is short")
     average_open_price: Price = Field(alias="average-open-price")
     close_price: Price | None = Field(alias="close-price", default=None)
@@ -81,7 +106,7 @@ class SeedPosition(_Strict):
     def _check(self) -> SeedPosition:
         if self.quantity == 0:
             raise ValueError(f"{self.symbol}: quantity must not be zero")
-        if not valid_symbol(self.symbol, self.instrument_type):
+        if not valid_quote_symbol(self.symbol, self.instrument_type):
             raise ValueError(f"{self.symbol!r} is not a valid {self.instrument_type} symbol")
         return self
 
@@ -99,6 +124,12 @@ class SeedFile(_Strict):
     users: list[SeedUser] = Field(min_length=1)
     accounts: list[SeedAccount] = Field(min_length=1)
     quotes: list[SeedQuote] = Field(default_factory=list)
+    instruments: SeedInstruments = Field(default_factory=SeedInstruments)
+
+    def catalog(self) -> Catalog:
+        """The default instrument catalog with the seed's option roots added."""
+        roots = [root.option_root() for root in self.instruments.option_roots]
+        return DEFAULT_CATALOG.with_option_roots(roots)
 
     @model_validator(mode="after")
     def _consistent(self) -> SeedFile:
@@ -115,15 +146,26 @@ class SeedFile(_Strict):
             quote.symbol: quote.mark if quote.mark is not None else (quote.bid + quote.ask) / 2
             for quote in self.quotes
         }
+        catalog = self.catalog()
         for account in self.accounts:
             number = account.account_number
             value = account.cash_balance
             for position in account.positions:
                 mark = marks.get(position.symbol, position.close_price)
+                terms = terms_of(position.symbol, position.instrument_type, catalog)
+                if terms is None:
+                    problems.append(f"{number}: {position.symbol} is not a known instrument")
+                    continue
                 if mark is None:
                     problems.append(f"{number}: {position.symbol} has no quote nor close-price")
                     continue
-                value += position.quantity * mark * MULTIPLIERS[position.instrument_type]
+                value += nlv_contribution(
+                    position.instrument_type,
+                    position.quantity,
+                    mark,
+                    position.average_open_price,
+                    terms.multiplier,
+                )
             stated = account.net_liquidating_value
             if stated is not None and stated != value:
                 problems.append(
@@ -182,6 +224,7 @@ def build_book(seed: SeedFile, *, clock: Clock = utc_now) -> PaperBook:
         for q in seed.quotes
     ]
     marks = {quote.symbol: quote.mark for quote in quotes}
+    catalog = seed.catalog()
     accounts = []
     for a in seed.accounts:
         account = Account(
@@ -193,13 +236,17 @@ def build_book(seed: SeedFile, *, clock: Clock = utc_now) -> PaperBook:
             a.cash_balance,
         )
         for p in a.positions:
+            terms = terms_of(p.symbol, p.instrument_type, catalog)
+            if terms is None:  # SeedFile validation refuses unknown instruments
+                raise SeedError(f"{p.symbol} is not a known {p.instrument_type}")
             account.positions[p.symbol] = Position(
                 account_number=a.account_number,
                 symbol=p.symbol,
                 instrument_type=p.instrument_type,
                 quantity=p.quantity,
                 average_open_price=p.average_open_price,
-                multiplier=MULTIPLIERS[p.instrument_type],
+                multiplier=terms.multiplier,
+                underlying_symbol=terms.underlying_symbol,
                 created_at=opened,
                 updated_at=opened,
                 close_price=p.close_price
@@ -207,7 +254,7 @@ def build_book(seed: SeedFile, *, clock: Clock = utc_now) -> PaperBook:
                 else marks.get(p.symbol, p.average_open_price),
             )
         accounts.append(account)
-    return PaperBook(users=users, accounts=accounts, quotes=quotes, clock=clock)
+    return PaperBook(users=users, accounts=accounts, quotes=quotes, clock=clock, catalog=catalog)
 
 
 def load_book(path: Path, *, clock: Clock = utc_now) -> PaperBook:

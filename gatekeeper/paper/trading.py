@@ -22,6 +22,8 @@ from gatekeeper.paper.model import (
     CANCELLED,
     CONTINGENT,
     FILLED,
+    FUTURE,
+    FUTURE_OPTION,
     LIVE,
     Account,
     ComplexOrder,
@@ -80,6 +82,8 @@ def _preflight_account(book: PaperBook, account: Account, order: PaperOrder) -> 
                     )
                 )
     if account.margin_or_cash == "Cash":
+        if any(leg.instrument_type in (FUTURE, FUTURE_OPTION) for leg in order.legs):
+            problems.append(reason("futures_not_permitted", "Futures need a margin account"))
         if any(leg.action == "Sell to Open" for leg in order.legs):
             problems.append(
                 reason("cash_account_short", "Cash accounts cannot open short positions")
@@ -98,7 +102,7 @@ def _checked(
     book: PaperBook, account: Account, body: object, entry: ReceivedOrder | None
 ) -> PaperOrder:
     try:
-        order = parse_order(body, account.account_number, book.now())
+        order = parse_order(body, account.account_number, book.now(), catalog=book.catalog)
         _preflight_account(book, account, order)
     except PaperError as error:
         if entry is not None:
@@ -274,12 +278,11 @@ def _parse_complex(
         raise InvalidRequest(
             "Invalid order", errors=[reason("invalid_orders", "at most 3 contingent orders")]
         )
+    number, now, catalog = account.account_number, book.now(), book.catalog
     trigger = (
-        None
-        if raw_trigger is None
-        else parse_order(raw_trigger, account.account_number, book.now())
+        None if raw_trigger is None else parse_order(raw_trigger, number, now, catalog=catalog)
     )
-    orders = [parse_order(raw, account.account_number, book.now()) for raw in raw_orders]
+    orders = [parse_order(raw, number, now, catalog=catalog) for raw in raw_orders]
     for order in [*([trigger] if trigger else []), *orders]:
         _preflight_account(book, account, order)
     return kind, trigger, orders

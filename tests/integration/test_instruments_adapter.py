@@ -226,6 +226,7 @@ async def test_instruments_are_fetched_once_then_served_from_redis(
     assert (first[MESZ6].group, first[MESZ6].multiplier) == ("/MES", D(5))
     assert (first["/ESZ6"].group, first["/ESZ6"].multiplier) == ("/ES", D(50))
     option = first[ES_PUT]
+    # the broker says multiplier 1.0 (as TastyTrade's example); its future moves 50 a point
     assert (option.group, option.underlying, option.multiplier) == ("/ES", "/ESZ6", D(50))
     assert option.option is not None
     assert option.option.strike == D(4900)
@@ -258,9 +259,10 @@ async def test_the_cache_holds_built_fields_for_six_hours_and_nothing_secret(
     raw_entry = await redis_client.get(INSTRUMENT_KEY.format(kind="Future Option", symbol=ES_PUT))
     assert raw_entry is not None
     entry = json.loads(raw_entry)
+    # what the broker said (1.0, as TastyTrade's example); raised to the future's 50 on use
     assert entry == {
         "group": "/ES",
-        "multiplier": "50.0",
+        "multiplier": "1.0",
         "underlying": "/ESZ6",
         "underlying-type": "Future",
     }

@@ -34,8 +34,10 @@ async def test_orders_on_options_look_up_instruments_once_and_quote_their_underl
         answer = await bot.place(body, dry_run=True)
         assert answer.headers.get("X-Gatekeeper-Decision-Id"), answer.body
 
+    # the future option's own future too: its notional multiplier sets the option's
     assert await seen(paper_http, "/instruments/") == [
         "/instruments/future-options/.%2FESZ6%20E3AZ6%20261218P4900",
+        "/instruments/futures/ESZ6",
         "/instruments/equity-options/SPXW%20%20261218P04800000",
     ]
     quotes = asked_quotes(await seen(paper_http, "/market-data/by-type"))
