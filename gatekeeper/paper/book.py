@@ -177,10 +177,14 @@ class PaperBook:
         instrument_type: str | None = None,
         last: Decimal | None = None,
         close: Decimal | None = None,
+        crossed: bool = False,
     ) -> Quote:
-        """Set (or replace) a quote; working orders it makes marketable fill at once."""
-        if bid < 0 or ask < 0 or (ask and bid > ask):
-            raise InvalidRequest("need 0 <= bid <= ask")
+        """Set (or replace) a quote; working orders it makes marketable fill at once.
+
+        A crossed quote (bid above ask) is accepted: feeds do send them, and the gatekeeper
+        must refuse to price from one (``crossed=True`` says the caller means it)."""
+        if bid < 0 or ask < 0 or (ask and bid > ask and not crossed):
+            raise InvalidRequest("need 0 <= bid <= ask (or crossed: true)")
         previous = self.quotes.get(symbol)
         kind = instrument_type or (previous.instrument_type if previous else None)
         if kind is None:

@@ -9,6 +9,7 @@ method doing the job.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -65,12 +66,17 @@ def fault_payload(fault: Fault) -> dict[str, Any]:
 
 
 async def list_quotes(request: web.Request) -> web.Response:
-    quotes = request.app[BOOK].quotes.values()
-    return ok(request, {"items": [op.quote_payload(quote) for quote in quotes]})
+    book = request.app[BOOK]
+    now = book.now()
+    return ok(request, {"items": [op.quote_payload(quote, now) for quote in book.quotes.values()]})
 
 
 async def put_quote(request: web.Request) -> web.Response:
-    """Body: ``{"bid", "ask", "mark"?, "last"?, "close"?, "instrument-type"?}``.
+    """Body: ``{"bid", "ask", "mark"?, "last"?, "close"?, "instrument-type"?, "updated-at"?,
+    "crossed"?}``.
+
+    ``updated-at`` (ISO 8601) pins the quote's time, to make it stale; without it the quote
+    is current whenever it is read, as a live feed's would be.
 
     Without ``instrument-type`` the symbol says (``./`` future option, ``/`` future, OCC
     equity option, ``BTC/USD`` cryptocurrency, ``SPX`` index, else equity).
@@ -87,8 +93,23 @@ async def put_quote(request: web.Request) -> web.Response:
         instrument_type=kind,
         last=_decimal(body, "last"),
         close=_decimal(body, "close"),
+        crossed=body.get("crossed") is True,
     )
-    return ok(request, op.quote_payload(quote))
+    quote.pinned_updated_at = _timestamp(body, "updated-at")
+    return ok(request, op.quote_payload(quote, request.app[BOOK].now()))
+
+
+def _timestamp(body: Mapping[str, Any], key: str) -> datetime | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidRequest(f"{key} must be an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise InvalidRequest(f"{key} must carry a time zone")
+    return parsed
 
 
 async def delete_quote(request: web.Request) -> web.Response:

@@ -57,6 +57,9 @@ class Quote:
     mark_override: Decimal | None = None
     last: Decimal | None = None
     close: Decimal | None = None
+    # A live feed's quotes are current: their updated-at is the time they are read, unless a
+    # test pins an older one to make the quote stale.
+    pinned_updated_at: datetime | None = None
 
     @property
     def mid(self) -> Decimal:

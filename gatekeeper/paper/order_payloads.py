@@ -150,13 +150,15 @@ def complex_order_response(result: ComplexResult) -> dict[str, Any]:
     }
 
 
-def quote_payload(quote: Quote) -> dict[str, Any]:
-    today = quote.updated_at.date().isoformat()
+def quote_payload(quote: Quote, now: datetime) -> dict[str, Any]:
+    """One ``/market-data/by-type`` item; ``updated-at`` is ``now`` unless pinned."""
+    updated = quote.pinned_updated_at or now
+    today = updated.date().isoformat()
     close = quote.close if quote.close is not None else quote.mid
     return {
         "symbol": quote.symbol,
         "instrument-type": quote.instrument_type,
-        "updated-at": iso(quote.updated_at),
+        "updated-at": iso(updated),
         "bid": dec(quote.bid),
         "ask": dec(quote.ask),
         "mid": dec(quote.mid),

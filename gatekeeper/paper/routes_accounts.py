@@ -139,7 +139,10 @@ async def market_data_by_type(request: web.Request) -> web.Response:
             symbols.extend(s for s in value.split(",") if s)
     if len(symbols) > 100:
         raise InvalidRequest("At most 100 symbols per request")
-    items = [op.quote_payload(book.quotes[s]) for s in dict.fromkeys(symbols) if s in book.quotes]
+    now = book.now()
+    items = [
+        op.quote_payload(book.quotes[s], now) for s in dict.fromkeys(symbols) if s in book.quotes
+    ]
     return ok(request, {"items": items})
 
 
