@@ -28,7 +28,6 @@ class Code(StrEnum):
     # notes: recorded with the decision, never a rejection on their own
     PROTECTION_INACTIVE = "protection_inactive"
     DEFAULT_PROTECTION = "default_protection"
-    VERIFIED_CLOSE = "verified_close"
     RISK_REDUCING = "risk_reducing"
 
 

@@ -151,7 +151,6 @@ def snapshot_from_payloads(
     quotes: Iterable[Mapping[str, Any]],
     start_of_day_nlv: Decimal | None,
     fetched_at: datetime,
-    multipliers: Mapping[str, Decimal] | None = None,
     instruments: Mapping[str, Instrument] | None = None,
 ) -> AccountSnapshot:
     """Assemble a snapshot from the broker's payloads (see the module docstring).
@@ -173,6 +172,5 @@ def snapshot_from_payloads(
         positions=held,
         working_orders=working,
         quotes=quote_map,
-        multipliers=dict(multipliers or {}),
         instruments=dict(instruments or {}),
     )

@@ -70,8 +70,8 @@ class WorkingOrder:
 class AccountSnapshot:
     """Everything ``evaluate()`` knows about the account, as of ``fetched_at``.
 
-    ``multipliers`` gives contract multipliers by symbol for instruments not held (futures
-    and future options have no default); held positions carry their own.
+    ``instruments`` gives each symbol's group, multiplier and quoted underlying, as the
+    broker's instrument look-ups say (stock and crypto need none).
     """
 
     account_number: str
@@ -82,7 +82,6 @@ class AccountSnapshot:
     positions: tuple[Position, ...] = ()
     working_orders: tuple[WorkingOrder, ...] = ()
     quotes: Mapping[str, Quote] = field(default_factory=dict)
-    multipliers: Mapping[str, Decimal] = field(default_factory=dict)
     instruments: Mapping[str, Instrument] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import pytest
 
+from gatekeeper.core.decision import Decision
 from gatekeeper.core.order import Order
 from gatekeeper.core.snapshot import AccountSnapshot, Position, Quote
 from gatekeeper.core.symbols import InstrumentType
@@ -98,6 +99,18 @@ def test_bench_evaluate_50_condors() -> None:
     )
 
 
+def show(decision: Decision) -> None:
+    """Print a decision's verdict, message and figures."""
+    print("\n", decision.verdict.value, decision.message)
+    for name, figures in decision.figures.groups.items():
+        print(f" {name}: {figures}")
+    f = decision.figures
+    print(
+        f" exposure {f.exposure_before} -> {f.exposure_after} ({f.exposure_after_pct:.2f}%),"
+        f" order value {f.order_value}, free cash after {f.cash_after}"
+    )
+
+
 @pytest.mark.bench
 def test_sample_decision_held_iron_condor_plus_a_new_order() -> None:
     positions, quotes = condor("SPY", 500)
@@ -111,14 +124,7 @@ def test_sample_decision_held_iron_condor_plus_a_new_order() -> None:
     )
     # the condor (450/475/525/550, 10 each) plus a new stock order
     decision = decide(bto("AAPL", 50, "150.00"), snapshot, [protection_p()])
-    print("\n", decision.verdict.value, decision.message)
-    for name, figures in decision.figures.groups.items():
-        print(f" {name}: {figures}")
-    f = decision.figures
-    print(
-        f" exposure {f.exposure_before} -> {f.exposure_after} ({f.exposure_after_pct:.2f}%),"
-        f" order value {f.order_value}, free cash after {f.cash_after}"
-    )
+    show(decision)
     assert decision.allowed
 
     # and a put vertical on the same underlying: SPY's risk before and after
@@ -139,12 +145,5 @@ def test_sample_decision_held_iron_condor_plus_a_new_order() -> None:
         effect="Credit",
     )
     decision = decide(spread, snapshot, [protection_p()])
-    print("\n", decision.verdict.value, decision.message)
-    for name, figures in decision.figures.groups.items():
-        print(f" {name}: {figures}")
-    f = decision.figures
-    print(
-        f" exposure {f.exposure_before} -> {f.exposure_after} ({f.exposure_after_pct:.2f}%),"
-        f" order value {f.order_value}, free cash after {f.cash_after}"
-    )
+    show(decision)
     assert decision.figures.groups["SPY"].risk_before == D("23400.00")

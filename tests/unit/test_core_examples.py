@@ -146,7 +146,6 @@ def test_e4_close_of_held_stock_is_risk_reducing() -> None:
     assert decision.allowed
     assert decision.risk_reducing
     assert decision.note_codes == (Code.RISK_REDUCING,)
-    assert Code.VERIFIED_CLOSE not in decision.note_codes
     tqqq = decision.figures.groups["TQQQ"]
     assert (tqqq.risk_before, tqqq.risk_after) == (D("4935.00"), D(0))
     # value = max(debit 0 (a sale), risk increase -4,935.00)
