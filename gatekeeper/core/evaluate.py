@@ -29,6 +29,7 @@ from gatekeeper.core.facts import Facts, account_facts
 from gatekeeper.core.holdings import OrderInput, contained_orders
 from gatekeeper.core.order import Order
 from gatekeeper.core.pricing import Prices
+from gatekeeper.core.scenarios import scenario_snapshots, worst_facts
 from gatekeeper.core.snapshot import AccountSnapshot, Limits, RiskParameters, StopMode
 
 _ZERO = Decimal(0)
@@ -63,14 +64,19 @@ def evaluate(orders: OrderInput, context: EvaluationContext) -> Decision:
     now, snapshot = context.now, context.snapshot
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    facts = account_facts(
-        orders,
-        snapshot,
-        context.params,
-        Prices(snapshot, context.params, now),
-        in_flight=context.in_flight,
-        replaces_order_id=context.replaces_order_id,
-        fees=context.fees,
+    facts = worst_facts(
+        [
+            account_facts(
+                orders,
+                scenario,
+                context.params,
+                Prices(scenario, context.params, now),
+                in_flight=context.in_flight,
+                replaces_order_id=context.replaces_order_id,
+                fees=context.fees,
+            )
+            for scenario in scenario_snapshots(orders, snapshot)
+        ]
     )
     adding = len(contained_orders(orders))
     request = rules.RequestFacts(

@@ -9,15 +9,23 @@ metric by metric (largest order value, exposure and group risk, smallest free ca
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from gatekeeper.core.effect import Book, Split
-from gatekeeper.core.holdings import OrderInput, Valuer, World, pending_worlds, request_worlds
+from gatekeeper.core.holdings import (
+    OrderInput,
+    Valuer,
+    World,
+    contained_orders,
+    pending_worlds,
+    request_worlds,
+)
 from gatekeeper.core.order import Action, ComplexOrder, ComplexType, Order
+from gatekeeper.core.order_checks import OrderPrice, order_prices
 from gatekeeper.core.pricing import PriceProblem, Prices
 from gatekeeper.core.risk import GroupRisk, Holding, group_risk, strikes_of
-from gatekeeper.core.snapshot import AccountSnapshot, RiskParameters
+from gatekeeper.core.snapshot import AccountSnapshot, RiskParameters, TradingStatus
 from gatekeeper.core.symbols import InstrumentType
 
 _ZERO = Decimal(0)
@@ -59,6 +67,9 @@ class Facts:
     pending_debits: Decimal | None
     groups: tuple[GroupChange, ...]
     problems: tuple[PriceProblem, ...]
+    order_prices: tuple[OrderPrice, ...] = ()
+    leg_quantities: tuple[tuple[str, InstrumentType, Decimal], ...] = ()
+    trading_status: TradingStatus = field(default_factory=TradingStatus)
 
     @property
     def day_pnl_pct(self) -> Decimal | None:
@@ -267,6 +278,14 @@ def account_facts(
         pending_debits=pending_debits,
         groups=changes,
         problems=tuple(prices.problems.values()),
+        order_prices=order_prices(contained_orders(orders), prices),
+        leg_quantities=tuple(
+            (leg.symbol, leg.instrument_type, leg.quantity)
+            for order in contained_orders(orders)
+            for leg in order.legs
+            if leg.quantity is not None
+        ),
+        trading_status=snapshot.trading_status,
     )
 
 

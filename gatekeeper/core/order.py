@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import reduce
 from math import gcd
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -194,6 +194,39 @@ class Leg(BaseModel):
         return self.action.is_buy
 
 
+_STRICT = ConfigDict(**{**_CONFIG, "extra": "forbid"})
+
+
+class RuleCondition(BaseModel):
+    """One of ``rules.conditions``: route (or cancel) the order when ``symbol``'s price
+    crosses ``threshold``. Anything not understood refuses the order (fail closed)."""
+
+    model_config = _STRICT
+
+    action: Literal["route", "cancel"]
+    symbol: str = Field(min_length=1, max_length=64)
+    instrument_type: InstrumentType
+    indicator: Literal["last", "nat"]
+    comparator: Literal["gte", "lte"]
+    threshold: Amount
+    price_components: tuple[()] = ()
+
+
+class OrderRules(BaseModel):
+    """``rules``: when the broker routes or cancels the order. Unknown keys are refused."""
+
+    model_config = _STRICT
+
+    route_after: str | None = Field(default=None, max_length=40)
+    cancel_at: str | None = Field(default=None, max_length=40)
+    conditions: tuple[RuleCondition, ...] = Field(default=(), max_length=4)
+
+    @property
+    def route_thresholds(self) -> tuple[RuleCondition, ...]:
+        """The conditions that route the order at a price other than today's."""
+        return tuple(c for c in self.conditions if c.action == "route")
+
+
 _PRICED = (OrderType.LIMIT, OrderType.STOP_LIMIT)
 _TRIGGERED = (OrderType.STOP, OrderType.STOP_LIMIT)
 
@@ -212,6 +245,7 @@ class Order(BaseModel):
     value: Amount | None = None
     value_effect: PriceEffect | None = None
     legs: tuple[Leg, ...] = Field(min_length=1, max_length=MAX_LEGS)
+    rules: OrderRules | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -228,6 +262,13 @@ class Order(BaseModel):
                 raise ValueError("value and value-effect are required for Notional Market")
             if len(self.legs) != 1:
                 raise ValueError("a Notional Market order has exactly one leg")
+            if self.legs[0].quantity is not None:
+                raise ValueError("a Notional Market leg has no quantity: value says how much")
+            paying = PriceEffect.DEBIT if self.legs[0].is_buy else PriceEffect.CREDIT
+            if self.value_effect is not paying:
+                raise ValueError(
+                    f"value-effect must be {paying.value} for a {self.legs[0].action.value} leg"
+                )
         elif any(leg.quantity is None for leg in self.legs):
             raise ValueError("every leg needs a quantity")
         symbols = [leg.symbol for leg in self.legs]

@@ -112,6 +112,15 @@ class Prices:
         quote = self._quotes[symbol]
         return quote.ask if buy else quote.bid
 
+    def bid_ask(self, symbol: str) -> tuple[Decimal, Decimal] | None:
+        """The bid and ask of a usable quote, else ``None`` (the problem is not recorded)."""
+        if isinstance(self.quoted(symbol), PriceProblem):
+            return None
+        quote = self._quotes[symbol]
+        if quote.bid is None or quote.ask is None:  # a usable quote has both
+            return None
+        return quote.bid, quote.ask
+
     def missing(self, symbol: str, reason: str) -> None:
         """Record a symbol that cannot be valued (e.g. its instrument is unknown)."""
         self.problems.setdefault(symbol, PriceProblem(Code.PRICE_UNAVAILABLE, symbol, reason))

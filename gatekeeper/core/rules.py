@@ -16,6 +16,11 @@ from decimal import Decimal
 from gatekeeper.core.codes import Code
 from gatekeeper.core.decision import HUNDRED, Violation, money, percent
 from gatekeeper.core.facts import Facts, GroupChange
+from gatekeeper.core.order_checks import (
+    check_account_restricted,
+    check_max_order_quantity,
+    check_price_collar,
+)
 from gatekeeper.core.snapshot import Limits, StopMode
 
 _ZERO = Decimal(0)
@@ -81,7 +86,11 @@ def check_no_protection(request: RequestFacts) -> list[Violation]:
     return [Violation(Code.NO_PROTECTION, "no_protection: the account has no protection")]
 
 
-ACCOUNT_RULES: tuple[AccountRule, ...] = (check_stale_account_state, check_no_protection)
+ACCOUNT_RULES: tuple[AccountRule, ...] = (
+    check_stale_account_state,
+    check_no_protection,
+    check_account_restricted,
+)
 
 
 # -- protection rules, in order: the emergency stop first ---------------------------------------
@@ -317,6 +326,8 @@ RULES: tuple[Rule, ...] = (
     check_max_daily_trades,
     check_price_unavailable,
     check_quote_invalid,
+    check_price_collar,
+    check_max_order_quantity,
     check_max_single_trade,
     check_cash_reserve,
     check_max_portfolio_exposure,

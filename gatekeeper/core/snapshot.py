@@ -67,6 +67,16 @@ class WorkingOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class TradingStatus:
+    """The broker's own restrictions on the account (``/accounts/{a}/trading-status``)."""
+
+    is_closing_only: bool = False
+    is_frozen: bool = False
+    is_closed: bool = False
+    is_in_margin_call: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class AccountSnapshot:
     """Everything ``evaluate()`` knows about the account, as of ``fetched_at``.
 
@@ -83,6 +93,7 @@ class AccountSnapshot:
     working_orders: tuple[WorkingOrder, ...] = ()
     quotes: Mapping[str, Quote] = field(default_factory=dict)
     instruments: Mapping[str, Instrument] = field(default_factory=dict)
+    trading_status: TradingStatus = field(default_factory=TradingStatus)
 
     def __post_init__(self) -> None:
         if self.fetched_at.tzinfo is None:
@@ -110,12 +121,27 @@ class StopMode(StrEnum):
     REDUCE_ONLY = "reduce_only"
 
 
+DEFAULT_MAX_ORDER_QUANTITY: Mapping[InstrumentType, Decimal] = {
+    InstrumentType.EQUITY: Decimal(50_000),
+    InstrumentType.EQUITY_OPTION: Decimal(1_000),
+    InstrumentType.FUTURE: Decimal(100),
+    InstrumentType.FUTURE_OPTION: Decimal(500),
+}
+"""Fat-finger caps per leg, by instrument type (crypto has none: its units vary too much)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """One protection (``portfolio_protections`` row). Percentages are of NLV, 0-100.
 
     ``max_position_concentration_percentage`` / ``max_daily_trades`` of ``None`` disable
     that rule. ``is_default`` marks the configured defaults guarding an unprotected account.
+
+    Price collars: a limit or stop price further than this from the quote on the unfavourable
+    side (a buy above the ask, a sell below the bid) is refused; for options the tolerance is
+    the larger of the percentage and a multiple of the bid-ask width, and a market order on an
+    option whose spread is wider than the percentage is refused. ``max_order_quantity`` caps
+    one leg's quantity per instrument type (shares, contracts). ``None`` disables each.
     """
 
     cash_reserve_percentage: Decimal
@@ -129,6 +155,13 @@ class Limits:
     emergency_stop_mode: StopMode = StopMode.HALT
     protection_id: str = ""
     is_default: bool = False
+    price_collar_equity_percentage: Decimal | None = Decimal(5)
+    price_collar_option_percentage: Decimal | None = Decimal(25)
+    price_collar_option_width_multiple: Decimal | None = Decimal(2)
+    price_collar_future_percentage: Decimal | None = Decimal(2)
+    max_order_quantity: Mapping[InstrumentType, Decimal] = field(
+        default_factory=lambda: dict(DEFAULT_MAX_ORDER_QUANTITY)
+    )
 
 
 DEFAULT_LIMITS = Limits(

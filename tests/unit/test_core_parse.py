@@ -463,7 +463,57 @@ def test_unknown_and_nested_optional_keys_are_tolerated() -> None:
         partition_key="x",
         preflight_id="abc",
         advanced_instructions={"strict-position-effect-validation": True},
-        rules={"route-after": "2026-11-30T15:00:00Z", "conditions": [{"action": "route"}]},
     )
     data["legs"][0]["some-future-field"] = {"nested": [1, 2, 3]}
     assert parse_order(data) == parse_order(body())
+
+
+CONDITION = {
+    "action": "route",
+    "symbol": "AAPL",
+    "instrument-type": "Equity",
+    "indicator": "last",
+    "comparator": "gte",
+    "threshold": "300.00",
+}
+
+
+def test_order_rules_are_read_strictly() -> None:
+    parsed = parse_order(
+        body(rules={"route-after": "2026-11-30T15:00:00Z", "conditions": [CONDITION]})
+    )
+
+    assert parsed.rules is not None
+    [condition] = parsed.rules.route_thresholds
+    assert (condition.symbol, condition.threshold) == ("AAPL", Decimal("300.00"))
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {"conditions": [{"action": "route"}]},
+        {"conditions": [{**CONDITION, "comparator": "between"}]},
+        {"conditions": [{**CONDITION, "price-components": [{"symbol": "AAPL"}]}]},
+        {"conditions": [CONDITION], "trail": "5%"},
+        {"conditions": [{**CONDITION, "threshold": "NaN"}]},
+    ],
+)
+def test_order_rules_not_understood_refuse_the_order(rules: dict[str, object]) -> None:
+    with pytest.raises(InvalidOrder, match="rules"):
+        parse_order(body(rules=rules))
+
+
+def test_notional_market_legs_carry_no_quantity_and_a_consistent_effect() -> None:
+    notional = {
+        "order-type": "Notional Market",
+        "time-in-force": "Day",
+        "value": "100.00",
+        "value-effect": "Debit",
+        "legs": [{"instrument-type": "Equity", "symbol": "AAPL", "action": "Buy to Open"}],
+    }
+    assert parse_order(notional).value == Decimal("100.00")
+    with pytest.raises(InvalidOrder, match="value-effect must be Debit"):
+        parse_order({**notional, "value-effect": "Credit"})
+    with_quantity = {**notional, "legs": [{**notional["legs"][0], "quantity": 10000}]}  # type: ignore[dict-item]
+    with pytest.raises(InvalidOrder, match="no quantity"):
+        parse_order(with_quantity)

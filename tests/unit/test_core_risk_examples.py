@@ -83,6 +83,7 @@ def group(decision: Decision, name: str) -> tuple[Decimal | None, Decimal | None
 
 
 P = protection_p()
+NO_COLLAR = protection_p(price_collar_equity_percentage=None)
 
 
 def test_r1_short_sale_without_a_quote_is_never_valued_at_its_limit() -> None:
@@ -99,13 +100,16 @@ def test_r2_short_sale_is_stressed_up_and_unbounded() -> None:
         snapshot, quotes={**snapshot.quotes, "NVDA": quote("NVDA", "119.90", "120.10")}
     )
 
-    decision = decide(sto("NVDA", 5000, "0.01"), snapshot, [P])
+    # the risk-model oracle predates price collars (issue 9): judged without them first
+    decision = decide(sto("NVDA", 5000, "0.01"), snapshot, [NO_COLLAR])
+    collared = decide(sto("NVDA", 5000, "0.01"), snapshot, [P])
 
     assert decision.codes == (
         Code.MAX_SINGLE_TRADE,
         Code.MAX_PORTFOLIO_EXPOSURE,
         Code.MAX_POSITION_CONCENTRATION,
     )
+    assert collared.codes == (Code.PRICE_COLLAR, *decision.codes)
     nvda = decision.figures.groups["NVDA"]
     assert nvda.risk_after == D("600000.00")
     assert nvda.unbounded

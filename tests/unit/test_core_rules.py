@@ -89,7 +89,11 @@ def stopped(mode: StopMode, **changes: object) -> Limits:
 
 
 def test_rule_table_runs_the_stop_first_and_the_sizing_rules_last() -> None:
-    assert (rules.check_stale_account_state, rules.check_no_protection) == rules.ACCOUNT_RULES
+    assert [r.__name__ for r in rules.ACCOUNT_RULES] == [
+        "check_stale_account_state",
+        "check_no_protection",
+        "check_account_restricted",
+    ]
     assert [r.__name__ for r in rules.RULES] == [
         "check_emergency_stop",
         "check_max_daily_loss",
@@ -97,6 +101,8 @@ def test_rule_table_runs_the_stop_first_and_the_sizing_rules_last() -> None:
         "check_max_daily_trades",
         "check_price_unavailable",
         "check_quote_invalid",
+        "check_price_collar",
+        "check_max_order_quantity",
         "check_max_single_trade",
         "check_cash_reserve",
         "check_max_portfolio_exposure",
@@ -126,7 +132,9 @@ def test_the_limit_price_is_not_the_reference_price() -> None:
 
 
 def test_a_fraction_of_a_cent_above_the_limit_is_rejected_though_it_rounds_to_it() -> None:
-    decision = decide(bto("AAPL", 1, "10000.004"), account_a(), [P])
+    # an absurd limit on purpose: the collar (tested on its own) would refuse it first
+    no_collar = protection_p(price_collar_equity_percentage=None)
+    decision = decide(bto("AAPL", 1, "10000.004"), account_a(), [no_collar])
 
     assert decision.codes == (Code.MAX_SINGLE_TRADE,)
     assert decision.figures.order_value == D("10000.004")
@@ -834,7 +842,8 @@ def test_buy_stop_pays_at_least_its_trigger() -> None:
 
 
 def test_short_sale_is_valued_at_its_stressed_risk_never_at_its_limit() -> None:
-    decision = decide(sto("AAPL", 100, "0.01"), account_a(), [P])
+    no_collar = protection_p(price_collar_equity_percentage=None)
+    decision = decide(sto("AAPL", 100, "0.01"), account_a(), [no_collar])
 
     assert decision.codes == (Code.MAX_SINGLE_TRADE,)
     assert decision.figures.order_debit == D(0)
