@@ -42,7 +42,9 @@ async def check_order(
         raise InvalidOrder("invalid_order: account: not an account number")
     parsed = parse_order(order, allow_simple=True)
     headers = {} if broker_authorization is None else {"Authorization": broker_authorization}
-    request = OrderRequest(account, route_kind, parsed, dry_run=True, client_headers=headers)
+    request = OrderRequest(
+        account, route_kind, parsed, dry_run=True, client_headers=headers, operator_check=True
+    )
     return await engine.decide(request, uuid4(), time.perf_counter())
 
 

@@ -60,7 +60,9 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_paper(settings: Settings, args: argparse.Namespace) -> int:
     from gatekeeper.paper import serve_paper
 
-    await serve_paper(settings.paper.host, settings.paper.port, settings.paper.accounts_file)
+    paper = settings.paper
+    token = paper.control_token.get_secret_value() if paper.control_token is not None else None
+    await serve_paper(paper.host, paper.port, paper.accounts_file, token)
     return 0
 
 

@@ -104,11 +104,33 @@ _SETTING_FLAGS = (
         "one underlying, percent",
     ),
     ("--daily-trades", "max_daily_trades", int, "orders per trading day"),
+    ("--collar-equity", "price_collar_equity_percentage", Decimal, "equity price collar, %"),
+    ("--collar-option", "price_collar_option_percentage", Decimal, "option price collar, %"),
+    (
+        "--collar-option-width",
+        "price_collar_option_width_multiple",
+        Decimal,
+        "option collar, multiple of the bid-ask width",
+    ),
+    ("--collar-future", "price_collar_future_percentage", Decimal, "future price collar, %"),
+    ("--max-shares", "max_order_quantity_equity", int, "most shares in one leg"),
+    ("--max-option-contracts", "max_order_quantity_equity_option", int, "per option leg"),
+    ("--max-future-contracts", "max_order_quantity_future", int, "per future leg"),
+    (
+        "--max-future-option-contracts",
+        "max_order_quantity_future_option",
+        int,
+        "per future option leg",
+    ),
 )
 
 
 # --stop-mode unset: the protection has no mode of its own (the API's null).
 _UNSET = "unset"
+
+
+def _off(value: object, unit: str) -> str:
+    return "off" if value is None else f"{value}{unit}"
 
 
 def _describe(protection: Protection, owner: str) -> list[str]:
@@ -132,6 +154,14 @@ def _describe(protection: Protection, owner: str) -> list[str]:
         f"  Max Daily Trades: {p.max_daily_trades}",
         f"  Email Alerts: {'on' if p.email_alerts_enabled else 'off'}",
         f"  Active: {'yes' if p.active else 'no'}",
+        f"  Price Collars: equity {_off(p.price_collar_equity_percentage, '%')}, option"
+        f" {_off(p.price_collar_option_percentage, '%')} or"
+        f" {_off(p.price_collar_option_width_multiple, 'x the bid-ask width')}, future"
+        f" {_off(p.price_collar_future_percentage, '%')}",
+        f"  Max Order Quantity: {_off(p.max_order_quantity_equity, ' shares')},"
+        f" {_off(p.max_order_quantity_equity_option, ' option contracts')},"
+        f" {_off(p.max_order_quantity_future, ' future contracts')},"
+        f" {_off(p.max_order_quantity_future_option, ' future option contracts')}",
         f"  Emergency Stop Mode: {mode}",
         f"  Emergency Stop: {stop}",
     ]
@@ -193,7 +223,7 @@ async def cmd_protections(settings: Settings, args: argparse.Namespace) -> int:
             if args.action == "stop":
                 protection, _ = await store.trigger_emergency_stop(
                     conn, protection.id, None, reason=args.reason, triggered_by=actor.name,
-                    mode=args.mode, actor=actor,
+                    mode=args.mode, actor=actor, may_loosen=True,  # the database's owner
                 )  # fmt: skip
             elif args.action == "clear" and protection.emergency_stop_active:
                 protection = await store.clear_emergency_stop(

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from gatekeeper.adapters.account_state import StateSource
+from gatekeeper.adapters.day_start import DayStartSource
 from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.checks import check_order, verdict_payload
 from gatekeeper.engine import Engine
@@ -58,7 +59,8 @@ async def cmd_check_order(settings: Settings, args: argparse.Namespace) -> int:
         metrics = Metrics.create()
         state = StateSource(session, backends.redis, settings, metrics)
         instruments = InstrumentSource(session, backends.redis, settings, metrics)
-        engine = Engine(backends.pool, state, settings, instruments)
+        day_start = DayStartSource(session, backends.redis, backends.pool, settings, metrics)
+        engine = Engine(backends.pool, state, settings, instruments, day_start)
         try:
             result = await check_order(
                 engine, args.account, order, args.broker_authorization, route_kind="check_order"

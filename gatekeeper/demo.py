@@ -21,7 +21,7 @@ from gatekeeper.adapters.protections import Actor, upsert_protection
 from gatekeeper.adapters.users import UserNotFound, create_token, create_user, find_user
 from gatekeeper.auth import Role
 from gatekeeper.migrate import migrate_and_report
-from gatekeeper.paper import build_book, load_seed, running_paper
+from gatekeeper.paper import build_book, load_seed, new_control_token, running_paper
 from gatekeeper.settings import Settings
 from gatekeeper.web.server import open_backends, running
 
@@ -93,8 +93,17 @@ async def run_demo(settings: Settings, out: TextIO) -> None:
         await migrate_and_report(database_url, out=out)
 
         seed = load_seed(settings.paper.accounts_file)
+        configured = settings.paper.control_token
+        control_token = (
+            configured.get_secret_value() if configured is not None else new_control_token()
+        )
         paper_url = await stack.enter_async_context(
-            running_paper(build_book(seed), settings.paper.host, settings.paper.port)
+            running_paper(
+                build_book(seed),
+                settings.paper.host,
+                settings.paper.port,
+                control_token=control_token,
+            )
         )
         user = seed.users[0]
         account = user.accounts[0]
@@ -118,6 +127,7 @@ async def run_demo(settings: Settings, out: TextIO) -> None:
                 account,
                 (client.refresh_token, client.client_secret),
                 admin_token,
+                control_token,
             )
         )
         out.flush()
@@ -125,7 +135,13 @@ async def run_demo(settings: Settings, out: TextIO) -> None:
 
 
 def _banner(
-    proxy: str, admin: str, paper: str, account: str, oauth: tuple[str, str], token: str
+    proxy: str,
+    admin: str,
+    paper: str,
+    account: str,
+    oauth: tuple[str, str],
+    token: str,
+    control_token: str,
 ) -> str:
     refresh_token, client_secret = oauth
     return f"""
@@ -145,6 +161,9 @@ Admin token (role admin, valid 24 h, shown once):
     {token}
     curl -s '{admin}/api/v1/portfolio_protections/status?account_id={account}' \\
       -H 'Authorization: Bearer {token}'
+
+Paper broker controls (quotes, cash, faults), on the paper broker itself only:
+    curl -s {paper}/__paper/quotes -H 'X-Paper-Control-Token: {control_token}'
 
 Ctrl-C stops everything.
 """

@@ -24,6 +24,7 @@ from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters import users
 from gatekeeper.adapters.account_state import AccountPayloads, StateSource
+from gatekeeper.adapters.day_start import DayStart, DayStartSource
 from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.core import (
     AccountSnapshot,
@@ -46,6 +47,7 @@ from gatekeeper.core.holdings import contained_orders
 from gatekeeper.core.instruments import Instrument
 from gatekeeper.core.order import to_decimal
 from gatekeeper.core.payloads import quote_from_payload, working_order_from_payload
+from gatekeeper.core.snapshot import StartOfDaySource
 from gatekeeper.core.symbols import InstrumentType
 from gatekeeper.errors import DatabaseUnavailable
 from gatekeeper.settings import RiskSettings, Settings
@@ -74,6 +76,9 @@ class OrderRequest:
     dry_run: bool
     client_headers: Mapping[str, str]
     replaces_order_id: str | None = None
+    # An operator's check (validate_trade, check-order): given no broker credentials, it may
+    # be decided on the cached state (the caller is authorized for the account elsewhere).
+    operator_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,22 @@ def limits_of(protection: store.Protection) -> Limits:
         emergency_stop_active=protection.emergency_stop_active,
         emergency_stop_mode=StopMode(active_mode) if active_mode else StopMode.HALT,
         protection_id=str(protection.id),
+        price_collar_equity_percentage=protection.price_collar_equity_percentage,
+        price_collar_option_percentage=protection.price_collar_option_percentage,
+        price_collar_option_width_multiple=protection.price_collar_option_width_multiple,
+        price_collar_future_percentage=protection.price_collar_future_percentage,
+        max_order_quantity=_quantity_caps(protection),
     )
+
+
+def _quantity_caps(protection: store.Protection) -> dict[InstrumentType, Decimal]:
+    caps = {
+        InstrumentType.EQUITY: protection.max_order_quantity_equity,
+        InstrumentType.EQUITY_OPTION: protection.max_order_quantity_equity_option,
+        InstrumentType.FUTURE: protection.max_order_quantity_future,
+        InstrumentType.FUTURE_OPTION: protection.max_order_quantity_future_option,
+    }
+    return {kind: Decimal(cap) for kind, cap in caps.items() if cap is not None}
 
 
 def _instrument_pairs(orders: Iterable[Order], payloads: AccountPayloads) -> list[tuple[str, str]]:
@@ -197,20 +217,25 @@ class Engine:
         state: StateSource,
         settings: Settings,
         instruments: InstrumentSource,
+        day_start: DayStartSource,
     ) -> None:
         self.pool = pool
         self.state = state
         self.settings = settings
         self.instruments = instruments
+        self.day_start = day_start
 
     async def decide(self, request: OrderRequest, decision_id: UUID, started: float) -> Result:
         """Evaluate and record one request (see the module docstring). Raises
-        RiskPathUnavailable subclasses, OrderParseError or AccountStateInvalid.
+        RiskPathUnavailable subclasses, OrderParseError, AccountStateInvalid or
+        BrokerAuthFailed (the broker refused the request's credentials: nothing recorded).
 
         Gathers, in order: the account state; the instruments of the order's legs, the
         positions and the working orders (group, multiplier, underlying); the quotes of those
         instruments and of their underlyings. Then decides under the account lock."""
-        payloads = await self.state.account(request.account, request.client_headers)
+        payloads = await self.state.account(
+            request.account, request.client_headers, operator_check=request.operator_check
+        )
         orders: Order | ComplexOrder
         if isinstance(request.orders, OrderPatch):
             if request.replaces_order_id is None:
@@ -226,8 +251,15 @@ class Engine:
             _quote_pairs(pairs, instruments), request.client_headers, payloads, request.account
         )
         try:
-            return await self._decide_locked(
-                request, orders, payloads, quotes, instruments, decision_id, started
+            # The start of the day (broker's snapshot, deposits) for this host's New York date,
+            # gathered again should the database's be another (docs/order-path.md).
+            return await self.day_start.within_trading_day(
+                request.account,
+                request.client_headers,
+                lambda start: self._decide_locked(
+                    request, orders, payloads, quotes, instruments, decision_id, started, start
+                ),
+                operator_check=request.operator_check,
             )
         except DB_DOWN as error:
             raise DatabaseUnavailable(
@@ -244,6 +276,7 @@ class Engine:
         instruments: Mapping[str, Instrument],
         decision_id: UUID,
         started: float,
+        start: DayStart,
     ) -> Result:
         risk = self.settings.risk
         async with self.pool.acquire() as conn, conn.transaction():
@@ -257,6 +290,8 @@ class Engine:
                 _nlv(payloads.balances),
                 hold=not request.dry_run,
                 seen_order_ids=_order_ids(payloads),
+                day=start.day,
+                net_deposits=start.net_deposits,
             )
             now, day = inputs.now, inputs.trading_day
             fetched_at = now - timedelta(seconds=payloads.age_seconds)
@@ -272,7 +307,13 @@ class Engine:
                 quotes=quotes,
                 start_of_day_nlv=sod,
                 fetched_at=fetched_at,
+                trading_status=payloads.trading_status,
                 instruments=instruments,
+            )
+            snapshot = replace(
+                snapshot,
+                start_of_day_source=StartOfDaySource(inputs.start_of_day_source),
+                day_net_deposits=inputs.net_deposits,
             )
             in_flight = [parse_order(item) for item in reserved.in_flight]
             if in_flight:

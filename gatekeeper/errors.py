@@ -41,6 +41,16 @@ class PayloadTooLarge(GatekeeperError):
     code = "payload_too_large"
 
 
+class RequestTimeout(GatekeeperError, TimeoutError):
+    """The request's body did not arrive within ``proxy.request_body_timeout_seconds``.
+
+    Also a TimeoutError: aiohttp's server, draining a body after its handler answered, takes
+    it for the end of that wait rather than an unexpected failure."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class Unauthorized(GatekeeperError):
     status = 401
     code = "unauthorized"
@@ -87,11 +97,39 @@ class UpstreamUnavailable(GatekeeperError):
     code = "broker_unavailable"
 
 
+class BrokerAuthFailed(GatekeeperError):
+    """The broker refused the request's own credentials (401) while the gatekeeper read the
+    account state, an instrument or a quote with them: relayed to the bot with the broker's
+    status, recorded as a decision, never forwarded. ``for_status`` picks the class."""
+
+    status = 401
+    code = "broker_auth_failed"
+
+    @staticmethod
+    def for_status(status: int, message: str) -> BrokerAuthFailed:
+        """The error for the broker's 401 or 403."""
+        return BrokerAccessDenied(message) if status == 403 else BrokerAuthFailed(message)
+
+
+class BrokerAccessDenied(BrokerAuthFailed):
+    """The broker knows the credentials but does not let them read this (403)."""
+
+    status = 403
+
+
 class UpstreamTimeout(GatekeeperError):
     """The broker did not answer in time; it may or may not have received the request."""
 
     status = 504
     code = "broker_timeout"
+
+
+class UpstreamDisconnected(GatekeeperError):
+    """The connection to the broker failed once the request was (maybe partly) sent: it may
+    or may not have received it."""
+
+    status = 502
+    code = "broker_unavailable"
 
 
 def error_envelope(

@@ -21,9 +21,9 @@ from aiohttp import web
 from gatekeeper.adapters import decisions as db
 from gatekeeper.core import (
     AccountStateInvalid,
+    BodyTooLarge,
     ComplexOrder,
     Order,
-    OrderParseError,
     OrderPatch,
     Route,
     RouteKind,
@@ -33,17 +33,24 @@ from gatekeeper.core import (
     trading_day,
 )
 from gatekeeper.core.jsonstrict import loads_strict
+from gatekeeper.core.media import check_json_media
 from gatekeeper.engine import DB_DOWN, OrderRequest, Result
 from gatekeeper.errors import (
+    BadRequest,
+    BrokerAuthFailed,
     DatabaseUnavailable,
     GatekeeperError,
+    RequestTimeout,
     RiskPathUnavailable,
+    UpstreamDisconnected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from gatekeeper.metrics import Metrics
 from gatekeeper.web import keys
+from gatekeeper.web.paths import ReservedPath, validate_connection, validate_target
 from gatekeeper.web.rejection import DECISION_HEADER, error_rejection, risk_rejection
+from gatekeeper.web.render import error_response
 
 if TYPE_CHECKING:
     from gatekeeper.web.proxy import UpstreamAnswer
@@ -56,6 +63,7 @@ decision_log = logging.getLogger("gatekeeper.decisions")
 decision_log.setLevel(logging.INFO)
 
 _CLIENT_HEADERS = ("Authorization", "User-Agent", "Accept-Version")
+_READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,24 @@ def parse_request(kind: RouteKind, raw: bytes, max_bytes: int) -> Order | Comple
     if kind in (RouteKind.REPLACE, RouteKind.REPLACE_DRY_RUN):
         return parse_replace(data)
     return parse_order(data)
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The body of a checked request, exactly as received (the proxy's server does not
+    decompress). Refused before reading when it is not declared as plain UTF-8 JSON (415,
+    see gatekeeper.core.media) or its declared length is above ``max_bytes`` (413); a chunked
+    body is refused as soon as it grows past ``max_bytes``."""
+    headers = request.headers
+    check_json_media(headers.getall("Content-Type", []), headers.getall("Content-Encoding", []))
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise BodyTooLarge(f"body of {declared} bytes exceeds the {max_bytes}-byte limit")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(_READ_CHUNK):
+        body += chunk
+        if len(body) > max_bytes:
+            raise BodyTooLarge(f"body exceeds the {max_bytes}-byte limit")
+    return bytes(body)
 
 
 def with_strict_position_effect(raw: bytes) -> bytes:
@@ -98,11 +124,15 @@ async def handle_order(request: web.Request, route: Route, send: Send) -> web.St
     started = time.perf_counter()
     decision_id = uuid4()
     account = route.account_number or "-"
+    max_bytes = app[keys.SETTINGS].risk.max_body_bytes
     try:
-        raw = await request.read()
+        # Every answer on these routes has a decision row, refusals of the request itself too.
+        validate_target(request.raw_path, method=request.method)
+        validate_connection(request.headers.getall("Connection", []))
         if route.kind is RouteKind.UNSUPPORTED or route.account_number is None:
             return await _reject_unsupported(request, route, decision_id, started)
-        orders = parse_request(route.kind, raw, app[keys.SETTINGS].risk.max_body_bytes)
+        raw = await read_body(request, max_bytes)
+        orders = parse_request(route.kind, raw, max_bytes)
         order_request = OrderRequest(
             account=account,
             route_kind=route.kind.value,
@@ -112,12 +142,15 @@ async def handle_order(request: web.Request, route: Route, send: Send) -> web.St
             replaces_order_id=route.order_id,
         )
         result = await app[keys.ENGINE].decide(order_request, decision_id, started)
-    except OrderParseError as error:
+    except (BadRequest, ReservedPath, BrokerAuthFailed, RequestTimeout) as error:
+        # BadRequest: an unreadable order (OrderParseError: 400/413/415), an invalid target or
+        # Connection header; the request is at fault, and so it is when its body did not
+        # arrive in time (RequestTimeout, 408). BrokerAuthFailed: the broker refused
+        # the bot's own credentials; its 401/403 is relayed, recorded as broker_auth_failed,
+        # never forwarded.
         return await _fail(request, route, decision_id, started, Failure(error, "reject"))
     except (RiskPathUnavailable, AccountStateInvalid) as error:
         return await _fail(request, route, decision_id, started, Failure(error, "error"))
-    except web.HTTPRequestEntityTooLarge:
-        raise
     except Exception as error:
         # Type and frames only: an exception's text may quote request data (the bot's token).
         frames = "".join(traceback.format_tb(error.__traceback__))
@@ -140,7 +173,10 @@ async def handle_order(request: web.Request, route: Route, send: Send) -> web.St
     if not decision.allowed:
         return risk_rejection(decision, decision_id)
     body = with_strict_position_effect(raw) if decision.strict_position_effect else raw
-    return await _forward(request, route, result, body, send)
+    try:
+        return await _forward(request, route, result, body, send)
+    except GatekeeperError as error:  # 502/504 after an allowed decision: it has its row
+        return error_response(error, headers={DECISION_HEADER: str(decision_id)})
 
 
 async def _forward(
@@ -153,11 +189,11 @@ async def _forward(
     try:
         answer = await send(request, body=body, route_kind=route.kind.value)
         outcome = "accepted" if 200 <= answer.status < 300 else "broker_rejected"
-    except UpstreamTimeout:
+    except (UpstreamTimeout, UpstreamDisconnected):
         outcome = "unknown"  # maybe placed: counted, never retried
         raise
     except UpstreamUnavailable:
-        outcome = "not_sent"
+        outcome = "not_sent"  # no connection was had (not even a pooled one): not counted
         raise
     finally:
         if not route.kind.is_dry_run:

@@ -73,6 +73,34 @@ LIMITS: tuple[Limit, ...] = (
         "concentration_range_check",
     ),
     _limit("max_daily_trades", "1", True, "10000", True, "daily_trades_range_check"),
+    # Fat-finger checks (sql/0024): price collars and quantity caps per instrument type.
+    _limit("price_collar_equity_percentage", "0", False, "50", True,
+           "price_collar_equity_range_check"),
+    _limit("price_collar_option_percentage", "0", False, "500", True,
+           "price_collar_option_range_check"),
+    _limit("price_collar_option_width_multiple", "0", False, "50", True,
+           "price_collar_option_width_range_check"),
+    _limit("price_collar_future_percentage", "0", False, "20", True,
+           "price_collar_future_range_check"),
+    _limit("max_order_quantity_equity", "1", True, "1000000", True,
+           "max_order_quantity_equity_range_check"),
+    _limit("max_order_quantity_equity_option", "1", True, "100000", True,
+           "max_order_quantity_equity_option_range_check"),
+    _limit("max_order_quantity_future", "1", True, "10000", True,
+           "max_order_quantity_future_range_check"),
+    _limit("max_order_quantity_future_option", "1", True, "10000", True,
+           "max_order_quantity_future_option_range_check"),
+)  # fmt: skip
+
+# Settings stored as whole numbers (the others are numeric(5,2)).
+INTEGER_FIELDS = frozenset(
+    {
+        "max_daily_trades",
+        "max_order_quantity_equity",
+        "max_order_quantity_equity_option",
+        "max_order_quantity_future",
+        "max_order_quantity_future_option",
+    }
 )
 
 LIMITS_BY_FIELD = MappingProxyType({limit.field: limit for limit in LIMITS})
@@ -92,6 +120,14 @@ DEFAULTS: MappingProxyType[str, Decimal | int | bool] = MappingProxyType(
         "max_daily_trades": 50,
         "email_alerts_enabled": True,
         "active": True,
+        "price_collar_equity_percentage": Decimal("5.0"),
+        "price_collar_option_percentage": Decimal("25.0"),
+        "price_collar_option_width_multiple": Decimal("2.0"),
+        "price_collar_future_percentage": Decimal("2.0"),
+        "max_order_quantity_equity": 50_000,
+        "max_order_quantity_equity_option": 1_000,
+        "max_order_quantity_future": 100,
+        "max_order_quantity_future_option": 500,
     }
 )
 

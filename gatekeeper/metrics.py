@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -25,6 +25,8 @@ class Metrics:
     risk_decisions: Counter
     order_path_duration: Histogram
     state_fetch_errors: Counter
+    client_connections: Gauge
+    client_connections_closed: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -48,7 +50,7 @@ class Metrics:
             upstream_errors=Counter(
                 "gatekeeper_upstream_errors_total",
                 "Requests that got no complete answer from the broker.",
-                ["kind"],  # unavailable | timeout | disconnected
+                ["kind"],  # unavailable | connect_timeout | timeout | disconnected
                 registry=registry,
             ),
             refused_requests=Counter(
@@ -86,6 +88,20 @@ class Metrics:
                 "gatekeeper_state_fetch_errors_total",
                 "Account state or quotes that could not be fetched or cached, by kind.",
                 ["kind"],  # broker | invalid | cache | database
+                registry=registry,
+            ),
+            client_connections=Gauge(
+                "gatekeeper_client_connections",
+                "Client connections open on each listener.",
+                ["listener"],  # proxy | admin
+                registry=registry,
+            ),
+            client_connections_closed=Counter(
+                "gatekeeper_client_connections_closed_total",
+                "Client connections refused or closed by the gatekeeper, by reason.",
+                # head_timeout | body_timeout | too_many_connections |
+                # too_many_connections_per_address
+                ["listener", "reason"],
                 registry=registry,
             ),
         )

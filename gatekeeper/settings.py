@@ -66,14 +66,42 @@ class ProxySettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
     upstream_url: str = SANDBOX_URL
+    # Connecting to the broker, including the wait for a free pooled connection: a request
+    # that got none in this time was never sent (not_sent), never "unknown".
     connect_timeout_seconds: PositiveSeconds = 5.0
     read_timeout_seconds: PositiveSeconds = 30.0
     total_timeout_seconds: PositiveSeconds = 60.0
+    # Broker connections for pass-through traffic.
     max_connections: Annotated[int, Field(ge=1, le=10_000)] = 100
+    # Broker connections of the order path alone (account state, instruments, quotes, order
+    # forwards): pass-through traffic cannot take them.
+    order_max_connections: Annotated[int, Field(ge=1, le=10_000)] = 50
+    # Clients (both listeners): a request's head must arrive within this time (from the
+    # connection's opening or the request's first byte), its body within this time after the
+    # head, and an idle keep-alive connection is closed after this time.
+    request_head_timeout_seconds: PositiveSeconds = 10.0
+    request_body_timeout_seconds: PositiveSeconds = 10.0
+    keepalive_timeout_seconds: PositiveSeconds = 75.0
+    # Open client connections per listener, in total and from one address; beyond them a new
+    # connection is answered 503. Behind a TLS terminator or load balancer every client shares
+    # its address: raise the per-address limit to the total there.
+    max_client_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    max_client_connections_per_address: Annotated[int, Field(ge=1, le=1_000_000)] = 256
     # Sent upstream instead of the bot's own when set (TastyTrade wants "<product>/<version>").
     user_agent_override: str | None = None
 
     _check_upstream = field_validator("upstream_url")(validate_upstream_url)
+
+    @model_validator(mode="after")
+    def _check_timeouts(self) -> ProxySettings:
+        # aiohttp rounds timeouts above 5 s up to the next second: with a second's margin the
+        # connect timeout always fires first, so a request that never got a connection is
+        # told apart from one that timed out after it was sent.
+        if self.total_timeout_seconds < self.connect_timeout_seconds + 1:
+            raise ValueError(
+                "total_timeout_seconds must exceed connect_timeout_seconds by at least 1"
+            )
+        return self
 
 
 class AdminSettings(_Section):
@@ -104,6 +132,9 @@ class PaperSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8090
     accounts_file: Path = Path("config/paper-accounts.json")
+    # Needed by its /__paper/ control routes (X-Paper-Control-Token). Unset: a random one is
+    # generated at start and printed by `gatekeeper paper` and `gatekeeper demo`.
+    control_token: Annotated[SecretStr, Field(min_length=16)] | None = None
 
 
 class EmbeddedSettings(_Section):
@@ -123,6 +154,12 @@ class RiskSettings(_Section):
     # Older than this (and unrefreshable) the order is rejected: state_unavailable.
     max_state_age_seconds: PositiveSeconds = 10.0
     quote_ttl_seconds: PositiveSeconds = 1.0
+    # Cached account state serves a request only if the broker let the request's credential
+    # read that account within this many seconds (a digest of it is kept in Redis this long).
+    credential_ttl_seconds: PositiveSeconds = 60.0
+    # Keys the HMAC-SHA256 digests of those credentials. Unset: a random key per process, so
+    # each replica confirms a credential once itself; set one to share confirmations.
+    credential_digest_key: SecretStr | None = None
     # Instruments (an option's underlying group, a future's multiplier) do not change intraday:
     # looked up once per symbol, then cached in Redis this long (6 hours; at most a week).
     instrument_ttl_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] = 6 * 3_600.0
@@ -143,6 +180,20 @@ class RiskSettings(_Section):
     max_quote_age_seconds: Annotated[Decimal, Field(gt=0)] | None = Decimal(300)
     # Quotes whose bid-ask spread exceeds this share of the mid are not used; None: off.
     max_spread_percentage: Annotated[Decimal, Field(gt=0, le=1000)] | None = Decimal(100)
+    # Start of day (docs/order-path.md "The trading day"): the day's deposits and withdrawals
+    # (the broker's Money Movement transactions) are cached in Redis this long, then asked
+    # again: they arrive intraday.
+    money_movements_ttl_seconds: Annotated[float, Field(gt=0, le=3_600)] = 30.0
+    # While the broker has no beginning-of-day snapshot for the day (the first sight stands
+    # in), it is asked again at most this often; once it has one, never again that day.
+    start_of_day_retry_seconds: Annotated[float, Field(gt=0, le=3_600)] = 300.0
+
+    @field_validator("credential_digest_key")
+    @classmethod
+    def _check_digest_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (a random string)")
+        return value
 
     @model_validator(mode="after")
     def _check_ages(self) -> RiskSettings:

@@ -7,6 +7,15 @@ if the broker cannot answer, cached state younger than ``max_state_age_seconds``
 used; beyond that the order is rejected (StateUnavailable). Redis holds nothing that cannot be
 rebuilt: losing it only costs a refetch. A Redis error is reported (CacheUnavailable): the
 order path fails closed rather than guess which replica saw what.
+
+Cached state is keyed by account, so it serves a request only if the broker let the request's
+credential read that account recently (:mod:`gatekeeper.adapters.credentials`); any other
+request fetches the state with its own credential (which, answered, confirms it), and
+concurrent requests share a refresh only when they carry the same credential. The broker's
+401 or 403 is BrokerAuthFailed and drops the credential's confirmation; a cached copy is
+never the fallback for it. An operator's check (validate_trade, check-order) given no broker
+credential may use the cached state: the admin API has authorized the operator for the
+account. Quotes and instruments are public: their cache is shared.
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gatekeeper.adapters.broker_read import BrokerReadError, get_data, read_timeout
-from gatekeeper.errors import CacheUnavailable, StateUnavailable
+from gatekeeper.adapters.credentials import CredentialDigests, confirmed_key
+from gatekeeper.errors import BrokerAuthFailed, CacheUnavailable, StateUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
 
@@ -65,6 +75,8 @@ class AccountPayloads:
     # Cached quotes read in the same Redis round trip (the symbols the account needed last
     # time); None where absent. Passed back to StateSource.quotes.
     prefetched_quotes: Mapping[str, Any] = field(default_factory=dict)
+    # /trading-status: the broker's own restrictions (closing only, frozen, margin call).
+    trading_status: Mapping[str, Any] = field(default_factory=dict)
 
 
 class StateSource:
@@ -78,7 +90,10 @@ class StateSource:
         self._upstream = settings.proxy.upstream_url
         self._risk = settings.risk
         self._metrics = metrics
-        self._refreshing: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._digests = CredentialDigests(settings.risk)
+        self._confirmed_ttl_ms = max(1, int(settings.risk.credential_ttl_seconds * 1000))
+        # By account and credential digest: a request never waits on another's credential.
+        self._refreshing: dict[tuple[str, str | None], asyncio.Future[dict[str, Any]]] = {}
         # The last entry read or written per key, parsed: the same bytes are not parsed again.
         self._parsed: dict[str, tuple[bytes | str, dict[str, Any]]] = {}
         self._quote_hint: dict[str, tuple[str, ...]] = {}  # account -> symbols needed last
@@ -86,21 +101,30 @@ class StateSource:
         self._quote_refreshes: dict[str, asyncio.Task[None]] = {}  # by symbol
         self._timeout = read_timeout(settings)
 
-    async def account(self, account: str, client_headers: Mapping[str, str]) -> AccountPayloads:
-        """The account's payloads, fresh enough (see the module docstring). Concurrent
-        requests for one account share a single refresh; fresh state that is about to expire
-        is refreshed in the background while it still serves."""
+    async def account(
+        self, account: str, client_headers: Mapping[str, str], *, operator_check: bool = False
+    ) -> AccountPayloads:
+        """The account's payloads, fresh enough, for this request's credential (see the module
+        docstring). Concurrent requests with one credential share a single refresh; fresh
+        state that is about to expire is refreshed in the background while it still serves.
+        Raises BrokerAuthFailed, StateUnavailable or CacheUnavailable."""
         key = STATE_KEY.format(account=account)
+        digest = self._digests.of(client_headers)
+        confirmation = None if digest is None else confirmed_key(digest, account)
         hint = self._quote_hint.get(account, ())
-        cached, quotes = await self._cache_get(key, hint)
+        cached, confirmed, quotes = await self._cache_get(key, confirmation, hint)
         prefetched = dict(zip(hint, quotes, strict=True))
-        if cached is not None:
-            age = self._age(cached)
+        operator_only = operator_check and digest is None
+        usable = cached if confirmed or operator_only else None
+        if usable is not None:
+            age = self._age(usable)
             if age < self._risk.state_ttl_seconds:
-                if age >= self._risk.state_ttl_seconds * REFRESH_AHEAD:
-                    self._refresh_once(key, account, client_headers, cached)
-                return self._payloads(cached, prefetched)
-        refresh = self._refresh_once(key, account, client_headers, cached)
+                if age >= self._risk.state_ttl_seconds * REFRESH_AHEAD and not operator_only:
+                    self._refresh_once(key, account, digest, client_headers, usable)
+                return self._payloads(usable, prefetched)
+        if operator_only:
+            return self._payloads(self._without_credentials(account, usable), prefetched)
+        refresh = self._refresh_once(key, account, digest, client_headers, usable)
         # Quotes read before waiting for the broker could outlive quote_ttl: read them again.
         return self._payloads(await asyncio.shield(refresh), {})
 
@@ -114,47 +138,82 @@ class StateSource:
             refresh.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
+    def _without_credentials(self, account: str, cached: dict[str, Any] | None) -> dict[str, Any]:
+        """An operator's check given no broker credential: the cached state while it may
+        still be used (there is nothing to refresh it with)."""
+        if cached is not None and self._age(cached) < self._risk.max_state_age_seconds:
+            return cached
+        raise StateUnavailable(
+            f"state_unavailable: no state of account {account} younger than"
+            f" {self._risk.max_state_age_seconds:g}s is cached, and no broker credentials were"
+            " given to fetch it"
+        )
+
     def _refresh_once(
         self,
         key: str,
         account: str,
+        digest: str | None,
         client_headers: Mapping[str, str],
         cached: dict[str, Any] | None,
     ) -> asyncio.Future[dict[str, Any]]:
-        """The account's running refresh, or a new one (referenced until done)."""
-        refresh = self._refreshing.get(account)
+        """The running refresh of the account with this credential, or a new one (referenced
+        until done). ``cached`` is state this credential may use, or None."""
+        running = (account, digest)
+        refresh = self._refreshing.get(running)
         if refresh is None:
-            refresh = asyncio.ensure_future(self._refresh(key, account, client_headers, cached))
-            self._refreshing[account] = refresh
-            refresh.add_done_callback(lambda done: self._refresh_done(account, done))
+            refresh = asyncio.ensure_future(
+                self._refresh(key, account, digest, client_headers, cached)
+            )
+            self._refreshing[running] = refresh
+            refresh.add_done_callback(lambda done: self._refresh_done(running, done))
         return refresh
 
-    def _refresh_done(self, account: str, refresh: asyncio.Future[dict[str, Any]]) -> None:
-        self._refreshing.pop(account, None)
+    def _refresh_done(
+        self, running: tuple[str, str | None], refresh: asyncio.Future[dict[str, Any]]
+    ) -> None:
+        self._refreshing.pop(running, None)
         if refresh.cancelled():
             return
         # A background refresh may have no waiter: a broker or cache failure was counted and
         # is reported to the next request that needs the state; anything else is logged.
         error = refresh.exception()
-        if error is not None and not isinstance(error, StateUnavailable | CacheUnavailable):
+        quiet = StateUnavailable | CacheUnavailable | BrokerAuthFailed
+        if error is not None and not isinstance(error, quiet):
             log.error("account state refresh failed: %s", type(error).__name__)
 
     async def _refresh(
         self,
         key: str,
         account: str,
+        digest: str | None,
         client_headers: Mapping[str, str],
         cached: dict[str, Any] | None,
     ) -> dict[str, Any]:
+        """Fetch with ``client_headers`` and cache the state; the credential that was used
+        (``digest``, of these very headers) is then confirmed for the account."""
         try:
             fetched = await self._fetch_account(account, client_headers)
+        except BrokerAuthFailed:
+            if digest is not None:
+                await self._forget(confirmed_key(digest, account))
+            raise
         except StateUnavailable:
             if cached is not None and self._age(cached) < self._risk.max_state_age_seconds:
                 log.warning("account state refresh failed; using cached state")
                 return cached
             raise
-        await self._cache_set(key, fetched, self._risk.max_state_age_seconds)
+        confirmation = None if digest is None else confirmed_key(digest, account)
+        await self._cache_set(key, fetched, self._risk.max_state_age_seconds, confirmation)
         return fetched
+
+    async def _forget(self, confirmation: str) -> None:
+        """Drop a confirmation the broker just withdrew (best effort: it expires anyway)."""
+        try:
+            await self._redis.delete(confirmation)
+        except RedisError as error:
+            self._metrics.state_fetch_errors.labels("cache").inc()
+            log.warning("could not drop a credential confirmation: %s", type(error).__name__)
 
     async def invalidate(self, account: str) -> None:
         """Drop the cached state after an order was forwarded (it changed the account)."""
@@ -250,7 +309,7 @@ class StateSource:
     ) -> None:
         try:
             await self._fetch_quotes(names, keys, client_headers)
-        except (StateUnavailable, CacheUnavailable):
+        except (StateUnavailable, CacheUnavailable, BrokerAuthFailed):
             # Counted already; the next order that needs these quotes fetches them itself.
             log.warning("background quote refresh failed")
 
@@ -267,7 +326,13 @@ class StateSource:
 
     def _payloads(self, entry: Mapping[str, Any], quotes: Mapping[str, Any]) -> AccountPayloads:
         return AccountPayloads(
-            entry["balances"], entry["positions"], entry["live_orders"], self._age(entry), quotes
+            entry["balances"],
+            entry["positions"],
+            entry["live_orders"],
+            self._age(entry),
+            quotes,
+            # an entry cached by an older release has none: the next refresh brings it
+            entry.get("trading_status", {}),
         )
 
     async def _fetch_account(
@@ -275,18 +340,22 @@ class StateSource:
     ) -> dict[str, Any]:
         base = f"/accounts/{account}"
         fetched_at = time.time()  # before the requests: the state is at least this old
-        balances, positions, live = await asyncio.gather(
+        balances, positions, live, status = await asyncio.gather(
             self._get(base + "/balances", client_headers),
             self._get(base + "/positions", client_headers),
             self._get(base + "/orders/live", client_headers),
+            self._get(base + "/trading-status", client_headers),
         )
         if not isinstance(balances, Mapping):
             raise self._broker_error("balances")
+        if not isinstance(status, Mapping):
+            raise self._broker_error("trading-status")
         return {
             "fetched_at": fetched_at,
             "balances": balances,
             "positions": _items(positions),
             "live_orders": _items(live),
+            "trading_status": status,
         }
 
     async def _get(
@@ -311,7 +380,8 @@ class StateSource:
         self._metrics.state_fetch_errors.labels("broker").inc()
         return StateUnavailable(
             f"state_unavailable: the account state could not be fetched from the broker ({what})"
-            f" and no copy younger than {self._risk.max_state_age_seconds:g}s is cached"
+            f" and no copy younger than {self._risk.max_state_age_seconds:g}s is cached for"
+            " these credentials"
         )
 
     def _cache_error(self, error: RedisError) -> CacheUnavailable:
@@ -321,28 +391,38 @@ class StateSource:
         )
 
     async def _cache_get(
-        self, key: str, quote_symbols: Iterable[str] = ()
-    ) -> tuple[dict[str, Any] | None, list[Any]]:
-        """The cached state entry and, in the same round trip, the cached quotes (or None)."""
+        self, key: str, confirmation: str | None, quote_symbols: Iterable[str] = ()
+    ) -> tuple[dict[str, Any] | None, bool, list[Any]]:
+        """In one round trip: the cached state entry, whether ``confirmation`` is present and
+        the cached quotes (or None)."""
+        confirmations = [] if confirmation is None else [confirmation]
         try:
-            raw, *quotes = await self._redis.mget(
-                [key, *(QUOTE_KEY.format(symbol=s) for s in quote_symbols)]
+            raw, *rest = await self._redis.mget(
+                [key, *confirmations, *(QUOTE_KEY.format(symbol=s) for s in quote_symbols)]
             )
         except RedisError as error:
             raise self._cache_error(error) from None
+        confirmed = confirmation is not None and rest.pop(0) is not None
         if raw is None:
-            return None, quotes
+            return None, confirmed, rest
         parsed = self._parsed.get(key)
         if parsed is not None and parsed[0] == raw:
-            return parsed[1], quotes
+            return parsed[1], confirmed, rest
         entry: dict[str, Any] = json.loads(raw)
         self._remember(key, raw, entry)
-        return entry, quotes
+        return entry, confirmed, rest
 
-    async def _cache_set(self, key: str, entry: dict[str, Any], ttl: float) -> None:
+    async def _cache_set(
+        self, key: str, entry: dict[str, Any], ttl: float, confirmation: str | None
+    ) -> None:
+        """Cache the state and, in the same round trip, confirm the credential that read it."""
         raw = json.dumps(entry).encode()
         try:
-            await self._redis.set(key, raw, px=max(1, int(ttl * 1000)))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, raw, px=max(1, int(ttl * 1000)))
+                if confirmation is not None:
+                    pipe.set(confirmation, b"1", px=self._confirmed_ttl_ms)
+                await pipe.execute()
         except RedisError as error:
             raise self._cache_error(error) from None
         self._remember(key, raw, entry)

@@ -6,7 +6,8 @@ timeouts.
 Only the headers in ``CLIENT_HEADERS`` go to the broker (never cookies or anything else the
 bot sent), redirects are not followed (they could carry the Authorization elsewhere), and a
 failure is described in words fit for a log line: an exception type or a status, never the
-``repr()`` of a client error, which can hold the token.
+``repr()`` of a client error, which can hold the token. The broker's 401 or 403 is the bot's
+own credentials refused (BrokerAuthFailed, relayed as such), not a broker failure.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from gatekeeper.errors import BrokerAuthFailed
 from gatekeeper.settings import Settings
 
 # Forwarded to the broker with the state requests; everything else (cookies...) is not.
 CLIENT_HEADERS = ("Authorization", "User-Agent", "Accept-Version")
+AUTH_REFUSED = (401, 403)
 
 
 class BrokerReadError(Exception):
@@ -65,9 +68,10 @@ async def get_data(
     """``GET url`` with the bot's headers; the ``data`` of the broker's answer.
 
     ``url`` may be a ``yarl.URL`` built with ``encoded=True`` when the path must reach the
-    broker byte for byte. ``label`` names the read in error messages. Raises BrokerReadError
-    on a status other than 200 (with ``status``), a transport error, a timeout or an answer
-    that is not the broker's JSON envelope.
+    broker byte for byte. ``label`` names the read in error messages. Raises BrokerAuthFailed
+    on the broker's 401 or 403, BrokerReadError on any other status than 200 (with
+    ``status``), a transport error, a timeout or an answer that is not the broker's JSON
+    envelope.
     """
     try:
         async with session.get(
@@ -77,6 +81,12 @@ async def get_data(
             timeout=client_timeout,
             allow_redirects=False,
         ) as response:
+            if response.status in AUTH_REFUSED:
+                raise BrokerAuthFailed.for_status(
+                    response.status,
+                    f"broker_auth_failed: the broker refused this request's credentials"
+                    f" ({label} answered {response.status})",
+                )
             if response.status != 200:
                 raise BrokerReadError(f"{label} answered {response.status}", response.status)
             body = await response.read()

@@ -1,5 +1,8 @@
 """The order path's data access: the account lock, start-of-day NLV, today's reservations,
-decision rows and order outcomes. The only module with their SQL (``sql/0020``).
+decision rows and order outcomes. The only module with their SQL (``sql/0020``, ``0025``).
+
+The trading day is the America/New_York calendar date of the database's ``now()`` (one clock
+for every replica); :func:`decision_inputs` takes an optional ``clock`` instead, for tests.
 
 An allowed, non-dry-run decision is its own reservation: it counts toward today's trades and
 as in flight until its outcome shows the broker refused it (or never got it).
@@ -81,28 +84,50 @@ class DecisionInputs:
     protections: list[Protection]
     start_of_day_nlv: Decimal
     reservations: Reservations
+    # 'broker_bod' or 'first_sight' (sql/0025); the broker's row wins when both exist.
+    start_of_day_source: str = "first_sight"
+    # The day's net deposits not contained in the start-of-day figure.
+    net_deposits: Decimal = Decimal(0)
+
+
+class TradingDayChanged(Exception):
+    """The database's trading day is not the one the caller gathered its inputs for (they
+    straddle New York midnight): nothing was recorded; gather them again for ``actual``."""
+
+    def __init__(self, expected: date, actual: date) -> None:
+        super().__init__(f"the trading day is {actual}, not {expected}")
+        self.expected = expected
+        self.actual = actual
 
 
 def _decision_inputs_sql(*, hold: bool) -> str:
     # One statement, so one snapshot: it must run after the account lock was taken (in an
     # earlier statement of the transaction), or it could miss a decision committed meanwhile.
+    # $1 account, $2 NLV now, $3 the day the caller gathered its inputs for (or NULL), $4 the
+    # day's net deposits known now, $5 a clock instead of now() (tests; NULL in production).
+    # A first sight is recorded only when the broker's row is absent and the day is $3's.
     lock = " FOR SHARE" if hold else ""
     return f"""
         WITH clock AS (
-            SELECT now() AS now, (now() AT TIME ZONE 'America/New_York')::date AS day
+            SELECT t AS now, (t AT TIME ZONE 'America/New_York')::date AS day
+            FROM (SELECT coalesce($5::timestamptz, now()) AS t) AS c
+        ),
+        recorded AS (
+            SELECT net_liquidating_value, source, net_deposits_at_start FROM account_day_start
+            WHERE account_id = $1 AND trading_day = (SELECT day FROM clock)
         ),
         inserted AS (
-            INSERT INTO account_day_start (account_id, trading_day, net_liquidating_value)
-            VALUES ($1, (SELECT day FROM clock), $2)
-            ON CONFLICT (account_id, trading_day) DO NOTHING
-            RETURNING net_liquidating_value
+            INSERT INTO account_day_start
+                (account_id, trading_day, net_liquidating_value, source, net_deposits_at_start)
+            SELECT $1, day, $2, 'first_sight', $4 FROM clock
+            WHERE day = coalesce($3::date, day)
+              AND NOT EXISTS (SELECT 1 FROM recorded WHERE source = 'broker_bod')
+            ON CONFLICT (account_id, trading_day, source) DO NOTHING
+            RETURNING net_liquidating_value, source, net_deposits_at_start
         ),
         start_of_day AS (
-            SELECT net_liquidating_value FROM inserted
-            UNION ALL
-            SELECT net_liquidating_value FROM account_day_start
-            WHERE account_id = $1 AND trading_day = (SELECT day FROM clock)
-            LIMIT 1
+            SELECT * FROM (SELECT * FROM inserted UNION ALL SELECT * FROM recorded) AS s
+            ORDER BY (source = 'broker_bod') DESC LIMIT 1
         ),
         protections AS (
             SELECT {_PROTECTION_COLUMNS} FROM portfolio_protections
@@ -119,6 +144,8 @@ def _decision_inputs_sql(*, hold: bool) -> str:
         )
         SELECT (SELECT now FROM clock) AS now, (SELECT day FROM clock) AS day,
                (SELECT net_liquidating_value FROM start_of_day) AS start_of_day_nlv,
+               (SELECT source FROM start_of_day) AS start_of_day_source,
+               (SELECT net_deposits_at_start FROM start_of_day) AS start_of_day_deposits,
                (SELECT coalesce(array_agg(p ORDER BY p.id), '{{}}') FROM protections p)
                    AS protections,
                (SELECT coalesce(array_agg(r), '{{}}') FROM reserved r) AS reserved
@@ -130,31 +157,48 @@ _PROTECTION_FIELDS = tuple(Protection.__dataclass_fields__)
 
 
 async def decision_inputs(
-    conn: Conn, account_id: str, nlv: Decimal, *, hold: bool, seen_order_ids: Collection[str]
+    conn: Conn,
+    account_id: str,
+    nlv: Decimal,
+    *,
+    hold: bool,
+    seen_order_ids: Collection[str],
+    day: date | None = None,
+    net_deposits: Decimal = Decimal(0),
+    clock: datetime | None = None,
 ) -> DecisionInputs:
     """In one round trip: the database's ``now()`` (the transaction's start: one clock for
-    the whole decision) and its trading day; every protection of the account (with ``hold``,
-    share-locked until commit: an emergency stop, which takes them FOR UPDATE, then commits
-    after this decision, never during it); the start-of-day NLV of the day (``nlv`` if this
-    is the first sight); and the day's reservations (see :func:`reservations_from_rows`)."""
-    row = await conn.fetchrow(_DECISION_INPUTS_SQL[hold], account_id, nlv)
+    the whole decision; ``clock`` replaces it in tests) and its trading day; every protection
+    of the account (with ``hold``, share-locked until commit: an emergency stop, which takes
+    them FOR UPDATE, then commits after this decision, never during it); the start-of-day NLV
+    of the day: the broker's when recorded, else the first sight (``nlv``, recorded now with
+    ``net_deposits`` if this is the first decision of the day); and the day's reservations
+    (see :func:`reservations_from_rows`).
+
+    ``day``: the trading day the caller fetched the broker's start of day and ``net_deposits``
+    for; if the database's differs, TradingDayChanged (nothing recorded)."""
+    row = await conn.fetchrow(_DECISION_INPUTS_SQL[hold], account_id, nlv, day, net_deposits, clock)
     assert row is not None  # noqa: S101 - the statement always returns one row
-    now, day = row["now"], row["day"]
-    if day != trading_day(now):
+    now, database_day = row["now"], row["day"]
+    if database_day != trading_day(now):
         # Postgres and Python disagree on America/New_York (time zone data): count nothing.
-        raise RuntimeError(f"the database's trading day {day} is not that of {now}")
+        raise RuntimeError(f"the database's trading day {database_day} is not that of {now}")
+    if day is not None and database_day != day:
+        raise TradingDayChanged(day, database_day)
     protections = [
         Protection(**dict(zip(_PROTECTION_FIELDS, item, strict=True)))
         for item in row["protections"]
     ]
     return DecisionInputs(
         now=now,
-        trading_day=day,
+        trading_day=database_day,
         protections=protections,
         start_of_day_nlv=row["start_of_day_nlv"],
         reservations=reservations_from_rows(
             row["reserved"], now=now, seen_order_ids=seen_order_ids
         ),
+        start_of_day_source=row["start_of_day_source"],
+        net_deposits=net_deposits - (row["start_of_day_deposits"] or Decimal(0)),
     )
 
 
@@ -228,12 +272,51 @@ async def insert_outcome(
 
 
 async def recorded_start_of_day(conn: Conn, account_id: str, day: date) -> Decimal | None:
-    """The start-of-day NLV recorded for ``day``, if any."""
+    """The start-of-day NLV recorded for ``day``, if any (the broker's over a first sight)."""
     value: Decimal | None = await conn.fetchval(
         "SELECT net_liquidating_value FROM account_day_start"
-        " WHERE account_id = $1 AND trading_day = $2",
+        " WHERE account_id = $1 AND trading_day = $2"
+        " ORDER BY (source = 'broker_bod') DESC LIMIT 1",
         account_id,
         day,
+    )
+    return value
+
+
+async def broker_start_of_day(conn: Conn, account_id: str, day: date) -> Decimal | None:
+    """The broker's beginning-of-day NLV recorded for ``day``, if any."""
+    value: Decimal | None = await conn.fetchval(
+        "SELECT net_liquidating_value FROM account_day_start"
+        " WHERE account_id = $1 AND trading_day = $2 AND source = 'broker_bod'",
+        account_id,
+        day,
+    )
+    return value
+
+
+async def record_broker_start_of_day(
+    conn: Conn, account_id: str, day: date, nlv: Decimal
+) -> Decimal:
+    """Record the broker's beginning-of-day NLV for ``day`` (once: a row already there stays,
+    the table is append-only); returns the recorded figure."""
+    value: Decimal = await conn.fetchval(
+        """
+        WITH inserted AS (
+            INSERT INTO account_day_start
+                (account_id, trading_day, net_liquidating_value, source, net_deposits_at_start)
+            VALUES ($1, $2, $3, 'broker_bod', 0)
+            ON CONFLICT (account_id, trading_day, source) DO NOTHING
+            RETURNING net_liquidating_value
+        )
+        SELECT net_liquidating_value FROM inserted
+        UNION ALL
+        SELECT net_liquidating_value FROM account_day_start
+        WHERE account_id = $1 AND trading_day = $2 AND source = 'broker_bod'
+        LIMIT 1
+        """,
+        account_id,
+        day,
+        nlv,
     )
     return value
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from gatekeeper.auth import InsufficientRole
 from gatekeeper.errors import Conflict, NotFound, Unprocessable
 from gatekeeper.limits import OTHER_CONSTRAINTS, Limit, limit_for_constraint
 
@@ -21,6 +22,10 @@ class ProtectionExists(Conflict):
 
 class EmergencyStopNotActive(Conflict):
     code = "emergency_stop_not_active"
+
+
+class StopModeTooLoose(InsufficientRole):
+    """A stop mode looser than the protection's, asked for by someone who may not edit it."""
 
 
 class ConstraintViolation(Unprocessable):

@@ -9,7 +9,7 @@ from typing import Literal
 
 from gatekeeper.limits import StopMode
 
-# The settings a caller may set, in the order the SQL of protections.py takes them ($3..$11).
+# The settings a caller may set, in the order the SQL of protections.py takes them ($3...).
 SETTING_FIELDS: tuple[str, ...] = (
     "cash_reserve_percentage",
     "max_daily_loss_percentage",
@@ -20,6 +20,14 @@ SETTING_FIELDS: tuple[str, ...] = (
     "email_alerts_enabled",
     "active",
     "emergency_stop_mode",
+    "price_collar_equity_percentage",
+    "price_collar_option_percentage",
+    "price_collar_option_width_multiple",
+    "price_collar_future_percentage",
+    "max_order_quantity_equity",
+    "max_order_quantity_equity_option",
+    "max_order_quantity_future",
+    "max_order_quantity_future_option",
 )
 STOP_FIELDS = (
     "emergency_stop_triggered_at",
@@ -46,6 +54,15 @@ def effective_stop_mode(
     return AUTOMATIC_STOP_MODE if automatic else MANUAL_STOP_MODE
 
 
+# How much each mode lets through: reduce_only (risk-reducing orders) is looser than halt.
+_LETS_THROUGH: dict[StopMode, int] = {"halt": 0, "reduce_only": 1}
+
+
+def is_looser(mode: StopMode, than: StopMode) -> bool:
+    """True when a stop in ``mode`` lets orders through that one in ``than`` would refuse."""
+    return _LETS_THROUGH[mode] > _LETS_THROUGH[than]
+
+
 @dataclass(frozen=True)
 class Protection:
     id: int
@@ -66,6 +83,15 @@ class Protection:
     emergency_stop_reason: str | None
     # The effective mode of the active stop; None exactly when no stop is active.
     emergency_stop_active_mode: StopMode | None
+    # Fat-finger checks (sql/0024); None: off.
+    price_collar_equity_percentage: Decimal | None
+    price_collar_option_percentage: Decimal | None
+    price_collar_option_width_multiple: Decimal | None
+    price_collar_future_percentage: Decimal | None
+    max_order_quantity_equity: int | None
+    max_order_quantity_equity_option: int | None
+    max_order_quantity_future: int | None
+    max_order_quantity_future_option: int | None
     created_at: datetime
     updated_at: datetime
 

@@ -25,6 +25,7 @@ from gatekeeper.adapters.protection_errors import (
     EmergencyStopNotActive,
     ProtectionExists,
     ProtectionNotFound,
+    StopModeTooLoose,
     constraint_error,
 )
 from gatekeeper.adapters.protection_model import (
@@ -33,6 +34,7 @@ from gatekeeper.adapters.protection_model import (
     Actor,
     Protection,
     effective_stop_mode,
+    is_looser,
 )
 from gatekeeper.limits import DEFAULTS, StopMode
 
@@ -53,6 +55,7 @@ __all__ = [
 
 _COLUMNS = ", ".join(Protection.__dataclass_fields__)
 _SCOPE = "id = $1 AND ($2::bigint IS NULL OR user_id = $2)"
+_SETTING_PLACEHOLDERS = ", ".join(f"${index}" for index in range(3, len(SETTING_FIELDS) + 3))
 _MODE = "emergency_stop_mode"
 # What an update records: the settings, and the active stop's mode a new setting switches.
 _UPDATE_FIELDS = (*SETTING_FIELDS, "emergency_stop_active_mode")
@@ -152,7 +155,7 @@ async def create_protection(
             row = await conn.fetchrow(
                 f"""
                 INSERT INTO portfolio_protections (user_id, account_id, {", ".join(SETTING_FIELDS)})
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                VALUES ($1, $2, {_SETTING_PLACEHOLDERS})
                 RETURNING {_COLUMNS}
                 """,  # noqa: S608 - constant column lists
                 owner,
@@ -246,13 +249,18 @@ async def trigger_emergency_stop(
     mode: StopMode | None,
     actor: Actor,
     automatic: bool = False,
+    may_loosen: bool = False,
 ) -> tuple[Protection, bool]:
     """Activate the stop: (protection, True), or (protection, False) if it was active already.
 
     Its mode is ``mode``, else the protection's setting, else reduce_only when ``automatic``
-    (the engine's daily-loss stop) and halt otherwise; the setting itself is left as it is."""
+    (the engine's daily-loss stop) and halt otherwise; the setting itself is left as it is.
+    A ``mode`` looser than the setting (halt when unset) needs ``may_loosen`` (whoever may
+    edit the protection), else StopModeTooLoose is raised and nothing changes."""
     async with conn.transaction():
         old = await _fetch(conn, protection_id, owner, lock=True)
+        if mode is not None and not may_loosen:
+            _refuse_looser(mode, old)
         if old.emergency_stop_active:
             return old, False
         active_mode = effective_stop_mode(mode, old.emergency_stop_mode, automatic=automatic)
@@ -273,6 +281,15 @@ async def trigger_emergency_stop(
         await _record_change(conn, "emergency_stop_triggered", actor, old, new, STOP_FIELDS)
         await _record_event(conn, new, "triggered", active_mode, triggered_by, reason, actor)
     return new, True
+
+
+def _refuse_looser(mode: StopMode, protection: Protection) -> None:
+    baseline = effective_stop_mode(None, protection.emergency_stop_mode, automatic=False)
+    if is_looser(mode, baseline):
+        raise StopModeTooLoose(
+            f"a {mode} stop is looser than portfolio protection {protection.id}'s {baseline}:"
+            f" only an admin may choose it (ask for {baseline}, or leave the mode out)"
+        )
 
 
 async def clear_emergency_stop(

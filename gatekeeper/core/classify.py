@@ -11,18 +11,26 @@ Guarded routes (under ``/accounts/{account_number}``)::
     DELETE    /orders/{id}               CANCEL
     DELETE    /complex-orders/{id}       CANCEL
 
-Anything else that *mentions* an order collection (a segment ``orders`` or
-``complex-orders`` in any letter case, percent-encoded or not, anywhere in the path) with a
-method other than GET/HEAD/OPTIONS/DELETE is UNSUPPORTED: it could place or change an order
-and we do not understand it, so it is rejected, never forwarded. That includes trailing
-slashes (``/orders/``), other letter cases (``/Orders``), empty segments, extra segments
-(``/orders/1/reconfirm``), malformed account numbers or ids, ``PATCH /complex-orders/{id}``
-and unknown methods. Reads and all other paths pass through untouched.
+Under ``/accounts/`` only GET and HEAD pass unmatched: any other method on any other path is
+UNSUPPORTED (rejected, never forwarded), because a broker's router may read a path we do not
+know as an order route: ``orders.json`` (a Rails format suffix), ``orders+``, ``orders~``,
+``Orders``, ``orders/``, ``%6Frders``, full-width or long-s (U+017F) look-alikes,
+``/orders/1/reconfirm``, ``PATCH /complex-orders/{id}``, malformed account numbers or ids,
+unknown methods (OPTIONS included). No other mutating route under ``/accounts`` exists in
+TastyTrade's API as its clients use it (tastyware 13, tastytrade-sdk, the JS SDK), so the
+allow-list of harmless ones is empty.
+
+Elsewhere, reads (GET/HEAD/OPTIONS) and everything else pass, except a request that could be
+read as an order route after a lenient router's normalisation: a first segment that looks like
+``accounts`` but is not exactly it (``Accounts``, ``%61ccounts``, a full-width ``a``), or any
+segment that looks like an order collection (``/customers/me/orders``, ``/orders.json``). Those
+are UNSUPPORTED too.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
@@ -79,18 +87,30 @@ class Route:
 
 _ACCOUNT = re.compile(r"[0-9A-Z]{5,12}")
 _ORDER_ID = re.compile(r"[1-9][0-9]{0,18}")
+_READ_METHODS = frozenset({"GET", "HEAD"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_ORDER_COLLECTIONS = frozenset({"orders", "complex-orders"})
+_ORDER_WORDS = frozenset({"orders", "order", "complexorders", "complexorder"})
 _PASS = Route(RouteKind.PASS_THROUGH)
 
 
-def _mentions_orders(path: str) -> bool:
-    """Whether any segment names an order collection, however it is spelled or encoded."""
+def _skeleton(segment: str) -> str:
+    """A decoded segment as a lenient router might match it: compatibility-folded (full-width
+    letters, the long s U+017F), without accents, case-folded, cut at ``.`` or ``;`` (a format
+    suffix, matrix parameters), letters and digits only."""
+    folded = unicodedata.normalize("NFKD", segment)
+    folded = "".join(c for c in folded if not unicodedata.combining(c)).casefold()
+    return re.sub(r"[^0-9a-z]", "", re.split(r"[.;]", folded, maxsplit=1)[0])
+
+
+def _looks_order_like(path: str) -> bool:
+    """Whether a path outside ``/accounts`` could be read as an order route: its first segment
+    looks like ``accounts``, or any segment like an order collection, however spelled."""
     decoded = path
     for _ in range(3):  # double-encoded %252F too
         decoded = unquote(decoded)
-    segments = re.split(r"[/\\]", decoded.lower())
-    return any(segment.split(";", 1)[0].strip() in _ORDER_COLLECTIONS for segment in segments)
+    skeletons = [_skeleton(segment) for segment in re.split(r"[/\\]", decoded)]
+    first = next((s for s in skeletons if s), "")
+    return first.startswith("account") or any(s in _ORDER_WORDS for s in skeletons)
 
 
 def _match(method: str, rest: list[str]) -> tuple[RouteKind, str | None] | None:
@@ -122,22 +142,22 @@ def classify(method: str, path: str) -> Route:
     """
     path = path.split("?", 1)[0].split("#", 1)[0]
     segments = path.split("/")[1:] if path.startswith("/") else path.split("/")
-    order_like = _mentions_orders(path)
-    if method in _SAFE_METHODS or not order_like:
+    if segments[0] == "accounts":
+        return _account_route(method, segments[1:])
+    if method in _SAFE_METHODS or not _looks_order_like(path):
         return _PASS
-    account = segments[1] if len(segments) > 1 else None
-    if (
-        len(segments) >= 3
-        and segments[0] == "accounts"
-        and account is not None
-        and _ACCOUNT.fullmatch(account)
-    ):
-        matched = _match(method, segments[2:])
+    return Route(RouteKind.UNSUPPORTED)
+
+
+def _account_route(method: str, rest: list[str]) -> Route:
+    """A request under ``/accounts/``: reads pass, known routes are classified, the rest is
+    UNSUPPORTED (naming the account when it is well formed)."""
+    if method in _READ_METHODS:
+        return _PASS
+    account = rest[0] if rest and _ACCOUNT.fullmatch(rest[0]) else None
+    if account is not None:
+        matched = _match(method, rest[1:])
         if matched is not None:
             kind, order_id = matched
             return Route(kind, account, order_id)
-    if method == "DELETE":
-        # a cancel we do not understand: it cannot create or enlarge an order
-        return _PASS
-    known_account = account if account is not None and _ACCOUNT.fullmatch(account) else None
-    return Route(RouteKind.UNSUPPORTED, known_account)
+    return Route(RouteKind.UNSUPPORTED, account)

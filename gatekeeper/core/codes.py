@@ -34,6 +34,7 @@ class Code(StrEnum):
     PROTECTION_INACTIVE = "protection_inactive"
     DEFAULT_PROTECTION = "default_protection"
     RISK_REDUCING = "risk_reducing"
+    START_OF_DAY_FIRST_SIGHT = "start_of_day_first_sight"
 
 
 class ParseCode(StrEnum):
@@ -42,3 +43,4 @@ class ParseCode(StrEnum):
     INVALID_JSON = "invalid_json"
     INVALID_ORDER = "invalid_order"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"

@@ -45,6 +45,14 @@ class BodyTooLarge(OrderParseError):
     code: ClassVar[str] = ParseCode.PAYLOAD_TOO_LARGE.value
 
 
+class UnsupportedMediaType(OrderParseError):
+    """The body is declared as something other than plain UTF-8 JSON (another charset, another
+    media type, a content coding): a broker could read other bytes than the ones checked."""
+
+    status: ClassVar[int] = 415
+    code: ClassVar[str] = ParseCode.UNSUPPORTED_MEDIA_TYPE.value
+
+
 class AccountStateInvalid(GatekeeperError):
     """A broker payload for the account snapshot could not be understood: fail closed."""
 

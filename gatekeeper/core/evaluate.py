@@ -30,7 +30,13 @@ from gatekeeper.core.holdings import OrderInput, contained_orders
 from gatekeeper.core.order import Order
 from gatekeeper.core.pricing import Prices
 from gatekeeper.core.scenarios import scenario_snapshots, worst_facts
-from gatekeeper.core.snapshot import AccountSnapshot, Limits, RiskParameters, StopMode
+from gatekeeper.core.snapshot import (
+    AccountSnapshot,
+    Limits,
+    RiskParameters,
+    StartOfDaySource,
+    StopMode,
+)
 
 _ZERO = Decimal(0)
 
@@ -100,7 +106,7 @@ def evaluate(orders: OrderInput, context: EvaluationContext) -> Decision:
     return Decision(
         verdict=verdict,
         violations=tuple(violations),
-        notes=_notes(facts, context.protections),
+        notes=_notes(facts, context.protections, snapshot),
         figures=figures_of(facts),
         trade_count=0 if context.dry_run else adding,
         risk_reducing=facts.risk_reducing,
@@ -110,8 +116,19 @@ def evaluate(orders: OrderInput, context: EvaluationContext) -> Decision:
     )
 
 
-def _notes(facts: Facts, protections: Sequence[Limits]) -> tuple[Note, ...]:
+def _notes(
+    facts: Facts, protections: Sequence[Limits], snapshot: AccountSnapshot
+) -> tuple[Note, ...]:
     notes: list[Note] = []
+    if snapshot.start_of_day_source is StartOfDaySource.FIRST_SIGHT:
+        notes.append(
+            Note(
+                Code.START_OF_DAY_FIRST_SIGHT,
+                "start_of_day_first_sight: the broker has no beginning-of-day snapshot for"
+                f" today; start of day {money(facts.start_of_day_nlv or _ZERO)} is the NLV"
+                " at the day's first decision",
+            )
+        )
     if facts.risk_reducing:
         notes.append(
             Note(
@@ -149,7 +166,8 @@ def _stop_trigger(facts: Facts, protections: Sequence[Limits]) -> StopTrigger | 
     reason = (
         f"max_daily_loss: day P&L {percent(facts.day_pnl_pct or _ZERO)} reached the "
         f"-{percent(limits.max_daily_loss_percentage)} limit "
-        f"(NLV {money(facts.nlv)}, start of day {money(facts.start_of_day_nlv or _ZERO)})"
+        f"(NLV {money(facts.nlv)}, start of day {money(facts.start_of_day_nlv or _ZERO)}"
+        + (f", net deposits today {money(facts.net_deposits)})" if facts.net_deposits else ")")
     )
     return StopTrigger(tuple(p.protection_id for p in breached), reason)
 

@@ -70,14 +70,22 @@ class Facts:
     order_prices: tuple[OrderPrice, ...] = ()
     leg_quantities: tuple[tuple[str, InstrumentType, Decimal], ...] = ()
     trading_status: TradingStatus = field(default_factory=TradingStatus)
+    net_deposits: Decimal = _ZERO  # the day's deposits - withdrawals since the start of day
+
+    @property
+    def day_pnl(self) -> Decimal | None:
+        """NLV - the day's net deposits - start-of-day NLV; ``None`` if unknown."""
+        sod = self.start_of_day_nlv
+        return None if sod is None else self.nlv - self.net_deposits - sod
 
     @property
     def day_pnl_pct(self) -> Decimal | None:
-        """(NLV - start-of-day NLV) / start-of-day NLV in percent; ``None`` if unknown."""
-        sod = self.start_of_day_nlv
-        if sod is None or sod <= 0:
+        """Day P&L / start-of-day NLV in percent (deposits and withdrawals excluded);
+        ``None`` if unknown."""
+        sod, pnl = self.start_of_day_nlv, self.day_pnl
+        if sod is None or sod <= 0 or pnl is None:
             return None
-        return (self.nlv - sod) * _HUNDRED / sod
+        return pnl * _HUNDRED / sod
 
 
 def split_request(orders: OrderInput, book: Book) -> tuple[Split, ...]:
@@ -286,6 +294,7 @@ def account_facts(
             if leg.quantity is not None
         ),
         trading_status=snapshot.trading_status,
+        net_deposits=snapshot.day_net_deposits,
     )
 
 

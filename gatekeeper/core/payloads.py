@@ -17,7 +17,7 @@ from gatekeeper.core.errors import AccountStateInvalid, OrderParseError
 from gatekeeper.core.instruments import Instrument
 from gatekeeper.core.order import to_decimal
 from gatekeeper.core.parse import parse_live_order
-from gatekeeper.core.snapshot import AccountSnapshot, Position, Quote, WorkingOrder
+from gatekeeper.core.snapshot import AccountSnapshot, Position, Quote, TradingStatus, WorkingOrder
 from gatekeeper.core.symbols import InstrumentType, underlying_of
 
 # Statuses after which an order can no longer fill.
@@ -142,6 +142,21 @@ def working_order_from_payload(item: Mapping[str, Any]) -> WorkingOrder | None:
     )
 
 
+_RESTRICTIONS = ("is-closing-only", "is-frozen", "is-closed", "is-in-margin-call")
+
+
+def trading_status_from_payload(item: Mapping[str, Any]) -> TradingStatus:
+    """``/accounts/{a}/trading-status``: the restrictions the rules read. A flag that is
+    present but not a boolean is not understood (an unreadable restriction fails closed)."""
+    flags: dict[str, bool] = {}
+    for key in _RESTRICTIONS:
+        value = item.get(key, False)
+        if not isinstance(value, bool):
+            raise AccountStateInvalid(f"trading-status field {key!r} is not a boolean")
+        flags[key.replace("-", "_")] = value
+    return TradingStatus(**flags)
+
+
 def snapshot_from_payloads(
     *,
     account_number: str,
@@ -151,6 +166,7 @@ def snapshot_from_payloads(
     quotes: Iterable[Mapping[str, Any]],
     start_of_day_nlv: Decimal | None,
     fetched_at: datetime,
+    trading_status: Mapping[str, Any] | None = None,
     instruments: Mapping[str, Instrument] | None = None,
 ) -> AccountSnapshot:
     """Assemble a snapshot from the broker's payloads (see the module docstring).
@@ -169,6 +185,7 @@ def snapshot_from_payloads(
         cash_balance=_required(balances, "cash-balance"),
         start_of_day_nlv=start_of_day_nlv,
         fetched_at=fetched_at,
+        trading_status=trading_status_from_payload(trading_status or {}),
         positions=held,
         working_orders=working,
         quotes=quote_map,

@@ -48,11 +48,12 @@ def pct(amount: Decimal, nlv: Decimal) -> Decimal:
 
 
 def daily_loss_breached(limits: Limits, facts: Facts) -> bool:
-    """Day P&L at or below -``max_daily_loss_percentage`` (exact comparison)."""
-    sod = facts.start_of_day_nlv
-    if sod is None or sod <= 0:
+    """Day P&L (deposits and withdrawals excluded) at or below -``max_daily_loss_percentage``
+    (exact comparison)."""
+    sod, pnl = facts.start_of_day_nlv, facts.day_pnl
+    if sod is None or sod <= 0 or pnl is None:
         return False
-    return (facts.nlv - sod) * HUNDRED <= -limits.max_daily_loss_percentage * sod
+    return pnl * HUNDRED <= -limits.max_daily_loss_percentage * sod
 
 
 def _sizes(request: RequestFacts, limits: Limits) -> bool:
@@ -130,18 +131,23 @@ def check_max_daily_loss(request: RequestFacts, limits: Limits) -> list[Violatio
     pnl = facts.day_pnl_pct or _ZERO
     sod = facts.start_of_day_nlv or _ZERO
     limit = limits.max_daily_loss_percentage
+    inputs = {
+        "nlv": str(facts.nlv),
+        "start_of_day_nlv": str(sod),
+        "day_pnl_pct": str(pnl),
+        "limit_pct": str(limit),
+    }
+    deposits = ""
+    if facts.net_deposits:
+        inputs["net_deposits"] = str(facts.net_deposits)
+        deposits = f", net deposits today {money(facts.net_deposits)}"
     return [
         Violation(
             Code.MAX_DAILY_LOSS,
             f"max_daily_loss: day P&L {percent(pnl)} (NLV {money(facts.nlv)} vs "
-            f"start of day {money(sod)}) is at or below the -{percent(limit)} limit; "
-            "trigger the emergency stop",
-            {
-                "nlv": str(facts.nlv),
-                "start_of_day_nlv": str(sod),
-                "day_pnl_pct": str(pnl),
-                "limit_pct": str(limit),
-            },
+            f"start of day {money(sod)}{deposits}) is at or below the -{percent(limit)} "
+            "limit; trigger the emergency stop",
+            inputs,
             limits.protection_id,
         )
     ]

@@ -76,12 +76,21 @@ class TradingStatus:
     is_in_margin_call: bool = False
 
 
+class StartOfDaySource(StrEnum):
+    """Where the start-of-day NLV comes from."""
+
+    BROKER_BOD = "broker_bod"  # the broker's beginning-of-day balance snapshot
+    FIRST_SIGHT = "first_sight"  # the NLV at the day's first decision: the broker had none
+
+
 @dataclass(frozen=True, slots=True)
 class AccountSnapshot:
     """Everything ``evaluate()`` knows about the account, as of ``fetched_at``.
 
     ``instruments`` gives each symbol's group, multiplier and quoted underlying, as the
-    broker's instrument look-ups say (stock and crypto need none).
+    broker's instrument look-ups say (stock and crypto need none). ``day_net_deposits``: the
+    day's deposits minus withdrawals not contained in ``start_of_day_nlv`` (excluded from the
+    day's P&L).
     """
 
     account_number: str
@@ -94,6 +103,8 @@ class AccountSnapshot:
     quotes: Mapping[str, Quote] = field(default_factory=dict)
     instruments: Mapping[str, Instrument] = field(default_factory=dict)
     trading_status: TradingStatus = field(default_factory=TradingStatus)
+    start_of_day_source: StartOfDaySource | None = None
+    day_net_deposits: Decimal = Decimal(0)
 
     def __post_init__(self) -> None:
         if self.fetched_at.tzinfo is None:

@@ -11,9 +11,10 @@ import itertools
 import secrets
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from gatekeeper.paper import trading
 from gatekeeper.paper.catalog import DEFAULT_CATALOG, Catalog
@@ -43,6 +44,7 @@ ACCESS_TOKEN_LIFETIME = timedelta(seconds=900)
 RECEIVED_LOG_SIZE = 50_000
 SEEN_LOG_SIZE = 10_000
 SESSION_LIFETIME = timedelta(hours=24)
+NEW_YORK = ZoneInfo("America/New_York")
 
 Clock = Callable[[], datetime]
 
@@ -78,15 +80,32 @@ class PaperBook:
         self.order_ids = itertools.count(100_001)
         self.fill_ids = itertools.count(1)
         self.received_seq = itertools.count(1)
+        self.transaction_ids = itertools.count(1)
         self.start_of_day: dict[str, Valuation] = {}
+        self.start_of_day_date = self.trading_date()
         self.reset_start_of_day()
 
     def now(self) -> datetime:
         return self.clock()
 
+    def trading_date(self) -> date:
+        """Today in New York, by the book's clock."""
+        return self.now().astimezone(NEW_YORK).date()
+
     def reset_start_of_day(self) -> None:
         """Take the current balances as the day's opening ones (``balance-snapshots`` BOD)."""
         self.start_of_day = {number: self.valuation(number) for number in self.accounts}
+        self.start_of_day_date = self.trading_date()
+
+    def start_of_day_of(self, account_number: str, day: date) -> Valuation | None:
+        """The BOD snapshot of ``day``: only today's exists (None for another day, or when a
+        test removed it). A new New York day starts when first asked for: its opening
+        balances are the balances then."""
+        if self.trading_date() != self.start_of_day_date:
+            self.reset_start_of_day()
+        if day != self.start_of_day_date:
+            return None
+        return self.start_of_day.get(account_number)
 
     # --- authentication -------------------------------------------------------------------
 

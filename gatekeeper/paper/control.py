@@ -1,13 +1,19 @@
-"""Test-control routes under ``/__paper/`` (not TastyTrade's; no authentication, no faults).
+"""Test-control routes under ``/__paper/`` (not TastyTrade's; no faults).
+
+They need a token of their own, in ``X-Paper-Control-Token`` (compared in constant time): a
+bot's broker credentials never reach them, nor does anyone who does not hold the token, so a
+request relayed by a proxy in front of the broker cannot set a bot's cash.
 
 Move or remove quotes (any instrument type: a future ``/ESZ6`` is ``/__paper/quotes/%2FESZ6``),
 inject faults, read the log of order requests that reached the broker and the log of every
-API request (method and raw path), set cash. Each route is a thin wrapper over the PaperBook
+API request (method and raw path), set cash, deposit or withdraw (a Money Movement
+transaction, :mod:`gatekeeper.paper.routes_money`). Each route is a thin wrapper over the PaperBook
 method doing the job.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -17,10 +23,34 @@ from aiohttp import web
 
 from gatekeeper.paper import order_payloads as op
 from gatekeeper.paper import payloads as p
-from gatekeeper.paper.errors import InvalidRequest, RecordNotFound
-from gatekeeper.paper.http import BOOK, ok, read_json
+from gatekeeper.paper.errors import InvalidRequest, PaperError, RecordNotFound
+from gatekeeper.paper.http import BOOK, Handler, ok, read_json
 from gatekeeper.paper.model import QUOTED_TYPES, Fault
 from gatekeeper.paper.orders import parse_decimal
+from gatekeeper.paper.routes_money import post_money_movement
+
+CONTROL_TOKEN_HEADER = "X-Paper-Control-Token"  # noqa: S105 - a header name
+CONTROL_TOKEN = web.AppKey("paper_control_token", bytes)
+
+
+class ControlTokenInvalid(PaperError):
+    status = 401
+    code = "control_token_invalid"
+
+
+def _require_control_token(handler: Handler) -> Handler:
+    """``handler`` behind the control token (a wrapper per route, so that every path the
+    router resolves to a control route is guarded, however it was spelled)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        presented = request.headers.get(CONTROL_TOKEN_HEADER, "").encode("utf-8", "replace")
+        if not hmac.compare_digest(presented, request.app[CONTROL_TOKEN]):
+            raise ControlTokenInvalid(
+                f"The paper broker's control routes need the {CONTROL_TOKEN_HEADER} header"
+            )
+        return await handler(request)
+
+    return guarded
 
 
 def _object(body: Any) -> Mapping[str, Any]:
@@ -195,15 +225,26 @@ async def put_cash(request: web.Request) -> web.Response:
     )
 
 
-def add_control_routes(app: web.Application) -> None:
-    app.router.add_get("/__paper/quotes", list_quotes)
-    app.router.add_put("/__paper/quotes/{symbol}", put_quote)
-    app.router.add_delete("/__paper/quotes/{symbol}", delete_quote)
-    app.router.add_get("/__paper/faults", list_faults)
-    app.router.add_put("/__paper/faults", put_fault)
-    app.router.add_delete("/__paper/faults", delete_faults)
-    app.router.add_get("/__paper/orders", received_orders)
-    app.router.add_delete("/__paper/orders", clear_received)
-    app.router.add_get("/__paper/requests", seen_requests)
-    app.router.add_delete("/__paper/requests", clear_seen_requests)
-    app.router.add_put("/__paper/accounts/{account}/cash", put_cash)
+_ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/__paper/quotes", list_quotes),
+    ("PUT", "/__paper/quotes/{symbol}", put_quote),
+    ("DELETE", "/__paper/quotes/{symbol}", delete_quote),
+    ("GET", "/__paper/faults", list_faults),
+    ("PUT", "/__paper/faults", put_fault),
+    ("DELETE", "/__paper/faults", delete_faults),
+    ("GET", "/__paper/orders", received_orders),
+    ("DELETE", "/__paper/orders", clear_received),
+    ("GET", "/__paper/requests", seen_requests),
+    ("DELETE", "/__paper/requests", clear_seen_requests),
+    ("PUT", "/__paper/accounts/{account}/cash", put_cash),
+    ("POST", "/__paper/accounts/{account}/money-movements", post_money_movement),
+)
+
+
+def add_control_routes(app: web.Application, control_token: str) -> None:
+    """The ``/__paper/`` routes, each needing ``control_token`` (never empty)."""
+    if not control_token:
+        raise ValueError("the paper broker's control token must not be empty")
+    app[CONTROL_TOKEN] = control_token.encode("utf-8")
+    for method, path, handler in _ROUTES:
+        app.router.add_route(method, path, _require_control_token(handler))

@@ -3,6 +3,11 @@
 Three middlewares: the log of requests received (method and raw path, as sent; never
 ``/__paper/``), injected faults (delay and/or error status, never on ``/__paper/``) and the
 rendering of every refusal as TastyTrade's error envelope.
+
+JSON bodies are read as a lenient server reads them: a ``Content-Encoding`` (gzip, deflate)
+is undone by aiohttp's server, and the text is decoded with the declared ``charset`` (UTF-8
+when none; ``utf-16``, ``utf-7``… when declared; 415 when unknown). So a body declared one way
+and checked another by the gatekeeper would be placed here as the broker reads it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from aiohttp import web
 from gatekeeper.errors import GatekeeperError, error_envelope
 from gatekeeper.paper import payloads as p
 from gatekeeper.paper.book import PaperBook
-from gatekeeper.paper.errors import InvalidRequest
+from gatekeeper.paper.errors import InvalidRequest, PaperError
 from gatekeeper.paper.model import Account, User
 
 BOOK = web.AppKey("paper_book", PaperBook)
@@ -26,6 +31,11 @@ NEW_YORK = ZoneInfo("America/New_York")
 CONTROL_PREFIX = "/__paper/"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class UnsupportedCharset(PaperError):
+    status = 415
+    code = "unsupported_media_type"
 
 
 def error_response(
@@ -84,7 +94,14 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
 async def read_json(request: web.Request) -> Any:
     if not request.can_read_body:
         return {}
-    text = await request.text()
+    raw = await request.read()  # already decompressed by aiohttp's server
+    charset = request.charset or "utf-8"
+    try:
+        text = raw.decode(charset)
+    except LookupError:  # unknown, or not a text encoding (rot13, base64…)
+        raise UnsupportedCharset(f"Unsupported charset {charset[:40]!r}") from None
+    except (UnicodeError, ValueError):
+        raise InvalidRequest(f"Request body is not valid {charset[:40]}") from None
     if not text.strip():
         return {}
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -183,6 +183,20 @@ class ComplexOrder:
     terminal_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class MoneyMovement:
+    """Money into (``amount`` > 0) or out of the account that is not a trade: TastyTrade's
+    ``Money Movement`` transaction (sub-type ``Deposit``, ``Withdrawal``, ``Transfer``...)."""
+
+    id: int
+    account_number: str
+    sub_type: str
+    amount: Decimal
+    executed_at: datetime
+    transaction_date: date  # America/New_York
+    description: str
+
+
 @dataclass
 class Account:
     account_number: str
@@ -195,6 +209,7 @@ class Account:
     orders: dict[int, PaperOrder] = field(default_factory=dict)
     complex_orders: dict[int, ComplexOrder] = field(default_factory=dict)
     account_type_name: str = "Individual"
+    money_movements: list[MoneyMovement] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from gatekeeper.paper.http import (
     ok,
     read_json,
 )
+from gatekeeper.paper.routes_money import transactions
 
 # --- authentication ----------------------------------------------------------------------
 
@@ -92,16 +94,24 @@ async def balances(request: web.Request) -> web.Response:
 
 
 async def balance_snapshots(request: web.Request) -> web.Response:
+    """``time-of-day`` BOD (the balances at the book's New York day start) or EOD (now);
+    ``snapshot-date`` (default today): only today's snapshots exist, other days have none."""
     account = current_account(request)
     book = request.app[BOOK]
     today = book.now().astimezone(NEW_YORK).date()
     time_of_day = request.query.get("time-of-day", "BOD")
+    if time_of_day not in ("BOD", "EOD"):
+        raise InvalidRequest("time-of-day must be BOD or EOD")
+    try:
+        day = date.fromisoformat(request.query.get("snapshot-date", today.isoformat()))
+    except ValueError:
+        raise InvalidRequest("snapshot-date must be a date (YYYY-MM-DD)") from None
     if time_of_day == "EOD":
-        value = book.valuation(account.account_number)
+        value = book.valuation(account.account_number) if day == today else None
     else:
-        value = book.start_of_day[account.account_number]
-    item = p.snapshot_payload(account, value, today, time_of_day)
-    return ok(request, {"items": [item]}, pagination=p.pagination(1, 10, 0, 1))
+        value = book.start_of_day_of(account.account_number, day)
+    items = [] if value is None else [p.snapshot_payload(account, value, day, time_of_day)]
+    return ok(request, {"items": items}, pagination=p.pagination(len(items), 250, 0, len(items)))
 
 
 async def positions(request: web.Request) -> web.Response:
@@ -163,6 +173,7 @@ def add_account_routes(app: web.Application) -> None:
     app.router.add_get(acct + "/balances", balances)
     app.router.add_get(acct + "/balances/{currency}", balances)
     app.router.add_get(acct + "/balance-snapshots", balance_snapshots)
+    app.router.add_get(acct + "/transactions", transactions)
     app.router.add_get(acct + "/positions", positions)
     app.router.add_get(acct + "/trading-status", trading_status)
     app.router.add_get("/market-data/by-type", market_data_by_type)

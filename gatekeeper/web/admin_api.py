@@ -144,6 +144,8 @@ async def emergency_stop(call: Call) -> web.Response:
         triggered_by=body.triggered_by,
         mode=body.mode,
         actor=_actor(call, body.triggered_by),
+        # A mode looser than the protection's is a change of its policy: admins only.
+        may_loosen=call.principal.can(Permission.EDIT),
     )
     if changed:
         call.request.app[keys.METRICS].emergency_stop_events.labels("triggered", "api").inc()

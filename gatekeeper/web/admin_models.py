@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from gatekeeper.adapters.history import Change, EmergencyEvent
 from gatekeeper.adapters.protections import Protection
 from gatekeeper.checks import TodayFigures
-from gatekeeper.limits import LIMITS_BY_FIELD, PERCENT_DECIMAL_PLACES, StopMode
+from gatekeeper.limits import INTEGER_FIELDS, LIMITS_BY_FIELD, PERCENT_DECIMAL_PLACES, StopMode
 
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
@@ -26,14 +26,14 @@ def _bounds(field: str) -> dict[str, Any]:
     limit = LIMITS_BY_FIELD[field]
     low: Decimal | int = limit.lower
     high: Decimal | int = limit.upper
-    if field == "max_daily_trades":
+    if field in INTEGER_FIELDS:
         low, high = int(limit.lower), int(limit.upper)
     bounds: dict[str, Any] = {
         ("ge" if limit.lower_inclusive else "gt"): low,
         ("le" if limit.upper_inclusive else "lt"): high,
         "description": f"{limit.describe()} (CHECK constraint {limit.constraint})",
     }
-    if field != "max_daily_trades":
+    if field not in INTEGER_FIELDS:
         bounds["decimal_places"] = PERCENT_DECIMAL_PLACES
     return bounds
 
@@ -71,6 +71,31 @@ class ProtectionSettings(_Request):
         ),
     )
 
+    price_collar_equity_percentage: Decimal | None = Field(
+        None, **_bounds("price_collar_equity_percentage")
+    )
+    price_collar_option_percentage: Decimal | None = Field(
+        None, **_bounds("price_collar_option_percentage")
+    )
+    price_collar_option_width_multiple: Decimal | None = Field(
+        None, **_bounds("price_collar_option_width_multiple")
+    )
+    price_collar_future_percentage: Decimal | None = Field(
+        None, **_bounds("price_collar_future_percentage")
+    )
+    max_order_quantity_equity: StrictInt | None = Field(
+        None, **_bounds("max_order_quantity_equity")
+    )
+    max_order_quantity_equity_option: StrictInt | None = Field(
+        None, **_bounds("max_order_quantity_equity_option")
+    )
+    max_order_quantity_future: StrictInt | None = Field(
+        None, **_bounds("max_order_quantity_future")
+    )
+    max_order_quantity_future_option: StrictInt | None = Field(
+        None, **_bounds("max_order_quantity_future_option")
+    )
+
     def given(self) -> dict[str, Any]:
         """The settings the request set. null counts as not set, except for
         ``emergency_stop_mode``, where it means "unset the mode"."""
@@ -100,7 +125,8 @@ class EmergencyStopRequest(_Request):
         None,
         description=(
             "this stop's mode (the protection's setting is not changed). Default: the"
-            " protection's emergency_stop_mode, else halt"
+            " protection's emergency_stop_mode, else halt. A mode looser than that default"
+            " (reduce_only where it is halt) needs an admin token: 403 insufficient_role"
         ),
     )
 
@@ -158,6 +184,14 @@ class ProtectionOut(BaseModel):
     emergency_stop_triggered_at: datetime | None
     emergency_stop_triggered_by: str | None
     emergency_stop_reason: str | None
+    price_collar_equity_percentage: Decimal | None
+    price_collar_option_percentage: Decimal | None
+    price_collar_option_width_multiple: Decimal | None
+    price_collar_future_percentage: Decimal | None
+    max_order_quantity_equity: int | None
+    max_order_quantity_equity_option: int | None
+    max_order_quantity_future: int | None
+    max_order_quantity_future_option: int | None
     created_at: datetime
     updated_at: datetime
 

@@ -13,8 +13,11 @@ from gatekeeper.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
-# The single pooled client session used to talk to the broker (proxy listener only).
+# The pooled client sessions to the broker (proxy listener only): pass-through traffic's,
+# and the order path's own (account state, instruments, quotes, order forwards), so that
+# pass-through traffic cannot take the connections orders need.
 UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
+ORDER_UPSTREAM = web.AppKey("order_upstream", aiohttp.ClientSession)
 # Shared by both listeners of one process; opened and closed by gatekeeper.web.server.
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)

@@ -12,13 +12,27 @@ its first segment is a plain name other than ``accounts`` and no segment, once `
 decoded, is ``..``. A broker that decodes ``%2F`` before routing then still sees a read under
 the same first segment. Encoded ``/`` stays refused on every other method and under
 ``/accounts`` (the order routes); encoded ``\\``, ``.`` and NUL are refused everywhere.
+
+A path with a segment starting with ``__`` (however encoded or spelled with full-width
+look-alikes) is 404 here: the first segment is where a broker stand-in keeps its controls (the
+paper broker's ``/__paper/``), any other in case a server drops what precedes it (``/;/__x``
+read as ``//__x``), and TastyTrade has no such route.
+
+A proxy drops every field named in ``Connection``, so ``Connection: Authorization`` would
+forward an order without the credential its account state was fetched with. ``Connection``
+must not name a field the gatekeeper reads or a credential (:data:`NEEDED_FIELDS`): such a
+request is refused (400), never stripped. Other fields named there are dropped, as RFC 9110
+§7.6.1 says.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Sequence
+from urllib.parse import unquote
 
-from gatekeeper.errors import InvalidPath
+from gatekeeper.errors import BadRequest, InvalidPath, NotFound
 
 # Percent-encodings of '\', '.', and NUL, in either case: refused on every request.
 _ENCODED_SEPARATOR = re.compile(r"%(5c|2e|00)", re.IGNORECASE)
@@ -28,6 +42,51 @@ _ALLOWED = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
 _READ_METHODS = frozenset({"GET", "HEAD"})
 # A first segment under which an encoded '/' may appear: a plain name, no percent-encoding.
 _PLAIN_SEGMENT = re.compile(r"^[A-Za-z0-9\-_]+$")
+# End-to-end fields that Connection must not name: credentials, and what the gatekeeper reads
+# to fetch the account state and to interpret the body it checks.
+NEEDED_FIELDS = frozenset(
+    {
+        "authorization",
+        "cookie",
+        "x-tastyworks-otp",
+        "accept-version",
+        "user-agent",
+        "content-type",
+        "content-encoding",
+        "content-length",
+    }
+)
+
+
+class InvalidConnectionHeader(BadRequest):
+    """``Connection`` names a field the request needs end to end: forwarding without it would
+    change the request (a credential, the body's type), so the request is refused instead."""
+
+    code = "invalid_connection_header"
+
+
+class ReservedPath(NotFound):
+    """A path under a prefix the proxy never forwards (a broker stand-in's controls)."""
+
+
+def validate_connection(values: Sequence[str]) -> None:
+    """Raise InvalidConnectionHeader if ``Connection`` (all its ``values``) names one of
+    :data:`NEEDED_FIELDS`."""
+    for value in values:
+        for token in value.split(","):
+            if token.strip().lower() in NEEDED_FIELDS:
+                raise InvalidConnectionHeader(
+                    "the Connection header names a field this request needs end to end"
+                    f" ({token.strip()[:40]}); the request is refused rather than forwarded"
+                    " without it"
+                )
+
+
+def _is_reserved(segment: str) -> bool:
+    """Whether a segment reads as ``__…`` once decoded (twice over) and NFKC-folded."""
+    for _ in range(3):
+        segment = unquote(segment)
+    return unicodedata.normalize("NFKC", segment).strip().startswith("__")
 
 
 def _check_encoded_slash(path: str, method: str) -> None:
@@ -63,6 +122,8 @@ def validate_target(raw_target: str, *, method: str) -> tuple[str, str]:
     if not _ALLOWED.match(path):
         raise InvalidPath("request path contains characters that must be percent-encoded")
     segments = path.split("/")
+    if any(_is_reserved(segment) for segment in segments):
+        raise ReservedPath(f"No route for {method} under this prefix.")
     if any(segment in (".", "..") for segment in segments):
         raise InvalidPath("request path must not contain '.' or '..' segments")
     if segments[1].startswith("@"):

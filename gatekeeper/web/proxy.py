@@ -1,8 +1,10 @@
 """The proxy listener: forwards every request to the configured broker origin.
 
-Bodies are streamed both ways; hop-by-hop headers are dropped and everything end-to-end
-(``Authorization``, ``Accept-Version``, ``User-Agent``…) is preserved. The upstream origin
-comes from settings only; the request target is validated and forwarded as received.
+Bodies are streamed both ways, byte for byte (never decompressed); hop-by-hop headers are
+dropped and everything end-to-end (``Authorization``, ``Accept-Version``, ``User-Agent``…) is
+preserved, except headers that name another URL or host (``X-Original-URL``…). A request whose
+``Connection`` names a credential or a field the gatekeeper reads is refused. The upstream
+origin comes from settings only; the request target is validated and forwarded as received.
 Redirects are relayed to the client, never followed, so the proxy cannot be steered to
 another host.
 """
@@ -21,15 +23,22 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from gatekeeper.adapters.account_state import StateSource
+from gatekeeper.adapters.day_start import DayStartSource
 from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.core import RouteKind, classify
 from gatekeeper.engine import Engine
-from gatekeeper.errors import GatekeeperError, UpstreamTimeout, UpstreamUnavailable
+from gatekeeper.errors import (
+    GatekeeperError,
+    RequestTimeout,
+    UpstreamDisconnected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from gatekeeper.gate import handle_order
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
 from gatekeeper.web import keys
-from gatekeeper.web.paths import validate_target
+from gatekeeper.web.paths import validate_connection, validate_target
 from gatekeeper.web.render import error_response, errors_middleware
 
 log = logging.getLogger(__name__)
@@ -55,6 +64,19 @@ HOP_BY_HOP = frozenset(
         "x-method-override",
     }
 )
+# Never forwarded: headers some servers and frameworks read as the "real" URL or host.
+NOT_FORWARDED = frozenset(
+    {
+        "x-original-url",
+        "x-rewrite-url",
+        "x-forwarded-host",
+        "x-forwarded-server",
+        "x-forwarded-prefix",
+        "x-host",
+        "x-http-host-override",
+        "forwarded",
+    }
+)
 STREAM_CHUNK = 64 * 1024
 MAX_ORDER_ANSWER = 1024**2
 
@@ -73,7 +95,14 @@ def end_to_end_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
 
 
 def upstream_request_headers(request: web.Request, settings: Settings) -> CIMultiDict[str]:
+    """What the broker gets: end-to-end headers as sent, minus URL and host overrides.
+
+    A request whose Connection header names a credential or a field the gatekeeper reads
+    never gets here (gatekeeper.web.paths.validate_connection): none of those is dropped.
+    """
     headers = end_to_end_headers(request.headers)
+    for name in NOT_FORWARDED:
+        headers.popall(name, None)
     # Content-Length is kept when present so the body streams with the same framing.
     peer = request.remote or "unknown"
     previous = ", ".join(headers.getall("X-Forwarded-For", []))
@@ -96,16 +125,19 @@ async def _body_stream(request: web.Request) -> AsyncIterator[bytes]:
 
 
 async def _send(
-    request: web.Request, body: bytes | None, route_kind: str
+    request: web.Request, body: bytes | None, route_kind: str, session: aiohttp.ClientSession
 ) -> aiohttp.ClientResponse:
-    """Send ``request`` upstream (``body`` replaces the streamed body); never retries.
+    """Send ``request`` upstream on ``session`` (``body`` replaces the streamed body); never
+    retries.
 
-    Raises UpstreamUnavailable (never sent) or UpstreamTimeout (may have been received).
+    Raises UpstreamUnavailable (never sent: no connection, even a pooled one, within the
+    connect timeout), UpstreamTimeout or UpstreamDisconnected (may have been received).
     """
     app = request.app
     settings = app[keys.SETTINGS]
     metrics = app[keys.METRICS]
     path, query = validate_target(request.raw_path, method=request.method)
+    validate_connection(request.headers.getall("Connection", []))
     headers = upstream_request_headers(request, settings)
     data: bytes | AsyncIterator[bytes] | None
     if body is not None:
@@ -116,7 +148,7 @@ async def _send(
     else:
         data = None
     try:
-        return await app[keys.UPSTREAM].request(
+        return await session.request(
             request.method,
             upstream_url(settings, path, query),
             headers=headers,
@@ -124,9 +156,17 @@ async def _send(
             allow_redirects=False,
             auto_decompress=False,
         )
+    except RequestTimeout:
+        raise  # the client's body was too slow (connections.py), not the broker
     except aiohttp.ClientConnectorError:
         metrics.upstream_errors.labels("unavailable").inc()
         raise UpstreamUnavailable("The broker could not be reached.") from None
+    except aiohttp.ConnectionTimeoutError:
+        # Raised only before a connection was had (no free pooled one, or connecting took
+        # too long), so nothing was sent. A read timeout after sending is SocketTimeoutError;
+        # the total timeout cannot end the wait first (settings: total > connect + 1 s).
+        metrics.upstream_errors.labels("connect_timeout").inc()
+        raise UpstreamUnavailable("No connection to the broker was free in time.") from None
     except (TimeoutError, aiohttp.ServerTimeoutError):
         metrics.upstream_errors.labels("timeout").inc()
         raise UpstreamTimeout("The broker did not answer in time.") from None
@@ -134,7 +174,7 @@ async def _send(
         # Sent (maybe partly) but no answer: e.g. the broker closed the connection.
         metrics.upstream_errors.labels("disconnected").inc()
         log.warning("broker connection failed (%s): %s", route_kind, type(error).__name__)
-        raise UpstreamUnavailable("The broker closed the connection without answering.") from None
+        raise UpstreamDisconnected("The broker closed the connection without answering.") from None
 
 
 async def forward(
@@ -146,10 +186,10 @@ async def forward(
     """Send ``request`` to the broker and stream the answer back.
 
     ``body`` replaces the streamed request body (the order path forwards the exact bytes it
-    checked). Raises UpstreamUnavailable (never sent) or UpstreamTimeout (may have been
-    received) before any byte of the response is written; never retries.
+    checked). Raises UpstreamUnavailable (never sent), UpstreamTimeout or UpstreamDisconnected
+    (may have been received) before any byte of the response is written; never retries.
     """
-    upstream = await _send(request, body, route_kind)
+    upstream = await _send(request, body, route_kind, request.app[keys.UPSTREAM])
     async with upstream:
         return await _relay(request, upstream, route_kind)
 
@@ -176,7 +216,7 @@ async def forward_buffered(
     """Like :func:`forward`, but read the whole (small) answer so the order path can record
     it before relaying it byte for byte. An answer cut short raises UpstreamTimeout: the
     broker may have placed the order."""
-    upstream = await _send(request, body, route_kind)
+    upstream = await _send(request, body, route_kind, request.app[keys.ORDER_UPSTREAM])
     async with upstream:
         data = b""
         try:
@@ -228,7 +268,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     try:
         response: web.StreamResponse
         if route.kind.is_checked or route.kind is RouteKind.UNSUPPORTED:
-            validate_target(request.raw_path, method=request.method)
+            # validates the request itself, so that its refusals get a decision row too
             response = await handle_order(request, route, forward_buffered)
         else:
             response = await forward(request, route_kind=route_kind)
@@ -261,39 +301,59 @@ def _client_timeout(settings: Settings) -> aiohttp.ClientTimeout:
     )
 
 
-async def upstream_session(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: exactly one pooled ClientSession per proxy app."""
-    settings = app[keys.SETTINGS]
+def _broker_session(settings: Settings, max_connections: int) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
-        limit=settings.proxy.max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
+        limit=max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
     )
-    async with aiohttp.ClientSession(
+    return aiohttp.ClientSession(
         connector=connector,
         timeout=_client_timeout(settings),
         auto_decompress=False,
         trust_env=False,  # never route via HTTP(S)_PROXY from the environment
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         cookie_jar=aiohttp.DummyCookieJar(),
-    ) as session:
-        app[keys.UPSTREAM] = session
+    )
+
+
+async def upstream_session(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: the proxy app's two pooled ClientSessions to the broker, one for
+    pass-through traffic and one for the order path alone, so that pass-through traffic
+    (slow clients streaming their bodies included) cannot take the order path's
+    connections."""
+    settings = app[keys.SETTINGS]
+    async with (
+        _broker_session(settings, settings.proxy.max_connections) as passthrough,
+        _broker_session(settings, settings.proxy.order_max_connections) as order_path,
+    ):
+        app[keys.UPSTREAM] = passthrough
+        app[keys.ORDER_UPSTREAM] = order_path
         yield
     # Give the connector's SSL transports a moment to close cleanly.
     await asyncio.sleep(0)
 
 
 async def order_engine(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: the risk engine, on the backends ``server.running`` put on the app."""
-    session, redis, settings = app[keys.UPSTREAM], app[keys.REDIS], app[keys.SETTINGS]
+    """Cleanup context: the risk engine, on the backends ``server.running`` put on the app
+    and the order path's own broker session."""
+    session, redis, settings = app[keys.ORDER_UPSTREAM], app[keys.REDIS], app[keys.SETTINGS]
     state = StateSource(session, redis, settings, app[keys.METRICS])
     instruments = InstrumentSource(session, redis, settings, app[keys.METRICS])
-    app[keys.ENGINE] = Engine(app[keys.PG_POOL], state, settings, instruments)
+    pool = app[keys.PG_POOL]
+    day_start = DayStartSource(session, redis, pool, settings, app[keys.METRICS])
+    app[keys.ENGINE] = Engine(pool, state, settings, instruments, day_start)
     yield
     await state.aclose()
 
 
 def create_proxy_app(settings: Settings, metrics: Metrics) -> web.Application:
     """The bots' listener. Order routes join it with the risk engine."""
-    app = web.Application(middlewares=[errors_middleware], client_max_size=1024**2)
+    # auto_decompress=False: bodies reach the broker and the order path exactly as received;
+    # aiohttp's server would otherwise gunzip them while the header still says gzip.
+    app = web.Application(
+        middlewares=[errors_middleware],
+        client_max_size=1024**2,
+        handler_args={"auto_decompress": False},
+    )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics
     app.cleanup_ctx.append(upstream_session)

@@ -17,6 +17,12 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
 from gatekeeper.web import keys
 from gatekeeper.web.admin import create_admin_app
+from gatekeeper.web.connections import (
+    ConnectionGuard,
+    GuardedSite,
+    connection_deadlines,
+    connection_limits,
+)
 from gatekeeper.web.proxy import create_proxy_app
 
 log = logging.getLogger(__name__)
@@ -85,6 +91,28 @@ def _url(runner: web.AppRunner) -> str:
     return f"http://{host}:{port}"
 
 
+def _runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    # Outermost: the request deadlines see the answer the client gets.
+    app.middlewares.insert(0, connection_deadlines)
+    return web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=settings.proxy.keepalive_timeout_seconds,
+    )
+
+
+def _site(
+    runner: web.AppRunner, listener: str, host: str, port: int, metrics: Metrics
+) -> GuardedSite:
+    """A listener whose connections have deadlines and limits (gatekeeper.web.connections)."""
+    if runner.server is None:
+        raise RuntimeError("runner.setup() first")
+    settings = runner.app[keys.SETTINGS]
+    guard = ConnectionGuard(runner.server, connection_limits(settings.proxy), metrics, listener)
+    return GuardedSite(runner, guard, host, port)
+
+
 @asynccontextmanager
 async def running(settings: Settings, backends: Backends) -> AsyncIterator[Listening]:
     """Both listeners started (ports from settings; 0 picks a free one)."""
@@ -94,15 +122,16 @@ async def running(settings: Settings, backends: Backends) -> AsyncIterator[Liste
     for app in (proxy_app, admin_app):
         app[keys.PG_POOL] = backends.pool
         app[keys.REDIS] = backends.redis
-    proxy_runner = web.AppRunner(proxy_app, access_log=None, handle_signals=False)
-    admin_runner = web.AppRunner(admin_app, access_log=None, handle_signals=False)
+    proxy_runner = _runner(proxy_app, settings)
+    admin_runner = _runner(admin_app, settings)
     await proxy_runner.setup()
-    # validate_trade runs the proxy's risk engine (same state source and upstream session).
+    # validate_trade runs the proxy's risk engine (same state source and order-path session).
     admin_app[keys.ENGINE] = proxy_app[keys.ENGINE]
     await admin_runner.setup()
     try:
-        await web.TCPSite(proxy_runner, settings.proxy.host, settings.proxy.port).start()
-        await web.TCPSite(admin_runner, settings.admin.host, settings.admin.port).start()
+        proxy, admin = settings.proxy, settings.admin
+        await _site(proxy_runner, "proxy", proxy.host, proxy.port, metrics).start()
+        await _site(admin_runner, "admin", admin.host, admin.port, metrics).start()
         yield Listening(_url(proxy_runner), _url(admin_runner), metrics)
     finally:
         await proxy_runner.cleanup()

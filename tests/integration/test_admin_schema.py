@@ -16,7 +16,7 @@ from gatekeeper.adapters import protections as store
 from gatekeeper.adapters import users
 from gatekeeper.adapters.migrations import is_current
 from gatekeeper.adapters.protection_errors import ConstraintViolation, constraint_error
-from gatekeeper.limits import DEFAULTS, LIMITS, LIMITS_BY_CONSTRAINT
+from gatekeeper.limits import DEFAULTS, INTEGER_FIELDS, LIMITS, LIMITS_BY_CONSTRAINT
 from gatekeeper.migrate import migrate_and_report
 from tests.fixtures.admin import run_cli
 
@@ -137,7 +137,7 @@ async def test_percentages_are_numeric_columns(conn: asyncpg.Connection) -> None
         "SELECT column_name, data_type FROM information_schema.columns"
         " WHERE table_name = 'portfolio_protections' AND column_name LIKE '%percentage'"
     )
-    assert len(rows) == 5
+    assert len(rows) == 8  # the seed's five and three price collars (sql/0024)
     assert {row["data_type"] for row in rows} == {"numeric"}
 
 
@@ -189,10 +189,11 @@ async def test_the_database_accepts_exactly_what_the_limits_allow(
     """Probe each bound and one step beyond it: the database and limits.py agree on each."""
     user_id = await a_user(conn)
     for limit in LIMITS:
-        step = Decimal(1) if limit.field == "max_daily_trades" else Decimal("0.01")
+        whole = limit.field in INTEGER_FIELDS
+        step = Decimal(1) if whole else Decimal("0.01")
         for value in (limit.lower - step, limit.lower, limit.lower + step,
                       limit.upper - step, limit.upper, limit.upper + step):  # fmt: skip
-            typed: object = int(value) if limit.field == "max_daily_trades" else value
+            typed: object = int(value) if whole else value
             fired = await _fired_constraint(conn, user_id, limit.field, typed)
             assert fired == (None if limit.allows(value) else limit.constraint), (limit, value)
 

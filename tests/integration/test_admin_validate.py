@@ -136,9 +136,13 @@ async def test_seed_step10_safety_check(
     checked = await paper_admin.call("POST", f"{BASE}/validate_trade", admin, huge, headers=broker)
     assert checked.status == 200, checked.body
     assert checked.body["valid"] is False
-    assert [v["code"] for v in checked.body["violations"]] == ["price_unavailable"]
+    # no quote for TEST, and 999,999 shares is above the 50,000 fat-finger cap (issue 9)
+    assert [v["code"] for v in checked.body["violations"]] == [
+        "price_unavailable",
+        "max_order_quantity",
+    ]
     async with aiohttp.ClientSession() as session:
         bot = Bot(paper_admin.gate.proxy_url, paper_auth, session, account)
         through_proxy = await bot.place(order("TEST", 999999, None))
-    assert through_proxy.codes == ["price_unavailable"]
+    assert through_proxy.codes == ["price_unavailable", "max_order_quantity"]
     assert paper_broker.book.received_orders() == []

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from gatekeeper.adapters.account_state import StateSource
 from gatekeeper.adapters.instruments import INSTRUMENT_KEY, InstrumentSource
-from gatekeeper.errors import CacheUnavailable, StateUnavailable
+from gatekeeper.errors import BrokerAuthFailed, CacheUnavailable, StateUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import ProxySettings, RiskSettings, Settings
 from tests.fixtures.gate import EchoUpstream
@@ -273,7 +273,7 @@ async def test_the_bots_authorization_is_what_the_broker_checks(
 ) -> None:
     source = source_for(paper_broker.url)
 
-    with pytest.raises(StateUnavailable, match="answered 401"):
+    with pytest.raises(BrokerAuthFailed, match="answered 401"):
         await source.resolve([("Future", MESZ6)], {"Authorization": "Bearer not-a-token"})
     found = await source.resolve([("Future", MESZ6)], paper_auth)
 

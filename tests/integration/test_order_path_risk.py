@@ -107,11 +107,11 @@ async def test_r7_a_leg_out_is_valued_at_the_risk_it_adds(
 async def test_r4_to_r6_reduce_only_lets_only_risk_reducing_orders_through(
     bot: Bot, pg_pool: asyncpg.Pool, paper_broker: Any, paper_http: Any, paper_auth: Any
 ) -> None:
-    protection = await protect(pg_pool, bot.account)
+    protection = await protect(pg_pool, bot.account, emergency_stop_mode="reduce_only")
     await hold_vertical(paper_broker, paper_http, paper_auth)
     async with pg_pool.acquire() as conn:
         await store.trigger_emergency_stop(
-            conn, protection.id, None, reason="ops", triggered_by="ops", mode="reduce_only",
+            conn, protection.id, None, reason="ops", triggered_by="ops", mode=None,
             actor=store.Actor("ops", "cli"),
         )  # fmt: skip
     before = received_count(paper_broker.book, bot.account)
@@ -192,7 +192,9 @@ async def test_r19_a_crossed_quote_is_refused(
 ) -> None:
     await protect(pg_pool, bot.account)
     async with paper_http.put(
-        "/__paper/quotes/AAPL", json={"bid": "150.00", "ask": "1.50", "crossed": True}
+        "/__paper/quotes/AAPL",
+        json={"bid": "150.00", "ask": "1.50", "crossed": True},
+        headers=paper_broker.control_headers,
     ) as answer:
         assert answer.status == 200, await answer.text()
 
@@ -210,7 +212,9 @@ async def test_a_stale_quote_is_refused(
     await protect(pg_pool, bot.account)
     stale = (paper_broker.book.now() - timedelta(hours=1)).isoformat()
     async with paper_http.put(
-        "/__paper/quotes/AAPL", json={"bid": "149.90", "ask": "150.10", "updated-at": stale}
+        "/__paper/quotes/AAPL",
+        json={"bid": "149.90", "ask": "150.10", "updated-at": stale},
+        headers=paper_broker.control_headers,
     ) as answer:
         assert answer.status == 200, await answer.text()
 

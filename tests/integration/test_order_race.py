@@ -17,6 +17,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from gatekeeper.paper import CONTROL_TOKEN_HEADER, new_control_token
 from tests.fixtures.orders import Bot, order, protect
 from tests.fixtures.paper import paper_seed
 from tests.processes import (
@@ -32,6 +33,7 @@ ORDERS = 50
 ACCOUNT = paper_seed().users[0].accounts[0]  # Account A: gross exposure 40,000.00 of 100,000.00
 # Each order: 20 AAPL at 150.00 = 3,000.00 (3 %), resting below the ask (a working order).
 EACH = order("AAPL", 20, "150.00")
+CONTROL_TOKEN = new_control_token()  # the paper broker's, for its /__paper/ routes
 
 
 @dataclass
@@ -46,7 +48,9 @@ async def race_stack(database_url: str, redis_url: str) -> AsyncIterator[Race]:
     base = base_environment(database_url, redis_url)
     paper_port = free_port()
     paper_url = f"http://127.0.0.1:{paper_port}"
-    processes = [await spawn_cli(["paper"], {**base, "GATEKEEPER_PAPER__PORT": str(paper_port)})]
+    paper_env = {**base, "GATEKEEPER_PAPER__PORT": str(paper_port),
+                 "GATEKEEPER_PAPER__CONTROL_TOKEN": CONTROL_TOKEN}  # fmt: skip
+    processes = [await spawn_cli(["paper"], paper_env)]
     try:
         proxy_urls = []
         admin_urls = []
@@ -80,7 +84,8 @@ async def _burst(race: Race) -> Counter[int]:
 async def _broker_view(race: Race) -> tuple[int, int]:
     """(order requests the broker received for the account, its orders now Live)."""
     async with aiohttp.ClientSession() as session:
-        async with session.get(race.paper_url + "/__paper/orders") as response:
+        control = {CONTROL_TOKEN_HEADER: CONTROL_TOKEN}
+        async with session.get(race.paper_url + "/__paper/orders", headers=control) as response:
             received: list[dict[str, Any]] = (await response.json())["data"]["items"]
         live_url = f"{race.paper_url}/accounts/{ACCOUNT}/orders/live"
         async with session.get(live_url, headers=race.auth) as response:

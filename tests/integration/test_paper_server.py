@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gatekeeper.paper import serve_paper
+from gatekeeper.paper import CONTROL_TOKEN_HEADER, new_control_token, serve_paper
 from gatekeeper.paper.errors import PaperError
 from gatekeeper.paper.orders import parse_order
 from tests.fixtures.paper import SEED_FILE, PaperBroker
@@ -29,9 +29,10 @@ def free_port() -> int:
 
 async def test_serve_paper_runs_until_cancelled(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()
-    task = asyncio.create_task(serve_paper("127.0.0.1", port, SEED_FILE))
+    token = new_control_token()
+    task = asyncio.create_task(serve_paper("127.0.0.1", port, SEED_FILE, token))
     url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers={CONTROL_TOKEN_HEADER: token}) as http:
         for _ in range(100):
             try:
                 async with http.get(f"{url}/__paper/quotes") as response:

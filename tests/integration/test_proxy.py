@@ -109,7 +109,7 @@ async def test_large_bodies_stream_both_ways(
     assert echo_upstream.received[-1]["body"].encode("latin-1") == upload
 
     size = 20 * 1024 * 1024 + 7
-    async with client.get(echo_gatekeeper.proxy_url + f"/__big?bytes={size}") as response:
+    async with client.get(echo_gatekeeper.proxy_url + f"/_big?bytes={size}") as response:
         assert response.status == 200
         received = 0
         async for chunk in response.content.iter_chunked(65536):
@@ -121,7 +121,7 @@ async def test_compressed_responses_pass_unchanged(
     echo_gatekeeper: Gate, client: aiohttp.ClientSession
 ) -> None:
     async with client.get(
-        echo_gatekeeper.proxy_url + "/__gzip", headers={"Accept-Encoding": "gzip"}
+        echo_gatekeeper.proxy_url + "/_gzip", headers={"Accept-Encoding": "gzip"}
     ) as response:
         assert response.headers["Content-Encoding"] == "gzip"
         assert gzip.decompress(await response.read()) == b'{"data": "compressed"}'
@@ -131,7 +131,7 @@ async def test_compressed_responses_pass_unchanged(
 async def test_upstream_status_is_relayed(
     echo_gatekeeper: Gate, client: aiohttp.ClientSession, status: int
 ) -> None:
-    async with client.delete(echo_gatekeeper.proxy_url + f"/__status?code={status}") as response:
+    async with client.delete(echo_gatekeeper.proxy_url + f"/_status?code={status}") as response:
         assert response.status == status
 
 
@@ -152,7 +152,7 @@ async def test_slow_broker_is_504_and_counted(
 ) -> None:
     settings = make_settings(echo_upstream.url, database_url, redis_url, read_timeout_seconds=0.5)
     async with start_gatekeeper(settings) as gate:
-        async with client.get(gate.proxy_url + "/__slow?seconds=3") as response:
+        async with client.get(gate.proxy_url + "/_slow?seconds=3") as response:
             assert response.status == 504
             body = await response.json()
         assert body["error"]["code"] == "broker_timeout"
@@ -237,7 +237,7 @@ async def test_no_request_can_steer_the_proxy_to_another_host(
         ]
         # A redirect from the broker is relayed, never followed.
         async with client.get(
-            echo_gatekeeper.proxy_url + f"/__redirect?to=http://{evil_authority}/x",
+            echo_gatekeeper.proxy_url + f"/_redirect?to=http://{evil_authority}/x",
             allow_redirects=False,
         ) as response:
             assert response.status == 302
@@ -259,7 +259,7 @@ async def test_secrets_never_reach_logs_or_metrics(
     echo_gatekeeper: Gate, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    for path in ["/customers/me", "/__status?code=401", "/accounts/%2e%2e/x"]:
+    for path in ["/customers/me", "/_status?code=401", "/accounts/%2e%2e/x"]:
         async with client.get(
             echo_gatekeeper.proxy_url + path, headers={"Authorization": SECRET}
         ) as response:

@@ -42,6 +42,7 @@ async def stop(
         mode=mode,
         actor=SYSTEM if automatic else OPS,
         automatic=automatic,
+        may_loosen=True,  # as the CLI: the database's owner may choose any mode
     )
     assert changed
     return stopped

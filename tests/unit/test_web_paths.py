@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from gatekeeper.errors import InvalidPath
-from gatekeeper.web.paths import validate_target
+from gatekeeper.web.paths import (
+    InvalidConnectionHeader,
+    ReservedPath,
+    validate_connection,
+    validate_target,
+)
 
 INSTRUMENT_READS = [
     "/instruments/futures/%2FESZ6",
@@ -106,3 +111,54 @@ def test_targets_without_an_encoded_slash_are_unchanged(target: str, method: str
 def test_other_ambiguous_targets_stay_refused_for_reads(target: str) -> None:
     with pytest.raises(InvalidPath):
         validate_target(target, method="GET")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/__paper/accounts/5WT00001/cash",
+        "/__paper",
+        "/%5F%5Fpaper/quotes",
+        "/_%5fpaper/quotes",
+        "/%255F%255Fpaper/quotes",
+        "/%EF%BC%BF%EF%BC%BFpaper/quotes",
+        "/__anything",
+        "/;/__paper/quotes",
+        "/x/__paper",
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_a_double_underscore_segment_is_never_forwarded(path: str, method: str) -> None:
+    with pytest.raises(ReservedPath):
+        validate_target(path, method=method)
+
+
+@pytest.mark.parametrize("path", ["/_status", "/instruments/_x_", "/customers/me__"])
+def test_underscores_elsewhere_pass(path: str) -> None:
+    assert validate_target(path, method="GET") == (path, "")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["Authorization"],
+        ["close, authorization"],
+        ["keep-alive", "Content-Type"],
+        [" Content-Length "],
+        ["Accept-Version,TE"],
+        ["User-Agent"],
+        ["Cookie"],
+        ["Content-Encoding"],
+        ["X-Tastyworks-OTP"],
+    ],
+)
+def test_connection_naming_a_needed_field_is_refused(values: list[str]) -> None:
+    with pytest.raises(InvalidConnectionHeader):
+        validate_connection(values)
+
+
+@pytest.mark.parametrize(
+    "values", [[], ["keep-alive"], ["close"], ["Keep-Alive, TE"], ["Upgrade"], ["X-Private-Hop"]]
+)
+def test_connection_options_and_other_fields_pass(values: list[str]) -> None:
+    validate_connection(values)

@@ -1,0 +1,309 @@
+"""Where the trading day started, for the daily-loss limit: the broker's beginning-of-day
+balance snapshot and the day's deposits and withdrawals, read with the bot's own credentials
+(the headers, timeouts and error mapping of :mod:`gatekeeper.adapters.broker_read`).
+
+- **Start of day**: ``GET /accounts/{a}/balance-snapshots?time-of-day=BOD&snapshot-date=DAY``,
+  its item for that date; recorded in Postgres (``account_day_start``, source ``broker_bod``)
+  and then never asked again that day. While the broker has none (404, or no item for the
+  day), the decision records its first sight instead (source ``first_sight``, in the locked
+  decision, :func:`gatekeeper.adapters.decisions.decision_inputs`) and the broker is asked
+  again at most every ``risk.start_of_day_retry_seconds``; once it has one, its figure wins.
+- **Deposits**: ``GET /accounts/{a}/transactions?types[]=Money Movement&start-date=DAY&
+  end-date=DAY``, the sub-types ``Deposit``, ``Withdrawal`` and ``Transfer`` netted (money in
+  +, out -), cached in Redis for ``risk.money_movements_ttl_seconds``. The other Money
+  Movement sub-types (interest, fees, dividends, a future's daily mark to market, balance
+  adjustments) are the account's own gains and losses and stay in the day's P&L.
+
+The day is the America/New_York date of this host's clock; the locked decision uses the
+database's, and when the two differ (the request straddles midnight) :meth:`within_trading_day`
+gathers everything again for the database's day: no baseline of another day is ever used.
+
+A broker failure is StateUnavailable (a 401/403 BrokerAuthFailed), an answer not understood
+AccountStateInvalid, a Redis error CacheUnavailable: the order path fails closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import aiohttp
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gatekeeper.adapters import decisions as db
+from gatekeeper.adapters.broker_read import BrokerReadError, get_data, read_timeout
+from gatekeeper.core.errors import AccountStateInvalid
+from gatekeeper.core.order import to_decimal
+from gatekeeper.core.tradingday import trading_day
+from gatekeeper.errors import CacheUnavailable, StateUnavailable
+from gatekeeper.metrics import Metrics
+from gatekeeper.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MISSING_KEY = "gk:day-start-missing:v1:{account}:{day}"
+DEPOSITS_KEY = "gk:money-movements:v1:{account}:{day}"
+# Money Movement sub-types that move money into or out of the account without a gain or loss.
+EXTERNAL_SUB_TYPES = frozenset({"Deposit", "Withdrawal", "Transfer"})
+PER_PAGE = 250
+MAX_PAGES = 40  # 10,000 money movements in a day: beyond that, refuse rather than guess
+# Gathering the inputs again for the database's day: more than twice only if the day changed
+# again while deciding.
+MAX_DAY_ATTEMPTS = 3
+MAX_REMEMBERED = 4096
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DayStart:
+    """What the decision of ``day`` needs besides the account state: the broker's
+    beginning-of-day NLV (None: it has none, the first sight stands in) and the day's net
+    deposits (deposits - withdrawals) as the broker lists them."""
+
+    day: date
+    broker_nlv: Decimal | None
+    net_deposits: Decimal
+
+
+class DayStartSource:
+    """Fetches, records and caches the start of each account's trading day; one per engine."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        redis: Redis,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._session = session
+        self._redis = redis
+        self._pool = pool
+        self._upstream = settings.proxy.upstream_url
+        self._risk = settings.risk
+        self._metrics = metrics
+        self._timeout = read_timeout(settings)
+        self._clock = clock
+        # (account, day) -> the broker's figure, once recorded: it never changes that day.
+        self._recorded: dict[tuple[str, date], Decimal] = {}
+
+    async def within_trading_day(
+        self,
+        account: str,
+        client_headers: Mapping[str, str],
+        decide: Callable[[DayStart], Awaitable[T]],
+        *,
+        operator_check: bool = False,
+    ) -> T:
+        """``decide`` with the start of today (New York date of this host's clock); if the
+        locked decision finds the database in another day (TradingDayChanged, nothing
+        recorded), again with that day's."""
+        day = trading_day(self._clock())
+        for _ in range(MAX_DAY_ATTEMPTS):
+            start = await self.load(account, day, client_headers, operator_check=operator_check)
+            try:
+                return await decide(start)
+            except db.TradingDayChanged as changed:
+                log.info("trading day changed while deciding (%s -> %s)", day, changed.actual)
+                day = changed.actual
+        raise StateUnavailable(
+            "state_unavailable: the trading day changed while the order was being decided;"
+            " send it again"
+        )
+
+    async def load(
+        self,
+        account: str,
+        day: date,
+        client_headers: Mapping[str, str],
+        *,
+        operator_check: bool = False,
+    ) -> DayStart:
+        """The broker's start of ``day`` (fetched and recorded once) and its net deposits.
+        An operator's check without broker credentials uses what is recorded or cached."""
+        can_fetch = not operator_check or bool(client_headers.get("Authorization"))
+        broker_nlv = await self._broker_nlv(account, day, client_headers, can_fetch)
+        deposits = await self._net_deposits(account, day, client_headers, can_fetch)
+        return DayStart(day, broker_nlv, deposits)
+
+    # -- start of day ------------------------------------------------------------------------
+
+    async def _broker_nlv(
+        self, account: str, day: date, client_headers: Mapping[str, str], can_fetch: bool
+    ) -> Decimal | None:
+        known = self._recorded.get((account, day))
+        if known is not None:
+            return known
+        missing = MISSING_KEY.format(account=account, day=day.isoformat())
+        try:
+            if await self._redis.exists(missing):
+                return None  # asked recently: the broker had none
+        except RedisError as error:
+            raise self._cache_error(error) from None
+        async with self._pool.acquire() as conn:
+            recorded = await db.broker_start_of_day(conn, account, day)
+        if recorded is None and can_fetch:
+            fetched = await self._fetch_snapshot(account, day, client_headers)
+            if fetched is None:
+                await self._set(missing, b"1", self._risk.start_of_day_retry_seconds)
+                return None
+            async with self._pool.acquire() as conn:
+                recorded = await db.record_broker_start_of_day(conn, account, day, fetched)
+        if recorded is not None:
+            if len(self._recorded) >= MAX_REMEMBERED:
+                self._recorded.clear()
+            self._recorded[(account, day)] = recorded
+        return recorded
+
+    async def _fetch_snapshot(
+        self, account: str, day: date, client_headers: Mapping[str, str]
+    ) -> Decimal | None:
+        """The NLV of the broker's BOD snapshot of ``day``; None when it has none."""
+        query = [
+            ("time-of-day", "BOD"),
+            ("snapshot-date", day.isoformat()),
+            ("currency", "USD"),
+        ]
+        try:
+            data = await self._get(account, "balance-snapshots", client_headers, query)
+        except BrokerReadError as error:
+            if error.status == 404:
+                return None
+            raise self._broker_error(error.what) from None
+        for item in _items(data, "balance-snapshots"):
+            if (
+                item.get("snapshot-date") == day.isoformat()
+                and item.get("time-of-day", "BOD") == "BOD"
+                and item.get("account-number", account) == account
+            ):
+                return _decimal(item, "net-liquidating-value", "balance snapshot")
+        return None  # no snapshot of that day: never one of another day
+
+    # -- deposits and withdrawals ------------------------------------------------------------
+
+    async def _net_deposits(
+        self, account: str, day: date, client_headers: Mapping[str, str], can_fetch: bool
+    ) -> Decimal:
+        key = DEPOSITS_KEY.format(account=account, day=day.isoformat())
+        try:
+            cached = await self._redis.get(key)
+        except RedisError as error:
+            raise self._cache_error(error) from None
+        if cached is not None:
+            return Decimal(cached.decode() if isinstance(cached, bytes) else cached)
+        if not can_fetch:
+            raise StateUnavailable(
+                f"state_unavailable: the deposits and withdrawals of account {account} today"
+                " are not cached, and no broker credentials were given to fetch them"
+            )
+        net = await self._fetch_deposits(account, day, client_headers)
+        await self._set(key, str(net).encode(), self._risk.money_movements_ttl_seconds)
+        return net
+
+    async def _fetch_deposits(
+        self, account: str, day: date, client_headers: Mapping[str, str]
+    ) -> Decimal:
+        net = Decimal(0)
+        for page in range(MAX_PAGES):
+            query = [
+                ("types[]", "Money Movement"),
+                ("start-date", day.isoformat()),
+                ("end-date", day.isoformat()),
+                ("per-page", str(PER_PAGE)),
+                ("page-offset", str(page)),
+            ]
+            try:
+                data = await self._get(account, "transactions", client_headers, query)
+            except BrokerReadError as error:
+                raise self._broker_error(error.what) from None
+            items = _items(data, "transactions")
+            net += sum((_movement(item, day) for item in items), Decimal(0))
+            if len(items) < PER_PAGE:
+                return net
+        raise self._broker_error(f"more than {MAX_PAGES * PER_PAGE} money movements")
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _get(
+        self,
+        account: str,
+        what: str,
+        client_headers: Mapping[str, str],
+        query: list[tuple[str, str]],
+    ) -> Any:
+        return await get_data(
+            self._session,
+            f"{self._upstream}/accounts/{account}/{what}",
+            client_headers,
+            self._timeout,
+            label=what,
+            query=query,
+        )
+
+    async def _set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        try:
+            await self._redis.set(key, value, px=max(1, int(ttl_seconds * 1000)))
+        except RedisError as error:
+            raise self._cache_error(error) from None
+
+    def _broker_error(self, what: str) -> StateUnavailable:
+        self._metrics.state_fetch_errors.labels("broker").inc()
+        return StateUnavailable(
+            f"state_unavailable: the start of the trading day could not be read from the"
+            f" broker ({what})"
+        )
+
+    def _cache_error(self, error: RedisError) -> CacheUnavailable:
+        self._metrics.state_fetch_errors.labels("cache").inc()
+        return CacheUnavailable(
+            f"cache_unavailable: the start-of-day cache (Redis) failed ({type(error).__name__})"
+        )
+
+
+def _items(data: Any, what: str) -> list[Mapping[str, Any]]:
+    items = data.get("items") if isinstance(data, Mapping) else None
+    if not isinstance(items, list):
+        raise AccountStateInvalid(f"the broker's {what} answer has no items")
+    return [item for item in items if isinstance(item, Mapping)]
+
+
+def _decimal(item: Mapping[str, Any], key: str, what: str) -> Decimal:
+    try:
+        return to_decimal(item.get(key))
+    except ValueError:
+        raise AccountStateInvalid(f"a {what} from the broker has no usable {key}") from None
+
+
+def _movement(item: Mapping[str, Any], day: date) -> Decimal:
+    """A transaction's money in (+) or out (-) of the account, when it is a deposit,
+    withdrawal or transfer of ``day``; 0 for anything else."""
+    if (
+        item.get("transaction-type") != "Money Movement"
+        or item.get("transaction-sub-type") not in EXTERNAL_SUB_TYPES
+        or item.get("transaction-date", day.isoformat()) != day.isoformat()
+    ):
+        return Decimal(0)
+    value = abs(_decimal(item, "value", "money movement"))
+    effect = item.get("value-effect")
+    if effect == "Credit":
+        return value
+    if effect == "Debit":
+        return -value
+    if value == 0:
+        return Decimal(0)
+    raise AccountStateInvalid("a money movement from the broker has no Credit/Debit value-effect")

@@ -1,0 +1,364 @@
+"""Client connections of both listeners: the deadlines and limits aiohttp's server lacks.
+
+aiohttp closes an idle keep-alive connection (``keepalive_timeout``), but nothing bounds a
+request that arrives slowly: a client trickling its head, or its body (which pass-through
+streams to the broker on a pooled connection), holds the connection as long as it likes. So
+each connection's protocol (the one aiohttp makes, unchanged) is wrapped by a
+:class:`GuardedConnection`, which sees the connection open, every byte arrive and, through
+:func:`connection_deadlines` (the outermost middleware), each request start and finish:
+
+- a request's head must be complete within ``request_head_timeout_seconds`` of the
+  connection's opening or of the request's first byte, else the connection is closed;
+- its body within ``request_body_timeout_seconds`` of the head: the handler's read then fails
+  with RequestTimeout (408, the connection closed after the answer), and the connection is
+  closed outright shortly after if the handler is still busy;
+- beyond ``max_client_connections`` open connections, or ``max_client_connections_per_address``
+  from one address, a new connection is answered 503 in TastyTrade's envelope and closed
+  before aiohttp sees it. The total is capped below the process's file-descriptor limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import resource
+from collections import Counter
+from dataclasses import dataclass
+from typing import cast
+
+from aiohttp import web
+
+from gatekeeper.errors import RequestTimeout, error_envelope
+from gatekeeper.metrics import Metrics
+from gatekeeper.settings import ProxySettings
+from gatekeeper.web.render import Handler
+
+log = logging.getLogger(__name__)
+
+# File descriptors kept for everything but client connections: Postgres, Redis, the
+# listening sockets, log files, the interpreter's own, refused connections still lingering.
+RESERVED_FDS = 256
+# A refused connection gets its 503 and this long to read it before it is closed; beyond
+# MAX_LINGERING_REFUSALS such connections per listener, new ones are closed at once.
+REFUSAL_LINGER_SECONDS = 1.0
+MAX_LINGERING_REFUSALS = 64
+# After a body timeout, the handler has this long to answer 408 before the connection closes.
+BODY_TIMEOUT_GRACE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """Deadlines and connection limits of one listener."""
+
+    head_timeout: float
+    body_timeout: float
+    max_total: int
+    max_per_address: int
+
+
+def connection_limits(proxy: ProxySettings, listeners: int = 2) -> ConnectionLimits:
+    """The configured limits, the total capped so that ``listeners`` listeners full of
+    connections still leave file descriptors for the broker pools and the backends."""
+    total = proxy.max_client_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY:
+        upstream = proxy.max_connections + proxy.order_max_connections
+        budget = max(1, (soft - upstream - RESERVED_FDS) // listeners)
+        if budget < total:
+            log.info(
+                "client connections limited to %d per listener by the file-descriptor limit"
+                " (%d); raise it (systemd: LimitNOFILE) for the configured %d",
+                budget,
+                soft,
+                total,
+            )
+            total = budget
+    return ConnectionLimits(
+        head_timeout=proxy.request_head_timeout_seconds,
+        body_timeout=proxy.request_body_timeout_seconds,
+        max_total=total,
+        max_per_address=min(proxy.max_client_connections_per_address, total),
+    )
+
+
+def _refusal(code: str, message: str) -> bytes:
+    body = json.dumps(error_envelope(code, message)).encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Retry-After: 1\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+TOO_MANY_CONNECTIONS = "too_many_connections"
+TOO_MANY_FROM_ADDRESS = "too_many_connections_per_address"
+_REFUSALS = {
+    TOO_MANY_CONNECTIONS: _refusal(
+        TOO_MANY_CONNECTIONS, "The gatekeeper has too many open connections; try again later."
+    ),
+    TOO_MANY_FROM_ADDRESS: _refusal(
+        TOO_MANY_FROM_ADDRESS,
+        "Too many open connections from your address; reuse connections or try again later.",
+    ),
+}
+
+
+class ConnectionGuard:
+    """The protocol factory of one listener: counts its connections and wraps each accepted
+    one's aiohttp protocol in a :class:`GuardedConnection`."""
+
+    def __init__(
+        self, server: web.Server, limits: ConnectionLimits, metrics: Metrics, listener: str
+    ) -> None:
+        self.server = server
+        self.limits = limits
+        self._metrics = metrics
+        self._listener = listener
+        self._per_address: Counter[str] = Counter()
+        self._open = 0
+        self._refused: set[GuardedConnection] = set()
+
+    def __call__(self) -> GuardedConnection:
+        return GuardedConnection(self)
+
+    def admit(self, address: str) -> str | None:
+        """Count a new connection from ``address``; or the reason it is refused."""
+        if self._open >= self.limits.max_total:
+            reason = TOO_MANY_CONNECTIONS
+        elif self._per_address[address] >= self.limits.max_per_address:
+            reason = TOO_MANY_FROM_ADDRESS
+        else:
+            self._open += 1
+            self._per_address[address] += 1
+            self._metrics.client_connections.labels(self._listener).set(self._open)
+            return None
+        self.count_closed(reason)
+        return reason
+
+    def release(self, address: str) -> None:
+        self._open -= 1
+        self._per_address[address] -= 1
+        if self._per_address[address] <= 0:
+            del self._per_address[address]
+        self._metrics.client_connections.labels(self._listener).set(self._open)
+
+    def count_closed(self, reason: str) -> None:
+        self._metrics.client_connections_closed.labels(self._listener, reason).inc()
+
+    def linger(self, connection: GuardedConnection) -> bool:
+        """Whether a refused connection may stay open to read its 503."""
+        if len(self._refused) >= MAX_LINGERING_REFUSALS:
+            return False
+        self._refused.add(connection)
+        return True
+
+    def forget(self, connection: GuardedConnection) -> None:
+        self._refused.discard(connection)
+
+    def close_refused(self) -> None:
+        """Close the refused connections still lingering (the listener is stopping)."""
+        for connection in list(self._refused):
+            connection.abort()
+
+
+class _Awaiting(enum.Enum):
+    NOTHING = "nothing"  # idle between requests, or the request's body is complete
+    HEAD = "head"
+    BODY = "body"
+
+
+class GuardedConnection(asyncio.Protocol):
+    """One client connection: aiohttp's protocol for it, behind deadlines and limits."""
+
+    def __init__(self, guard: ConnectionGuard) -> None:
+        self._guard = guard
+        self._transport: asyncio.Transport | None = None
+        self._inner: web.RequestHandler | None = None  # None: refused
+        self._address = ""
+        self._timer: asyncio.TimerHandle | None = None
+        self._awaiting = _Awaiting.NOTHING
+        self._handling: web.BaseRequest | None = None
+        self._body_timed_out = False
+        self._next_began = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # a TCP listener's
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        reason = self._guard.admit(address)
+        if reason is not None:
+            self._refuse(transport, reason)
+            return
+        self._address = address
+        self._inner = self._guard.server()
+        self._inner.connection_made(transport)
+        self._expect(_Awaiting.HEAD)
+
+    def data_received(self, data: bytes) -> None:
+        if self._inner is None:
+            return  # refused: read and dropped until it closes
+        if data and self._awaiting is _Awaiting.NOTHING:
+            if self._handling is None:
+                self._expect(_Awaiting.HEAD)
+            else:
+                # The next request began while this one is answered (pipelining).
+                self._next_began = True
+        self._inner.data_received(data)
+
+    def eof_received(self) -> None:
+        # Returning None lets the transport close itself, as aiohttp's protocol does.
+        if self._inner is not None:
+            self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        self._transport = None
+        if self._inner is None:
+            self._guard.forget(self)
+            return
+        self._guard.release(self._address)
+        self._inner.connection_lost(exc)
+
+    # -- requests (from connection_deadlines) ----------------------------------------------
+
+    def request_started(self, request: web.BaseRequest) -> None:
+        """The request's head has arrived; its body now has ``body_timeout``."""
+        self._handling = request
+        self._next_began = False
+        self._body_timed_out = False
+        self._cancel_timer()
+        self._awaiting = _Awaiting.NOTHING
+        if not request.content.is_eof():
+            self._expect(_Awaiting.BODY)
+            request.content.on_eof(self._body_complete)
+
+    def request_finished(self) -> bool:
+        """The handler returned; whether the connection must close after its answer."""
+        self._handling = None
+        if self._body_timed_out:
+            return True  # the grace timer closes it if the answer does not
+        if self._next_began and self._awaiting is _Awaiting.NOTHING:
+            self._expect(_Awaiting.HEAD)
+        return False
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    # -- deadlines -------------------------------------------------------------------------
+
+    def _expect(self, what: _Awaiting) -> None:
+        self._cancel_timer()
+        self._awaiting = what
+        limits = self._guard.limits
+        delay = limits.head_timeout if what is _Awaiting.HEAD else limits.body_timeout
+        self._timer = asyncio.get_running_loop().call_later(delay, self._expired)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _body_complete(self) -> None:
+        if self._awaiting is _Awaiting.BODY:
+            self._cancel_timer()
+            self._awaiting = _Awaiting.NOTHING
+
+    def _expired(self) -> None:
+        self._timer = None
+        what, self._awaiting = self._awaiting, _Awaiting.NOTHING
+        if self._inner is None or self._transport is None:
+            return
+        self._guard.count_closed(f"{what.value}_timeout")
+        request = self._handling
+        if what is _Awaiting.BODY and request is not None:
+            # The handler is reading (or streaming) the body: its read fails, it answers 408
+            # and the connection closes after that answer, or after the grace period.
+            self._body_timed_out = True
+            request.content.set_exception(
+                RequestTimeout("The request body did not arrive in time.")
+            )
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(BODY_TIMEOUT_GRACE_SECONDS, self._close)
+            return
+        self._close()
+
+    def _close(self) -> None:
+        self._timer = None
+        if self._inner is not None:
+            self._inner.force_close()
+
+    # -- refusal ---------------------------------------------------------------------------
+
+    def _refuse(self, transport: asyncio.Transport, reason: str) -> None:
+        if not self._guard.linger(self):
+            transport.abort()
+            return
+        transport.write(_REFUSALS[reason])
+        if transport.can_write_eof():
+            transport.write_eof()
+        # Read (and drop) what the client still sends, so closing does not reset the
+        # connection before it has read the answer.
+        self._timer = asyncio.get_running_loop().call_later(REFUSAL_LINGER_SECONDS, self.abort)
+
+
+@web.middleware
+async def connection_deadlines(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tell the request's GuardedConnection when the request starts and ends (outermost
+    middleware: a body timeout is seen as the answer the client gets)."""
+    transport = request.transport
+    connection = transport.get_protocol() if transport is not None else None
+    if not isinstance(connection, GuardedConnection):
+        return await handler(request)
+    connection.request_started(request)
+    try:
+        response = await handler(request)
+    finally:
+        close = connection.request_finished()
+    if close:
+        response.force_close()
+    return response
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP listener whose connections go through ``guard`` (aiohttp's TCPSite passes the
+    runner's server to ``create_server`` as is)."""
+
+    def __init__(
+        self, runner: web.BaseRunner, guard: ConnectionGuard, host: str, port: int
+    ) -> None:
+        super().__init__(runner, backlog=1024)
+        self._guard = guard
+        self._host = host
+        self._port = port
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._guard, self._host, self._port, backlog=self._backlog
+        )
+
+    async def stop(self) -> None:
+        await super().stop()
+        self._guard.close_refused()
