@@ -25,7 +25,7 @@ from gatekeeper.paper import order_payloads as op
 from gatekeeper.paper import payloads as p
 from gatekeeper.paper.errors import InvalidRequest, PaperError, RecordNotFound
 from gatekeeper.paper.http import BOOK, Handler, ok, read_json
-from gatekeeper.paper.model import QUOTED_TYPES, Fault
+from gatekeeper.paper.model import QUOTED_TYPES, RESTRICTIONS, Fault
 from gatekeeper.paper.orders import parse_decimal
 from gatekeeper.paper.routes_money import post_money_movement
 
@@ -225,6 +225,22 @@ async def put_cash(request: web.Request) -> web.Response:
     )
 
 
+async def put_trading_status(request: web.Request) -> web.Response:
+    """Body: any of ``is-closing-only``, ``is-frozen``, ``is-closed``, ``is-in-margin-call``
+    (booleans): what the account's /trading-status reports from now on."""
+    book = request.app[BOOK]
+    number = request.match_info["account"]
+    if number not in book.accounts:
+        raise RecordNotFound(f"Account {number} not found")
+    body = _object(await read_json(request))
+    unknown = sorted(set(body) - set(RESTRICTIONS))
+    if unknown or not all(isinstance(v, bool) for v in body.values()):
+        raise InvalidRequest(f"give booleans for any of {', '.join(RESTRICTIONS)}")
+    account = book.accounts[number]
+    account.restrictions.update(body)
+    return ok(request, p.trading_status_payload(account, book.now()))
+
+
 _ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/__paper/quotes", list_quotes),
     ("PUT", "/__paper/quotes/{symbol}", put_quote),
@@ -237,6 +253,7 @@ _ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/__paper/requests", seen_requests),
     ("DELETE", "/__paper/requests", clear_seen_requests),
     ("PUT", "/__paper/accounts/{account}/cash", put_cash),
+    ("PUT", "/__paper/accounts/{account}/trading-status", put_trading_status),
     ("POST", "/__paper/accounts/{account}/money-movements", post_money_movement),
 )
 

@@ -210,6 +210,12 @@ class Account:
     complex_orders: dict[int, ComplexOrder] = field(default_factory=dict)
     account_type_name: str = "Individual"
     money_movements: list[MoneyMovement] = field(default_factory=list)
+    # The broker's own restrictions, as /trading-status reports them (set by tests).
+    restrictions: dict[str, bool] = field(default_factory=dict)
+
+
+# What /trading-status may report as restricted, and tests may set.
+RESTRICTIONS = ("is-closing-only", "is-frozen", "is-closed", "is-in-margin-call")
 
 
 @dataclass(frozen=True)

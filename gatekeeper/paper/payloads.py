@@ -264,7 +264,7 @@ def position_payload(position: Position, mark: Decimal, today: date) -> dict[str
 
 
 def trading_status_payload(account: Account, now: datetime) -> dict[str, Any]:
-    return {
+    payload = {
         "account-number": account.account_number,
         "id": int(account.account_number[-5:], 36) % 1_000_000,
         "equities-margin-calculation-type": "Reg T",
@@ -298,6 +298,7 @@ def trading_status_payload(account: Account, now: datetime) -> dict[str, Any]:
         "day-trade-count": 0,
         "updated-at": iso(now),
     }
+    return {**payload, **account.restrictions}
 
 
 def pagination(total: int, per_page: int, page_offset: int, count: int) -> dict[str, Any]:

@@ -154,3 +154,45 @@ async def test_collar_settings_over_the_admin_api(admin_api: Any) -> None:
     assert not await admin_api.fetch(
         "SELECT 1 FROM portfolio_protections WHERE account_id = '5WT00008'"
     )
+
+
+async def restrict(paper_http: aiohttp.ClientSession, paper_broker: Any, **flags: bool) -> None:
+    body = {key.replace("_", "-"): value for key, value in flags.items()}
+    path = f"/__paper/accounts/{paper_broker.account_number}/trading-status"
+    async with paper_http.put(path, json=body, headers=paper_broker.control_headers) as put:
+        assert put.status == 200, await put.text()
+
+
+async def test_a_closing_only_account_accepts_only_risk_reducing_orders(
+    bot: Bot, pg_pool: asyncpg.Pool, paper_http: aiohttp.ClientSession, paper_broker: Any
+) -> None:
+    await protect(pg_pool, bot.account)
+    await restrict(paper_http, paper_broker, is_closing_only=True)
+
+    opening = await bot.place(order("AAPL", 1, "150.00"))
+    closing = await bot.place(order("TQQQ", 100, None, action="Sell to Close"))
+
+    assert opening.codes == ["account_closing_only"]
+    assert closing.status == 201, closing.body
+    assert received_count(paper_broker.book, bot.account) == 1
+
+
+async def test_a_frozen_account_takes_nothing_even_without_a_protection(
+    bot: Bot, paper_http: aiohttp.ClientSession, paper_broker: Any
+) -> None:
+    await restrict(paper_http, paper_broker, is_frozen=True)
+
+    closing = await bot.place(order("TQQQ", 100, None, action="Sell to Close"))
+
+    assert closing.codes == ["account_restricted"]
+    assert "the broker reports the account frozen" in closing.body["error"]["message"]
+    assert received_count(paper_broker.book, bot.account) == 0
+
+
+async def test_a_margin_call_refuses_opening_orders(
+    bot: Bot, pg_pool: asyncpg.Pool, paper_http: aiohttp.ClientSession, paper_broker: Any
+) -> None:
+    await protect(pg_pool, bot.account)
+    await restrict(paper_http, paper_broker, is_in_margin_call=True)
+
+    assert (await bot.place(order("AAPL", 1, "150.00"))).codes == ["account_margin_call"]
