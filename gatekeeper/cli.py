@@ -13,6 +13,8 @@ from typing import Any
 
 from gatekeeper.cli_admin import ADMIN_ARGUMENTS, ADMIN_COMMANDS
 from gatekeeper.cli_check import CHECK_ARGUMENTS, CHECK_COMMANDS
+from gatekeeper.cli_check_setup import CHECK_SETUP_ARGUMENTS, CHECK_SETUP_COMMANDS
+from gatekeeper.cli_stop import STOP_ARGUMENTS, STOP_COMMANDS
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.logsetup import configure_logging
 from gatekeeper.settings import Settings, SettingsError, load_settings
@@ -85,10 +87,14 @@ COMMANDS: dict[str, tuple[Command, str]] = {
 }
 COMMANDS.update(ADMIN_COMMANDS)
 COMMANDS.update(CHECK_COMMANDS)
+COMMANDS.update(STOP_COMMANDS)
+COMMANDS.update(CHECK_SETUP_COMMANDS)
 # Commands with arguments of their own: name -> a function that adds them to its parser.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     **ADMIN_ARGUMENTS,
     **CHECK_ARGUMENTS,
+    **STOP_ARGUMENTS,
+    **CHECK_SETUP_ARGUMENTS,
 }
 
 

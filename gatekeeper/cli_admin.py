@@ -163,6 +163,7 @@ def _describe(protection: Protection, owner: str) -> list[str]:
         f" {_off(p.max_order_quantity_future, ' future contracts')},"
         f" {_off(p.max_order_quantity_future_option, ' future option contracts')}",
         f"  Emergency Stop Mode: {mode}",
+        f"  Cancel Working Orders On Stop: {'yes' if p.cancel_working_orders_on_stop else 'no'}",
         f"  Emergency Stop: {stop}",
     ]
 
@@ -196,6 +197,7 @@ async def cmd_protections(settings: Settings, args: argparse.Namespace) -> int:
 
             given = {field: getattr(args, field) for _, field, _, _ in _SETTING_FLAGS}
             given |= {"email_alerts_enabled": args.email_alerts, "active": args.active}
+            given["cancel_working_orders_on_stop"] = args.cancel_working_orders_on_stop
             given["emergency_stop_mode"] = args.stop_mode
             data = {k: v for k, v in given.items() if v is not None}
             if args.stop_mode == _UNSET:
@@ -214,18 +216,26 @@ async def cmd_protections(settings: Settings, args: argparse.Namespace) -> int:
             for line in _describe(protection, email):
                 _out(line)
             return 0
+        if args.action == "stop":  # any account: one with no protection gets the system's
+            from gatekeeper.adapters.stops import stop_account
+
+            stopped = await stop_account(
+                conn, args.account, reason=args.reason, triggered_by=actor.name, mode=args.mode,
+                actor=actor, may_loosen=True, risk=settings.risk,  # the database's owner
+                default_stop_mode=settings.admin.default_emergency_stop_mode,
+            )  # fmt: skip
+            emails = await _emails(conn)
+            for protection, _ in stopped:
+                for line in _describe(protection, emails.get(protection.user_id, "?")):
+                    _out(line)
+            return 0
         found = await store.list_protections(conn, None, args.account)
         if not found:
             _out(f"no protection for account {args.account}")
             return 1
         emails = await _emails(conn)
         for protection in found:
-            if args.action == "stop":
-                protection, _ = await store.trigger_emergency_stop(
-                    conn, protection.id, None, reason=args.reason, triggered_by=actor.name,
-                    mode=args.mode, actor=actor, may_loosen=True,  # the database's owner
-                )  # fmt: skip
-            elif args.action == "clear" and protection.emergency_stop_active:
+            if args.action == "clear" and protection.emergency_stop_active:
                 protection = await store.clear_emergency_stop(
                     conn, protection.id, None, cleared_by=actor.name, actor=actor
                 )
@@ -270,6 +280,13 @@ def _protections_arguments(parser: argparse.ArgumentParser) -> None:
         )
     set_.add_argument("--email-alerts", action=argparse.BooleanOptionalAction, default=None)
     set_.add_argument("--active", action=argparse.BooleanOptionalAction, default=None)
+    set_.add_argument(
+        "--cancel-working-orders",
+        dest="cancel_working_orders_on_stop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="cancel the working orders that are not risk-reducing when a stop becomes active",
+    )
     set_.add_argument(
         "--stop-mode",
         choices=("halt", "reduce_only", _UNSET),

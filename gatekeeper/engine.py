@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -22,7 +22,7 @@ import asyncpg
 
 from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters import protections as store
-from gatekeeper.adapters import users
+from gatekeeper.adapters import stops
 from gatekeeper.adapters.account_state import AccountPayloads, StateSource
 from gatekeeper.adapters.day_start import DayStart, DayStartSource
 from gatekeeper.adapters.instruments import InstrumentSource
@@ -54,9 +54,8 @@ from gatekeeper.settings import RiskSettings, Settings
 
 log = logging.getLogger(__name__)
 
-SYSTEM_ACTOR = store.Actor(name="system", via="system")
-# Owns the protection that records a stop on an account guarded only by the defaults.
-SYSTEM_USER_EMAIL = "system@gatekeeper.invalid"
+SYSTEM_ACTOR = stops.SYSTEM_ACTOR
+SYSTEM_USER_EMAIL = stops.SYSTEM_USER_EMAIL
 DB_DOWN: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
@@ -83,12 +82,21 @@ class OrderRequest:
 
 @dataclass(frozen=True)
 class Result:
-    """The decision, its id and trading day, and the protections it applied."""
+    """The decision, its id and trading day, the protections it applied, and the account's
+    trades today with this decision (for the per-account gauges)."""
 
     decision: Decision
     decision_id: UUID
     trading_day: date
     limits: tuple[Limits, ...]
+    trades_today: int = 0
+
+
+# (connection in the decision's transaction, request, decision, protections applied, trades
+# today before this decision, trading day)
+DecisionHook = Callable[
+    [Any, OrderRequest, Decision, tuple[Limits, ...], int, date], Awaitable[None]
+]
 
 
 def default_limits(risk: RiskSettings) -> Limits:
@@ -135,6 +143,24 @@ def limits_of(protection: store.Protection) -> Limits:
         price_collar_option_width_multiple=protection.price_collar_option_width_multiple,
         price_collar_future_percentage=protection.price_collar_future_percentage,
         max_order_quantity=_quantity_caps(protection),
+    )
+
+
+def under_global_stop(limits: tuple[Limits, ...], mode: str | None) -> tuple[Limits, ...]:
+    """Every protection (the configured defaults too) as stopped while the global stop is
+    active (``mode`` not None); a protection's own halt stays stricter than a global
+    reduce_only."""
+    if mode is None:
+        return limits
+    return tuple(
+        replace(
+            lim,
+            emergency_stop_active=True,
+            emergency_stop_mode=StopMode.HALT
+            if lim.emergency_stop_active and lim.emergency_stop_mode is StopMode.HALT
+            else StopMode(mode),
+        )
+        for lim in limits
     )
 
 
@@ -224,6 +250,11 @@ class Engine:
         self.settings = settings
         self.instruments = instruments
         self.day_start = day_start
+        # Told (account, the request's headers) after a decision that triggered a stop
+        # committed: gatekeeper.stop_actions cancels the working orders. Never awaited.
+        self.on_stop: Callable[[str, Mapping[str, str]], None] | None = None
+        # Enqueues the alerts a decision raises, in its transaction (gatekeeper.alerts.triggers).
+        self.after_decision: DecisionHook | None = None
 
     async def decide(self, request: OrderRequest, decision_id: UUID, started: float) -> Result:
         """Evaluate and record one request (see the module docstring). Raises
@@ -232,7 +263,8 @@ class Engine:
 
         Gathers, in order: the account state; the instruments of the order's legs, the
         positions and the working orders (group, multiplier, underlying); the quotes of those
-        instruments and of their underlyings. Then decides under the account lock."""
+        instruments and of their underlyings; the start of the trading day (the broker's
+        beginning-of-day snapshot, the day's deposits). Then decides under the account lock."""
         payloads = await self.state.account(
             request.account, request.client_headers, operator_check=request.operator_check
         )
@@ -299,6 +331,7 @@ class Engine:
             limits = tuple(limits_of(p) for p in inputs.protections)
             if not limits and risk.unknown_account_policy == "defaults":
                 limits = (default_limits(risk),)
+            limits = under_global_stop(limits, inputs.global_stop_mode)
             snapshot = snapshot_from_payloads(
                 account_number=request.account,
                 balances=payloads.balances,
@@ -312,7 +345,9 @@ class Engine:
             )
             snapshot = replace(
                 snapshot,
-                start_of_day_source=StartOfDaySource(inputs.start_of_day_source),
+                start_of_day_source=StartOfDaySource(inputs.start_of_day_source)
+                if inputs.start_of_day_source
+                else None,
                 day_net_deposits=inputs.net_deposits,
             )
             in_flight = [parse_order(item) for item in reserved.in_flight]
@@ -335,7 +370,13 @@ class Engine:
             await db.insert_decision(
                 conn, decision_row(request, decision, decision_id, day, started, orders)
             )
-        return Result(decision, decision_id, day, limits)
+            if self.after_decision is not None:
+                trades = reserved.trades_today
+                await self.after_decision(conn, request, decision, limits, trades, day)
+        if decision.trigger_stop is not None and self.on_stop is not None:
+            self.on_stop(request.account, request.client_headers)  # committed: cancel orders
+        counted = decision.trade_count if decision.allowed else 0
+        return Result(decision, decision_id, day, limits, reserved.trades_today + counted)
 
     async def _with_in_flight(
         self,
@@ -399,44 +440,9 @@ class Engine:
         """The system user's protection on ``account`` with the configured default limits
         and stop mode (unset by default: its automatic stop is reduce_only)."""
         await db.lock_account(conn, account)  # dry-runs come here without the account lock
-        owner = await _system_user(conn)
-        existing = await store.list_protections(conn, owner.id, account)
-        if existing:
-            return existing[0].id
-        risk = self.settings.risk
-        values = {
-            "cash_reserve_percentage": risk.default_cash_reserve_percentage,
-            "max_daily_loss_percentage": risk.default_max_daily_loss_percentage,
-            "max_single_trade_percentage": risk.default_max_single_trade_percentage,
-            "max_portfolio_exposure_percentage": risk.default_max_portfolio_exposure_percentage,
-            "max_position_concentration_percentage": (
-                risk.default_max_position_concentration_percentage
-            ),
-            "max_daily_trades": risk.default_max_daily_trades,
-        }
-        created = await store.create_protection(
-            conn,
-            owner.id,
-            account,
-            values,
-            SYSTEM_ACTOR,
-            default_stop_mode=self.settings.admin.default_emergency_stop_mode,
+        return await stops.system_protection(
+            conn, account, self.settings.risk, self.settings.admin.default_emergency_stop_mode
         )
-        return created.id
-
-
-async def _system_user(conn: Any) -> users.User:
-    for _ in range(2):
-        try:
-            return await users.find_user(conn, SYSTEM_USER_EMAIL)
-        except users.UserNotFound:
-            pass
-        try:
-            async with conn.transaction():  # a savepoint: a lost race must not abort the decision
-                return await users.create_user(conn, SYSTEM_USER_EMAIL, "Gatekeeper (system)")
-        except users.UserExists:
-            continue  # another replica created it first
-    raise RuntimeError("the system user could neither be found nor created")
 
 
 def _nlv(balances: Mapping[str, Any]) -> Decimal:

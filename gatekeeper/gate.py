@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 
 from aiohttp import web
 
+from gatekeeper.account_gauges import publish_decision
 from gatekeeper.adapters import decisions as db
 from gatekeeper.core import (
     AccountStateInvalid,
@@ -48,7 +49,7 @@ from gatekeeper.errors import (
 )
 from gatekeeper.metrics import Metrics
 from gatekeeper.web import keys
-from gatekeeper.web.paths import ReservedPath, validate_connection, validate_target
+from gatekeeper.web.paths import ReservedPath, validate_headers, validate_target
 from gatekeeper.web.rejection import DECISION_HEADER, error_rejection, risk_rejection
 from gatekeeper.web.render import error_response
 
@@ -128,7 +129,7 @@ async def handle_order(request: web.Request, route: Route, send: Send) -> web.St
     try:
         # Every answer on these routes has a decision row, refusals of the request itself too.
         validate_target(request.raw_path, method=request.method)
-        validate_connection(request.headers.getall("Connection", []))
+        validate_headers(request.headers)
         if route.kind is RouteKind.UNSUPPORTED or route.account_number is None:
             return await _reject_unsupported(request, route, decision_id, started)
         raw = await read_body(request, max_bytes)
@@ -143,11 +144,11 @@ async def handle_order(request: web.Request, route: Route, send: Send) -> web.St
         )
         result = await app[keys.ENGINE].decide(order_request, decision_id, started)
     except (BadRequest, ReservedPath, BrokerAuthFailed, RequestTimeout) as error:
-        # BadRequest: an unreadable order (OrderParseError: 400/413/415), an invalid target or
-        # Connection header; the request is at fault, and so it is when its body did not
-        # arrive in time (RequestTimeout, 408). BrokerAuthFailed: the broker refused
-        # the bot's own credentials; its 401/403 is relayed, recorded as broker_auth_failed,
-        # never forwarded.
+        # BadRequest: an unreadable order (OrderParseError: 400/413/415), an invalid target,
+        # Connection or Transfer-Encoding; ReservedPath (404); the request is at fault, and so
+        # it is when its body did not arrive in time (RequestTimeout, 408). BrokerAuthFailed:
+        # the broker refused the bot's own credentials; its 401/403 is relayed, recorded as
+        # broker_auth_failed, never forwarded.
         return await _fail(request, route, decision_id, started, Failure(error, "reject"))
     except (RiskPathUnavailable, AccountStateInvalid) as error:
         return await _fail(request, route, decision_id, started, Failure(error, "error"))
@@ -170,6 +171,7 @@ async def handle_order(request: web.Request, route: Route, send: Send) -> web.St
         latency,
     )
     _count(metrics, decision.verdict.value, [c.value for c in decision.codes])
+    publish_decision(metrics, account, result)
     if not decision.allowed:
         return risk_rejection(decision, decision_id)
     body = with_strict_position_effect(raw) if decision.strict_position_effect else raw
@@ -291,6 +293,8 @@ async def _fail(
     except DB_DOWN as error:
         if not isinstance(failure.error, DatabaseUnavailable):
             log.error("decision %s not recorded: %s", decision_id, type(error).__name__)
+    if (alerts := request.app.get(keys.ALERTS)) is not None:
+        alerts.note_failure(account, failure.error)  # risk path failing: an alert, no I/O
     metrics = request.app[keys.METRICS]
     metrics.order_path_duration.labels(route.kind.value).observe(latency)
     _count(metrics, failure.verdict, [code])
@@ -299,6 +303,7 @@ async def _fail(
 
 
 def _count(metrics: Metrics, verdict: str, codes: list[str]) -> None:
+    metrics.decisions.labels(verdict).inc()
     for code in codes or ["none"]:
         metrics.risk_decisions.labels(verdict, code).inc()
 

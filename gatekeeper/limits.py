@@ -128,6 +128,7 @@ DEFAULTS: MappingProxyType[str, Decimal | int | bool] = MappingProxyType(
         "max_order_quantity_equity_option": 1_000,
         "max_order_quantity_future": 100,
         "max_order_quantity_future_option": 500,
+        "cancel_working_orders_on_stop": True,
     }
 )
 

@@ -27,12 +27,22 @@ class Metrics:
     state_fetch_errors: Counter
     client_connections: Gauge
     client_connections_closed: Counter
+    decisions: Counter
+    status_refresh_failures: Counter
+    # Per account (one series per account with a protection): gatekeeper.account_gauges.
+    emergency_stop_active: Gauge
+    trades_today: Gauge
+    daily_trades_limit: Gauge
+    day_pnl: Gauge
+    limit_utilisation: Gauge
+    cash_reserve_headroom: Gauge
+    alert_deliveries: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
         """Register Gatekeeper's metrics on ``registry`` (a fresh one by default)."""
         registry = registry if registry is not None else CollectorRegistry()
-        return cls(
+        metrics = cls(
             registry=registry,
             proxy_requests=Counter(
                 "gatekeeper_proxy_requests_total",
@@ -67,12 +77,16 @@ class Metrics:
             ),
             emergency_stop_events=Counter(
                 "gatekeeper_emergency_stop_events_total",
-                "Emergency stops triggered or cleared.",
+                # Read from the database's emergency_events by the status job, so stops from
+                # the CLI and other replicas count too: every replica counts every event.
+                "Emergency stops triggered or cleared (any origin) since this process started.",
                 ["event", "via"],  # triggered | cleared; api | cli | system
                 registry=registry,
             ),
             risk_decisions=Counter(
                 "gatekeeper_risk_decisions_total",
+                # One per reason code: a rejection for three reasons counts three times here
+                # and once in gatekeeper_decisions_total.
                 "Order-path decisions, by verdict and reason code (allowed: code 'none').",
                 ["verdict", "code"],
                 registry=registry,
@@ -104,4 +118,62 @@ class Metrics:
                 ["listener", "reason"],
                 registry=registry,
             ),
+            decisions=Counter(
+                "gatekeeper_decisions_total",
+                "Order-path decisions, one per decision, by verdict.",
+                ["verdict"],  # allow | reject | error
+                registry=registry,
+            ),
+            status_refresh_failures=Counter(
+                "gatekeeper_status_refresh_failures_total",
+                "Runs of the status job that could not read the database.",
+                registry=registry,
+            ),
+            emergency_stop_active=Gauge(
+                "gatekeeper_emergency_stop_active",
+                "1 while an emergency stop is active on the account, else 0.",
+                ["account"],
+                registry=registry,
+            ),
+            trades_today=Gauge(
+                "gatekeeper_trades_today",
+                "Orders counted toward the account's daily trade limit today (New York day).",
+                ["account"],
+                registry=registry,
+            ),
+            daily_trades_limit=Gauge(
+                "gatekeeper_daily_trades_limit",
+                "The account's max_daily_trades (the tightest of its active protections).",
+                ["account"],
+                registry=registry,
+            ),
+            day_pnl=Gauge(
+                "gatekeeper_day_pnl_ratio",
+                "Day P&L as a fraction of start-of-day NLV, as of the last decision today.",
+                ["account"],
+                registry=registry,
+            ),
+            limit_utilisation=Gauge(
+                "gatekeeper_limit_utilisation_ratio",
+                "Share of a limit in use (1 = at the limit), as of the last decision today.",
+                # max_portfolio_exposure | max_position_concentration | cash_reserve |
+                # max_daily_loss | max_daily_trades
+                ["account", "limit"],
+                registry=registry,
+            ),
+            cash_reserve_headroom=Gauge(
+                "gatekeeper_cash_reserve_headroom_ratio",
+                "Cash above the reserve after the last decision today, as a fraction of NLV.",
+                ["account"],
+                registry=registry,
+            ),
+            alert_deliveries=Counter(
+                "gatekeeper_alert_deliveries_total",
+                "Alert delivery attempts, by channel and result.",
+                ["channel", "result"],  # email | webhook; delivered | retry | failed
+                registry=registry,
+            ),
         )
+        for verdict in ("allow", "reject", "error"):  # present at 0: alerts see the first one
+            metrics.decisions.labels(verdict)
+        return metrics

@@ -24,7 +24,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +100,9 @@ class StateSource:
         self._quoted_at: dict[str, float] = {}  # symbol -> when this process cached it
         self._quote_refreshes: dict[str, asyncio.Task[None]] = {}  # by symbol
         self._timeout = read_timeout(settings)
+        # Told (account, headers) each time the broker confirms a credential for an account
+        # (gatekeeper.stop_actions: a stop's cancels wait for one). Must not raise or block.
+        self.on_confirmed: Callable[[str, Mapping[str, str]], None] | None = None
 
     async def account(
         self, account: str, client_headers: Mapping[str, str], *, operator_check: bool = False
@@ -205,6 +208,8 @@ class StateSource:
             raise
         confirmation = None if digest is None else confirmed_key(digest, account)
         await self._cache_set(key, fetched, self._risk.max_state_age_seconds, confirmation)
+        if confirmation is not None and self.on_confirmed is not None:
+            self.on_confirmed(account, client_headers)
         return fetched
 
     async def _forget(self, confirmation: str) -> None:

@@ -85,9 +85,11 @@ class DecisionInputs:
     start_of_day_nlv: Decimal
     reservations: Reservations
     # 'broker_bod' or 'first_sight' (sql/0025); the broker's row wins when both exist.
-    start_of_day_source: str = "first_sight"
+    start_of_day_source: str | None = None
     # The day's net deposits not contained in the start-of-day figure.
     net_deposits: Decimal = Decimal(0)
+    # The global emergency stop's mode while it is active, else None (sql/0026).
+    global_stop_mode: str | None = None
 
 
 class TradingDayChanged(Exception):
@@ -129,6 +131,9 @@ def _decision_inputs_sql(*, hold: bool) -> str:
             SELECT * FROM (SELECT * FROM inserted UNION ALL SELECT * FROM recorded) AS s
             ORDER BY (source = 'broker_bod') DESC LIMIT 1
         ),
+        global_stop AS (
+            SELECT coalesce(active_mode, '') AS mode FROM global_emergency_stop{lock}
+        ),
         protections AS (
             SELECT {_PROTECTION_COLUMNS} FROM portfolio_protections
             WHERE account_id = $1 ORDER BY id{lock}
@@ -148,6 +153,7 @@ def _decision_inputs_sql(*, hold: bool) -> str:
                (SELECT net_deposits_at_start FROM start_of_day) AS start_of_day_deposits,
                (SELECT coalesce(array_agg(p ORDER BY p.id), '{{}}') FROM protections p)
                    AS protections,
+               (SELECT mode FROM global_stop) AS global_stop_mode,
                (SELECT coalesce(array_agg(r), '{{}}') FROM reserved r) AS reserved
         """  # noqa: S608 - constants only
 
@@ -198,8 +204,15 @@ async def decision_inputs(
             row["reserved"], now=now, seen_order_ids=seen_order_ids
         ),
         start_of_day_source=row["start_of_day_source"],
+        global_stop_mode=_global_stop_mode(row["global_stop_mode"]),
         net_deposits=net_deposits - (row["start_of_day_deposits"] or Decimal(0)),
     )
+
+
+def _global_stop_mode(mode: str | None) -> str | None:
+    if mode is None:  # sql/0026 inserts the row and a trigger keeps it: fail closed
+        raise RuntimeError("global_emergency_stop has no row: the schema is damaged")
+    return mode or None
 
 
 def reservations_from_rows(

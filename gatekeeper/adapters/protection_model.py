@@ -28,6 +28,7 @@ SETTING_FIELDS: tuple[str, ...] = (
     "max_order_quantity_equity_option",
     "max_order_quantity_future",
     "max_order_quantity_future_option",
+    "cancel_working_orders_on_stop",
 )
 STOP_FIELDS = (
     "emergency_stop_triggered_at",
@@ -94,6 +95,9 @@ class Protection:
     max_order_quantity_future_option: int | None
     created_at: datetime
     updated_at: datetime
+    # Cancel the account's working orders that are not risk-reducing when a stop on this
+    # protection becomes active (sql/0026).
+    cancel_working_orders_on_stop: bool = True
 
     @property
     def emergency_stop_active(self) -> bool:

@@ -36,6 +36,7 @@ from gatekeeper.adapters.protection_model import (
     effective_stop_mode,
     is_looser,
 )
+from gatekeeper.alerts import outbox
 from gatekeeper.limits import DEFAULTS, StopMode
 
 __all__ = [
@@ -351,4 +352,8 @@ async def _record_event(
         actor.user_id,
         actor.token_id,
         actor.via,
+    )
+    # The alert (email, webhooks) of this event, in its transaction: gatekeeper.alerts.
+    await outbox.enqueue_stop(
+        conn, protection.id, protection.account_id, event, mode, name, reason, actor.via
     )

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gatekeeper.adapters.migrations import migration_status
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
+from gatekeeper.status_job import add_status_job
 from gatekeeper.web import keys
 from gatekeeper.web.admin_api import add_admin_api
 from gatekeeper.web.openapi import add_openapi
@@ -76,4 +77,5 @@ def create_admin_app(settings: Settings, metrics: Metrics) -> web.Application:
     app.router.add_get("/metrics", metrics_handler)
     add_admin_api(app)
     add_openapi(app)
+    add_status_job(app)  # per-account gauges and stop events, from Postgres
     return app

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 
-from gatekeeper.adapters import history
+from gatekeeper.adapters import history, stops
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters.protection_errors import ProtectionNotFound
 from gatekeeper.auth import Permission
@@ -35,7 +35,14 @@ from gatekeeper.web.admin_models import (
     UpdateProtectionRequest,
     ValidateTradeRequest,
 )
+from gatekeeper.web.admin_stops import account_cancels, clear_stop, create_stop, stop_state
 from gatekeeper.web.auth import ApiHandler, Call, guarded
+from gatekeeper.web.stop_models import (
+    ClearStopRequest,
+    StopRequest,
+    StopResponse,
+    StopStateResponse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +102,14 @@ def _account_id(call: Call) -> str:
 async def status(call: Call) -> web.Response:
     account_id = _account_id(call)
     found = await _account_protections(call, account_id)
+    global_stop = await stops.global_stop(call.conn)
     return _json(
         StatusResponse(
             account_id=account_id,
-            emergency_stop_active=any(p.emergency_stop_active for p in found),
+            emergency_stop_active=global_stop.active or any(p.emergency_stop_active for p in found),
+            global_emergency_stop_active=global_stop.active,
             protections=[ProtectionOut.of(p) for p in found],
+            working_orders_on_stop=await account_cancels(call.conn, account_id),
             today=await today_figures(
                 call.conn, account_id, min((p.max_daily_trades for p in found), default=None)
             ),
@@ -147,8 +157,10 @@ async def emergency_stop(call: Call) -> web.Response:
         # A mode looser than the protection's is a change of its policy: admins only.
         may_loosen=call.principal.can(Permission.EDIT),
     )
-    if changed:
-        call.request.app[keys.METRICS].emergency_stop_events.labels("triggered", "api").inc()
+    if changed:  # counted by the status job, from the database (any origin)
+        actions = call.request.app.get(keys.STOP_ACTIONS)
+        if actions is not None:
+            actions.after_manual_stop(stopped.account_id)  # cancel its working orders
         log.warning(
             "EMERGENCY STOP triggered on protection %s (account %s, mode %s)",
             stopped.id,
@@ -168,7 +180,6 @@ async def clear_emergency_stop(call: Call) -> web.Response:
         cleared_by=body.cleared_by,
         actor=_actor(call, body.cleared_by),
     )
-    call.request.app[keys.METRICS].emergency_stop_events.labels("cleared", "api").inc()
     log.warning(
         "emergency stop cleared on protection %s (account %s)", cleared.id, cleared.account_id
     )
@@ -222,6 +233,7 @@ class ApiRoute:
 
 
 _ID = PREFIX + r"/{id:\d{1,18}}"
+STOPS = "/api/v1/emergency_stops"
 READ, STOP, EDIT, CLEAR = Permission.READ, Permission.STOP, Permission.EDIT, Permission.CLEAR
 
 ROUTES: tuple[ApiRoute, ...] = (
@@ -253,6 +265,16 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("GET", _ID + "/emergency_events", list_emergency_events, READ,
              "Every emergency stop triggered or cleared (append-only)",
              EmergencyEventListResponse, errors=(401, 403, 404)),
+    ApiRoute("GET", STOPS, stop_state, READ,
+             "The global stop; with account_id, that account's stops and working-order cancels",
+             StopStateResponse, optional_query=("account_id",), errors=(400, 401, 403)),
+    ApiRoute("POST", STOPS, create_stop, STOP,
+             "Stop an account (any owner's; one with no protection gets the system-owned one)"
+             " or, with all: true, every account (idempotent)", StopResponse, StopRequest,
+             errors=(400, 401, 403, 422)),
+    ApiRoute("DELETE", STOPS, clear_stop, CLEAR,
+             "Clear an account's stops, or the global stop (confirm: the account_id, or"
+             ' "all")', StopResponse, ClearStopRequest, errors=(400, 401, 403, 409, 422)),
 )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from gatekeeper.adapters.history import Change, EmergencyEvent
 from gatekeeper.adapters.protections import Protection
 from gatekeeper.checks import TodayFigures
 from gatekeeper.limits import INTEGER_FIELDS, LIMITS_BY_FIELD, PERCENT_DECIMAL_PLACES, StopMode
+from gatekeeper.web.cancel_models import WorkingOrdersOnStop
 
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
@@ -94,6 +95,11 @@ class ProtectionSettings(_Request):
     )
     max_order_quantity_future_option: StrictInt | None = Field(
         None, **_bounds("max_order_quantity_future_option")
+    )
+    cancel_working_orders_on_stop: StrictBool | None = Field(
+        None,
+        description="when a stop on this protection becomes active, cancel the account's"
+        " working orders that are not risk-reducing (default true)",
     )
 
     def given(self) -> dict[str, Any]:
@@ -192,6 +198,7 @@ class ProtectionOut(BaseModel):
     max_order_quantity_equity_option: int | None
     max_order_quantity_future: int | None
     max_order_quantity_future_option: int | None
+    cancel_working_orders_on_stop: bool
     created_at: datetime
     updated_at: datetime
 
@@ -217,8 +224,14 @@ class EmergencyStopResponse(BaseModel):
 
 class StatusResponse(BaseModel):
     account_id: str
-    emergency_stop_active: bool = Field(description="any of these protections is stopped")
+    emergency_stop_active: bool = Field(
+        description="any of these protections is stopped, or the global stop is active"
+    )
+    global_emergency_stop_active: bool = False
     protections: list[ProtectionOut]
+    working_orders_on_stop: WorkingOrdersOnStop | None = Field(
+        None, description="what the active stops did with the account's working orders"
+    )
     today: TodayFigures | None = Field(
         None,
         description="today's figures (NLV, day P&L %, cash after %, exposure %, largest"

@@ -26,6 +26,7 @@ import logging
 import resource
 from collections import Counter
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import cast
 
 from aiohttp import web
@@ -106,6 +107,31 @@ _REFUSALS = {
         "Too many open connections from your address; reuse connections or try again later.",
     ),
 }
+
+
+class QuietErrorHandler(web.RequestHandler):
+    """aiohttp's protocol, answering a request it cannot parse with its status line alone.
+
+    aiohttp's own answer quotes the offending bytes (``Invalid HTTP header: b'Authorization :
+    Bearer …'``): a credential sent back in an error body, and to whatever sits between the
+    bot and us. Nothing else changes (no new slots: instances switch to it in place)."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status != HTTPStatus.INTERNAL_SERVER_ERROR:
+            phrase = HTTPStatus(status).phrase if status in _STATUSES else "Error"
+            message = f"{status} {phrase}"
+        return super().handle_error(request, status, exc, message)
+
+
+_STATUSES = frozenset(int(s) for s in HTTPStatus)
 
 
 class ConnectionGuard:
@@ -199,6 +225,8 @@ class GuardedConnection(asyncio.Protocol):
             return
         self._address = address
         self._inner = self._guard.server()
+        # Same object, one method changed (aiohttp's handler has __slots__ and no hook).
+        self._inner.__class__ = QuietErrorHandler
         self._inner.connection_made(transport)
         self._expect(_Awaiting.HEAD)
 

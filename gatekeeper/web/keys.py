@@ -7,9 +7,11 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gatekeeper.alerts.worker import AlertWorker
 from gatekeeper.engine import Engine
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
+from gatekeeper.stop_actions import StopActions
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
@@ -23,3 +25,8 @@ PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)
 # The risk engine of the order path (proxy listener only).
 ENGINE = web.AppKey("engine", Engine)
+# What a committed emergency stop does next: cancel working orders (proxy listener's; the
+# admin listener shares it).
+STOP_ACTIONS = web.AppKey("stop_actions", StopActions)
+# Delivers alerts and holds the order path's risk-path failures (proxy listener only).
+ALERTS = web.AppKey("alerts", AlertWorker)

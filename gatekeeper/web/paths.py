@@ -1,4 +1,5 @@
-"""Request-target validation: the proxy only ever forwards a plain origin-relative path.
+"""Request validation: the proxy only ever forwards a plain origin-relative path, and never
+forwards a request it would have to change.
 
 The upstream origin comes from configuration. The request target must be an origin-form path
 ("/…") that cannot be read as another host (``//host``, absolute-form ``http://host/…``,
@@ -22,7 +23,8 @@ A proxy drops every field named in ``Connection``, so ``Connection: Authorizatio
 forward an order without the credential its account state was fetched with. ``Connection``
 must not name a field the gatekeeper reads or a credential (:data:`NEEDED_FIELDS`): such a
 request is refused (400), never stripped. Other fields named there are dropped, as RFC 9110
-§7.6.1 says.
+§7.6.1 says. ``Transfer-Encoding`` may only be ``chunked``: a transfer coding such as gzip
+would have to be undone here to keep the body's meaning, and the proxy never changes a body.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from urllib.parse import unquote
+
+from multidict import CIMultiDictProxy
 
 from gatekeeper.errors import BadRequest, InvalidPath, NotFound
 
@@ -65,6 +69,13 @@ class InvalidConnectionHeader(BadRequest):
     code = "invalid_connection_header"
 
 
+class InvalidTransferEncoding(BadRequest):
+    """A transfer coding other than chunked: forwarding the bytes as they are would change the
+    body, so the request is refused."""
+
+    code = "invalid_transfer_encoding"
+
+
 class ReservedPath(NotFound):
     """A path under a prefix the proxy never forwards (a broker stand-in's controls)."""
 
@@ -80,6 +91,19 @@ def validate_connection(values: Sequence[str]) -> None:
                     f" ({token.strip()[:40]}); the request is refused rather than forwarded"
                     " without it"
                 )
+
+
+def validate_headers(headers: CIMultiDictProxy[str]) -> None:
+    """Refuse a request whose ``Connection`` names a needed field or whose
+    ``Transfer-Encoding`` is anything but ``chunked``."""
+    validate_connection(headers.getall("Connection", []))
+    codings = [
+        c.strip().lower() for v in headers.getall("Transfer-Encoding", []) for c in v.split(",")
+    ]
+    if codings and codings != ["chunked"]:
+        raise InvalidTransferEncoding(
+            "only the chunked transfer coding is accepted; the proxy never changes a body"
+        )
 
 
 def _is_reserved(segment: str) -> bool:
@@ -102,7 +126,8 @@ def _check_encoded_slash(path: str, method: str) -> None:
 
 
 def validate_target(raw_target: str, *, method: str) -> tuple[str, str]:
-    """Split a raw request target into (path, query) or raise InvalidPath.
+    """Split a raw request target into (path, query) or raise InvalidPath (ReservedPath for a
+    ``__`` segment).
 
     ``method`` decides whether an encoded ``/`` may appear (see the module docstring).
     Returns the path and query exactly as received (still percent-encoded), ready to be

@@ -37,8 +37,10 @@ from gatekeeper.errors import (
 from gatekeeper.gate import handle_order
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
+from gatekeeper.stop_actions import attach_stop_actions
 from gatekeeper.web import keys
-from gatekeeper.web.paths import validate_connection, validate_target
+from gatekeeper.web.alerting import alert_worker
+from gatekeeper.web.paths import validate_headers, validate_target
 from gatekeeper.web.render import error_response, errors_middleware
 
 log = logging.getLogger(__name__)
@@ -98,7 +100,7 @@ def upstream_request_headers(request: web.Request, settings: Settings) -> CIMult
     """What the broker gets: end-to-end headers as sent, minus URL and host overrides.
 
     A request whose Connection header names a credential or a field the gatekeeper reads
-    never gets here (gatekeeper.web.paths.validate_connection): none of those is dropped.
+    never gets here (gatekeeper.web.paths.validate_headers): none of those is dropped.
     """
     headers = end_to_end_headers(request.headers)
     for name in NOT_FORWARDED:
@@ -137,7 +139,7 @@ async def _send(
     settings = app[keys.SETTINGS]
     metrics = app[keys.METRICS]
     path, query = validate_target(request.raw_path, method=request.method)
-    validate_connection(request.headers.getall("Connection", []))
+    validate_headers(request.headers)
     headers = upstream_request_headers(request, settings)
     data: bytes | AsyncIterator[bytes] | None
     if body is not None:
@@ -340,8 +342,10 @@ async def order_engine(app: web.Application) -> AsyncIterator[None]:
     instruments = InstrumentSource(session, redis, settings, app[keys.METRICS])
     pool = app[keys.PG_POOL]
     day_start = DayStartSource(session, redis, pool, settings, app[keys.METRICS])
-    app[keys.ENGINE] = Engine(pool, state, settings, instruments, day_start)
+    engine = app[keys.ENGINE] = Engine(pool, state, settings, instruments, day_start)
+    actions = app[keys.STOP_ACTIONS] = attach_stop_actions(engine, session)
     yield
+    await actions.aclose()
     await state.aclose()
 
 
@@ -358,5 +362,6 @@ def create_proxy_app(settings: Settings, metrics: Metrics) -> web.Application:
     app[keys.METRICS] = metrics
     app.cleanup_ctx.append(upstream_session)
     app.cleanup_ctx.append(order_engine)
+    app.cleanup_ctx.append(alert_worker)
     app.router.add_route("*", "/{tail:.*}", proxy_handler)
     return app

@@ -127,6 +127,7 @@ async def running(settings: Settings, backends: Backends) -> AsyncIterator[Liste
     await proxy_runner.setup()
     # validate_trade runs the proxy's risk engine (same state source and order-path session).
     admin_app[keys.ENGINE] = proxy_app[keys.ENGINE]
+    admin_app[keys.STOP_ACTIONS] = proxy_app[keys.STOP_ACTIONS]
     await admin_runner.setup()
     try:
         proxy, admin = settings.proxy, settings.admin

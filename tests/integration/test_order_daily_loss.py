@@ -21,7 +21,7 @@ async def test_daily_loss_triggers_the_stop_and_closes_follow_the_mode(
     bot: Bot, pg_pool: asyncpg.Pool, paper_broker: Any, mode: str | None, effective: str
 ) -> None:
     protection = await protect(pg_pool, bot.account, emergency_stop_mode=mode)
-    # First sight of the day: start-of-day NLV 100,000.00 is recorded.
+    # The broker's beginning-of-day snapshot, 100,000.00, is recorded as the start of day.
     assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
     sod = await pg_pool.fetchval("SELECT net_liquidating_value FROM account_day_start")
     assert sod == Decimal("100000.00")

@@ -43,7 +43,7 @@ class Seen:
     day: date
     trades_today: int
     start_of_day: Decimal
-    source: str
+    source: str | None
 
 
 async def decide_at(conn: asyncpg.Connection, at: datetime, nlv: Decimal) -> Seen:

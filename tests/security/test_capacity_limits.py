@@ -9,13 +9,17 @@ slow on purpose are raw sockets (tests/security/capacity.py).
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
+from pydantic import ValidationError
 
-from gatekeeper.settings import Settings
+from gatekeeper.settings import ProxySettings, Settings
+from gatekeeper.web.connections import RESERVED_FDS, connection_limits
 from tests.fixtures.gate import make_settings, start_gatekeeper
 from tests.fixtures.orders import Bot, order, protect, received_count
 from tests.security.capacity import (
@@ -58,19 +62,15 @@ async def test_passthrough_pool_exhaustion_cannot_starve_orders(
             for _ in range(2)
         ]
         await asyncio.sleep(0.5)  # both pass-through connections are now busy
-        probe = _get_status(
-            session, f"{gate.proxy_url}/accounts/{bot.account}/balances", paper_auth
-        )
-        try:
-            async with asyncio.timeout(1.0):
-                await probe
-            starved = False
-        except TimeoutError:
-            starved = True
+        # A pass-through read now waits for one of them.
+        balances = f"{gate.proxy_url}/accounts/{bot.account}/balances"
+        probe = asyncio.ensure_future(_get_status(session, balances, paper_auth))
+        done, _ = await asyncio.wait([probe], timeout=1.0)
+        starved = not done
         started = time.monotonic()
         placed = await bot.place(order("AAPL", 1, "100.00"))
         latency = time.monotonic() - started
-        assert await asyncio.gather(*hogs) == [200, 200]
+        assert await asyncio.gather(*hogs, probe) == [200, 200, 200]
     print(f"\norder with the pass-through pool exhausted: {placed.status} in {latency:.3f}s")
     assert starved, "the pass-through pool should have been exhausted"
     assert placed.status == 201, placed.body
@@ -318,3 +318,21 @@ async def test_order_route_body_deadline_answer_names_the_decision(
     assert status_of(answer) == 408
     assert b"X-Gatekeeper-Decision-Id: " in answer
     assert body_of(answer)["error"]["code"] == "request_timeout"
+
+
+def test_a_request_that_got_no_connection_always_times_out_as_not_sent() -> None:
+    # The total timeout must not end the wait for a connection first: that TimeoutError could
+    # not be told from one after sending.
+    with pytest.raises(ValidationError, match="total_timeout_seconds"):
+        ProxySettings(connect_timeout_seconds=5.0, total_timeout_seconds=5.5)
+
+
+def test_client_connections_are_capped_below_the_file_descriptor_limit() -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    proxy = ProxySettings(
+        max_client_connections=1_000_000, max_client_connections_per_address=1_000_000
+    )
+    limits = connection_limits(proxy)
+    upstream = proxy.max_connections + proxy.order_max_connections
+    assert 2 * limits.max_total + upstream + RESERVED_FDS <= soft
+    assert limits.max_per_address == limits.max_total

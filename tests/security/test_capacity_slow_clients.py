@@ -35,7 +35,7 @@ from tests.processes import (
 from tests.security.capacity import SlowKind, SlowResult, keep_slow
 
 LIMIT = 1.0  # head and body deadlines of this gatekeeper
-SLOW_CONNECTIONS = {"head": 100, "body_order": 50, "body_passthrough": 50}
+SLOW_CONNECTIONS: dict[SlowKind, int] = {"head": 100, "body_order": 50, "body_passthrough": 50}
 ATTACKER = "127.0.0.2"
 ATTACK_SECONDS = 8.0
 MAX_ORDER_SECONDS = 2.0
@@ -166,13 +166,15 @@ async def test_orders_keep_flowing_while_200_slow_connections_are_cut_off(stack:
         by_kind[result.kind].append(result)
     print(f"\norders before the attack: {_figures(baseline)}")
     print(f"orders during the attack: {_figures(under_attack)}")
-    statuses = sorted({status for status, _ in reads})
-    print(f"pass-through reads during the attack: {_figures([t for _, t in reads])} {statuses}")
+    read_statuses = sorted({status for status, _ in reads})
+    print(
+        f"pass-through reads during the attack: {_figures([t for _, t in reads])} {read_statuses}"
+    )
     for kind, results in by_kind.items():
-        statuses = sorted({str(r.status) for r in results})
+        answers = sorted({str(r.status) for r in results})
         print(
             f"slow {kind}: {len(results)} connections, lifetime"
-            f" {_figures([r.lifetime for r in results])}, answers {statuses}"
+            f" {_figures([r.lifetime for r in results])}, answers {answers}"
         )
     closed = [line for line in metrics.splitlines() if "client_connections_closed" in line]
     print("\n".join(line for line in closed if not line.startswith("#")))

@@ -96,6 +96,23 @@ async def test_broker_reads_the_smuggled_quantity_when_sent_directly(
     assert answer["data"]["order"]["legs"][0]["quantity"] == 1000
 
 
+async def test_broker_decodes_gzip_and_refuses_unknown_charsets_when_sent_directly(
+    paper_broker: PaperBroker, paper_auth: dict[str, str]
+) -> None:
+    url = f"{paper_broker.url}/accounts/{paper_broker.account_number}/orders/dry-run"
+    body = json.dumps(order("AAPL", 7, "150.00")).encode()
+    gzipped = {**paper_auth, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    unknown = {**paper_auth, "Content-Type": "application/json; charset=x-unknown"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, data=gzip.compress(body), headers=gzipped) as r:
+            answer = await r.json()
+        assert r.status == 201, answer
+        assert answer["data"]["order"]["legs"][0]["quantity"] == 7
+        async with session.post(url, data=body, headers=unknown) as r:
+            assert r.status == 415
+            assert (await r.json())["error"]["code"] == "unsupported_media_type"
+
+
 async def test_charset_differential_is_refused_with_a_decision(
     proxy: str, paper_broker: PaperBroker, paper_auth: dict[str, str], pg_pool: asyncpg.Pool
 ) -> None:
@@ -215,6 +232,31 @@ async def test_pass_through_bodies_arrive_byte_for_byte_and_still_encoded(
         assert first.headers["Content-Encoding"] == "gzip"
         assert second.body == payload, parser
         assert second.headers["Content-Encoding"] == "gzip"
+
+
+async def test_a_transfer_coding_other_than_chunked_is_refused(
+    proxy: str, paper_broker: PaperBroker, paper_auth: dict[str, str], pg_pool: asyncpg.Pool
+) -> None:
+    """``Transfer-Encoding: gzip, chunked`` was forwarded as plain chunked bytes: the broker got
+    gzip data without the coding that said so (or, on an order route, read the compressed
+    bytes as the body). Refused with 400 before anything is forwarded."""
+    payload = gzip.compress(json.dumps(order("AAPL", 1, "150.00")).encode())
+    framed = f"{len(payload):x}\r\n".encode() + payload + b"\r\n0\r\n\r\n"
+    headers = [
+        ("Authorization", paper_auth["Authorization"]),
+        ("Content-Type", "application/json"),
+        ("Transfer-Encoding", "gzip, chunked"),
+    ]
+    seen_before = paper_broker.book.seen_requests()
+    target = f"/accounts/{paper_broker.account_number}/orders"
+    for path in (target, "/sessions/validate"):
+        reply = await raw_request(proxy, "POST", path, headers, framed, content_length=False)
+        assert (reply.status, reply.code) == (400, "invalid_transfer_encoding"), (path, reply)
+    assert paper_broker.book.seen_requests() == seen_before
+    rows = await pg_pool.fetch("SELECT verdict, codes FROM risk_decisions")
+    assert [(r["verdict"], list(r["codes"])) for r in rows] == [
+        ("reject", ["invalid_transfer_encoding"])
+    ]
 
 
 async def test_body_above_every_limit_gets_413_with_a_decision(

@@ -1,4 +1,5 @@
-"""The shipped deployment files name metrics that exist."""
+"""The shipped deployment files name metrics that exist, and the systemd unit gives the
+process the file descriptors its connection limits need."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import re
 from pathlib import Path
 
 from gatekeeper.metrics import Metrics
+from gatekeeper.settings import ProxySettings
+from gatekeeper.web.connections import RESERVED_FDS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -36,3 +39,34 @@ def test_grafana_dashboard_queries_use_exported_metrics() -> None:
     }
     assert len(used) >= 8
     assert used <= exported_names()
+
+
+def test_systemd_unit_raises_the_file_descriptor_limit() -> None:
+    unit = (DEPLOY / "systemd" / "gatekeeper.service").read_text()
+    limits = re.findall(r"^LimitNOFILE=(\d+)$", unit, flags=re.MULTILINE)
+    assert len(limits) == 1, "the unit should set LimitNOFILE once"
+    proxy = ProxySettings()
+    # Both listeners full, the broker pools and the backends: the default limits fit.
+    needed = (
+        2 * proxy.max_client_connections
+        + proxy.max_connections
+        + proxy.order_max_connections
+        + RESERVED_FDS
+    )
+    assert int(limits[0]) >= needed
+
+
+def test_dashboard_and_alerts_show_the_state_per_account() -> None:
+    dashboard = (DEPLOY / "grafana" / "gatekeeper.json").read_text()
+    rules = (DEPLOY / "prometheus" / "alerts.yml").read_text()
+    for name in (
+        "gatekeeper_emergency_stop_active",
+        "gatekeeper_limit_utilisation_ratio",
+        "gatekeeper_decisions_total",
+    ):
+        assert name in dashboard
+        assert name in rules
+    for name in ("gatekeeper_trades_today", "gatekeeper_day_pnl_ratio"):
+        assert name in dashboard
+    # Decisions by verdict count orders, not violations (one rejection, several codes).
+    assert "sum by (verdict) (rate(gatekeeper_risk_decisions_total" not in dashboard

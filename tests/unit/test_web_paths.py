@@ -1,14 +1,18 @@
-"""validate_target: encoded '/' only in reads outside /accounts; the rest as before."""
+"""validate_target: encoded '/' only in reads outside /accounts, no ``__`` segment; the rest as
+before. validate_headers: Connection and Transfer-Encoding (issue 8, items 6, 7 and 10)."""
 
 from __future__ import annotations
 
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from gatekeeper.errors import InvalidPath
 from gatekeeper.web.paths import (
     InvalidConnectionHeader,
+    InvalidTransferEncoding,
     ReservedPath,
     validate_connection,
+    validate_headers,
     validate_target,
 )
 
@@ -162,3 +166,34 @@ def test_connection_naming_a_needed_field_is_refused(values: list[str]) -> None:
 )
 def test_connection_options_and_other_fields_pass(values: list[str]) -> None:
     validate_connection(values)
+
+
+def _headers(*pairs: tuple[str, str]) -> CIMultiDictProxy[str]:
+    return CIMultiDictProxy(CIMultiDict(pairs))
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        (("Transfer-Encoding", "gzip, chunked"),),
+        (("Transfer-Encoding", "chunked, chunked"),),
+        (("Transfer-Encoding", "identity"),),
+        (("Transfer-Encoding", "gzip"), ("Transfer-Encoding", "chunked")),
+    ],
+)
+def test_transfer_codings_but_chunked_are_refused(pairs: tuple[tuple[str, str], ...]) -> None:
+    with pytest.raises(InvalidTransferEncoding):
+        validate_headers(_headers(*pairs))
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [(), (("Transfer-Encoding", "chunked"),), (("Transfer-Encoding", "Chunked"),)],
+)
+def test_chunked_or_nothing_passes(pairs: tuple[tuple[str, str], ...]) -> None:
+    validate_headers(_headers(*pairs))
+
+
+def test_validate_headers_checks_connection_too() -> None:
+    with pytest.raises(InvalidConnectionHeader):
+        validate_headers(_headers(("Connection", "close, Authorization")))

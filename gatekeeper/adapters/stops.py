@@ -1,0 +1,404 @@
+"""Stopping anything: an account (with or without a protection), or every account at once;
+and the record of the working orders a stop cancelled. The only module with the SQL of
+``global_emergency_stop``, ``global_emergency_events``, ``stop_cancel_runs`` and
+``stop_order_cancels`` (``sql/0026``).
+
+A global stop is one row, share-locked by every order decision (see
+:func:`gatekeeper.adapters.decisions.decision_inputs`) and taken FOR UPDATE here, so it binds
+every replica at commit, like a protection's stop. It covers every account, those first seen
+after it too, and is cleared on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from gatekeeper.adapters import protections as store
+from gatekeeper.adapters import users
+from gatekeeper.adapters.decisions import lock_account
+from gatekeeper.adapters.pg import Conn
+from gatekeeper.adapters.protection_errors import EmergencyStopNotActive, StopModeTooLoose
+from gatekeeper.adapters.protection_model import MANUAL_STOP_MODE, is_looser
+from gatekeeper.alerts import outbox
+from gatekeeper.limits import StopMode
+from gatekeeper.settings import RiskSettings
+
+SYSTEM_ACTOR = store.Actor(name="system", via="system")
+# Owns the protection that records a stop on an account guarded only by the defaults.
+SYSTEM_USER_EMAIL = "system@gatekeeper.invalid"
+# A run whose cancels failed is tried again with the next credential, this many runs at most.
+MAX_CANCEL_RUNS = 3
+
+EventKind = Literal["account", "global"]
+Credential = Literal["request", "gatekeeper_oauth", "bot"]
+Outcome = Literal["cancelled", "failed", "not_attempted", "kept"]
+
+
+# -- the system-owned protection --------------------------------------------------------------
+
+
+async def system_user(conn: Conn) -> users.User:
+    """The system user (created on first use; a lost race with another replica is fine)."""
+    for _ in range(2):
+        try:
+            return await users.find_user(conn, SYSTEM_USER_EMAIL)
+        except users.UserNotFound:
+            pass
+        try:
+            async with conn.transaction():  # a savepoint: a lost race must not abort the caller
+                return await users.create_user(conn, SYSTEM_USER_EMAIL, "Gatekeeper (system)")
+        except users.UserExists:
+            continue  # another replica created it first
+    raise RuntimeError("the system user could neither be found nor created")
+
+
+async def system_protection(
+    conn: Conn, account: str, risk: RiskSettings, default_stop_mode: StopMode | None
+) -> int:
+    """The system user's protection on ``account`` (created with the configured default
+    limits and stop mode when absent): it holds a stop on an account guarded only by the
+    defaults. Call under the account lock (:func:`gatekeeper.adapters.decisions.lock_account`)."""
+    owner = await system_user(conn)
+    existing = await store.list_protections(conn, owner.id, account)
+    if existing:
+        return existing[0].id
+    values = {
+        "cash_reserve_percentage": risk.default_cash_reserve_percentage,
+        "max_daily_loss_percentage": risk.default_max_daily_loss_percentage,
+        "max_single_trade_percentage": risk.default_max_single_trade_percentage,
+        "max_portfolio_exposure_percentage": risk.default_max_portfolio_exposure_percentage,
+        "max_position_concentration_percentage": (
+            risk.default_max_position_concentration_percentage
+        ),
+        "max_daily_trades": risk.default_max_daily_trades,
+    }
+    created = await store.create_protection(
+        conn, owner.id, account, values, SYSTEM_ACTOR, default_stop_mode=default_stop_mode
+    )
+    return created.id
+
+
+# -- stopping and clearing an account -------------------------------------------------------
+
+
+async def stop_account(
+    conn: Conn,
+    account: str,
+    *,
+    reason: str,
+    triggered_by: str,
+    mode: StopMode | None,
+    actor: store.Actor,
+    may_loosen: bool,
+    risk: RiskSettings,
+    default_stop_mode: StopMode | None,
+) -> list[tuple[store.Protection, bool]]:
+    """Stop every protection on ``account``, whoever owns it; an account with none gets the
+    system-owned one first. Returns each protection and whether this call stopped it."""
+    async with conn.transaction():
+        # The order path's account lock: a decision creating the same protection never races.
+        await lock_account(conn, account)
+        found = await store.list_protections(conn, None, account)
+        if not found:
+            await system_protection(conn, account, risk, default_stop_mode)
+            found = await store.list_protections(conn, None, account)
+        return [
+            await store.trigger_emergency_stop(
+                conn,
+                protection.id,
+                None,
+                reason=reason,
+                triggered_by=triggered_by,
+                mode=mode,
+                actor=actor,
+                may_loosen=may_loosen,
+            )
+            for protection in found
+        ]
+
+
+async def clear_account(
+    conn: Conn, account: str, *, cleared_by: str, actor: store.Actor
+) -> list[store.Protection]:
+    """Clear the active stop of every protection on ``account``; EmergencyStopNotActive when
+    none is stopped."""
+    async with conn.transaction():
+        stopped = [
+            p for p in await store.list_protections(conn, None, account) if p.emergency_stop_active
+        ]
+        if not stopped:
+            raise EmergencyStopNotActive(f"account {account} has no active emergency stop")
+        return [
+            await store.clear_emergency_stop(conn, p.id, None, cleared_by=cleared_by, actor=actor)
+            for p in stopped
+        ]
+
+
+# -- the global stop --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GlobalStop:
+    """The global stop's state; ``mode`` is None exactly when it is not active."""
+
+    triggered_at: datetime | None
+    triggered_by: str | None
+    reason: str | None
+    mode: StopMode | None
+
+    @property
+    def active(self) -> bool:
+        return self.triggered_at is not None
+
+
+_GLOBAL = "SELECT triggered_at, triggered_by, reason, active_mode FROM global_emergency_stop"
+
+
+async def global_stop(conn: Conn, *, lock: bool = False) -> GlobalStop:
+    row = await conn.fetchrow(_GLOBAL + (" FOR UPDATE" if lock else ""))
+    if row is None:  # the migration inserts it and a trigger keeps it
+        raise RuntimeError("global_emergency_stop has no row: the schema is damaged")
+    return GlobalStop(*row)
+
+
+async def trigger_global_stop(
+    conn: Conn,
+    *,
+    reason: str,
+    triggered_by: str,
+    mode: StopMode | None,
+    actor: store.Actor,
+    may_loosen: bool,
+) -> tuple[GlobalStop, bool]:
+    """Activate the global stop: (state, True), or (state, False) if it was active already.
+    Its mode is ``mode``, else halt; reduce_only (looser) needs ``may_loosen`` (admins)."""
+    if mode is not None and not may_loosen and is_looser(mode, MANUAL_STOP_MODE):
+        raise StopModeTooLoose(
+            f"a {mode} global stop is looser than {MANUAL_STOP_MODE}: only an admin may choose"
+            f" it (ask for {MANUAL_STOP_MODE}, or leave the mode out)"
+        )
+    async with conn.transaction():
+        old = await global_stop(conn, lock=True)
+        if old.active:
+            return old, False
+        active_mode = mode or MANUAL_STOP_MODE
+        await conn.execute(
+            "UPDATE global_emergency_stop SET triggered_at = now(), triggered_by = $1,"
+            " reason = $2, active_mode = $3, updated_at = now()",
+            triggered_by,
+            reason,
+            active_mode,
+        )
+        await _record_global_event(conn, "triggered", active_mode, triggered_by, reason, actor)
+        return await global_stop(conn), True
+
+
+async def clear_global_stop(conn: Conn, *, cleared_by: str, actor: store.Actor) -> GlobalStop:
+    """Clear the global stop (EmergencyStopNotActive when it is not active). Per-account
+    stops are untouched."""
+    async with conn.transaction():
+        old = await global_stop(conn, lock=True)
+        if not old.active:
+            raise EmergencyStopNotActive("no global emergency stop is active")
+        await conn.execute(
+            "UPDATE global_emergency_stop SET triggered_at = NULL, triggered_by = NULL,"
+            " reason = NULL, active_mode = NULL, updated_at = now()"
+        )
+        await _record_global_event(conn, "cleared", old.mode, cleared_by, None, actor)
+        return await global_stop(conn)
+
+
+async def _record_global_event(
+    conn: Conn,
+    event: Literal["triggered", "cleared"],
+    mode: StopMode | None,
+    name: str,
+    reason: str | None,
+    actor: store.Actor,
+) -> None:
+    await conn.execute(
+        "INSERT INTO global_emergency_events"
+        " (event, mode, actor, reason, user_id, token_id, via)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        event,
+        mode,
+        name,
+        reason,
+        actor.user_id,
+        actor.token_id,
+        actor.via,
+    )
+    alert = {"mode": mode, "actor": name, "via": actor.via, "reason": reason}  # gatekeeper.alerts
+    await outbox.enqueue(conn, f"stop_{event}", outbox.ALL_ACCOUNTS, alert)
+
+
+# -- cancels of working orders ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StopEvent:
+    """An active stop's triggering event that may call for cancels on one account."""
+
+    kind: EventKind
+    event_id: int
+    cancel: bool  # the protection's cancel_working_orders_on_stop (global: any/none says so)
+
+
+_ACTIVE_EVENTS_SQL = """
+    WITH per_account AS (
+        SELECT DISTINCT ON (p.id) e.id AS event_id, p.cancel_working_orders_on_stop AS cancel
+        FROM portfolio_protections p
+        JOIN emergency_events e ON e.protection_id = p.id AND e.event = 'triggered'
+        WHERE p.account_id = $1 AND p.emergency_stop_triggered_at IS NOT NULL
+        ORDER BY p.id, e.id DESC
+    ),
+    global_event AS (
+        SELECT (SELECT max(id) FROM global_emergency_events WHERE event = 'triggered')
+            AS event_id
+        FROM global_emergency_stop WHERE triggered_at IS NOT NULL
+    )
+    SELECT 'account' AS kind, event_id, cancel FROM per_account
+    UNION ALL
+    SELECT 'global', event_id,
+           NOT EXISTS (SELECT 1 FROM portfolio_protections WHERE account_id = $1)
+           OR EXISTS (SELECT 1 FROM portfolio_protections
+                      WHERE account_id = $1 AND cancel_working_orders_on_stop)
+    FROM global_event WHERE event_id IS NOT NULL
+    ORDER BY 1, 2
+"""
+
+
+async def active_stop_events(conn: Conn, account: str) -> list[StopEvent]:
+    """The triggering events of the stops now active on ``account`` (its protections' and
+    the global one), whether or not they call for cancels."""
+    rows = await conn.fetch(_ACTIVE_EVENTS_SQL, account)
+    return [StopEvent(row["kind"], row["event_id"], row["cancel"]) for row in rows]
+
+
+@dataclass(frozen=True)
+class OrderCancel:
+    order_id: str | None
+    outcome: Outcome
+    http_status: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class CancelRun:
+    """What a run did for one stop event on one account."""
+
+    id: int
+    kind: EventKind
+    event_id: int
+    credential: Credential
+    complete: bool
+    covered_by: int | None
+    ran_at: datetime
+    orders: tuple[OrderCancel, ...]
+
+
+def _event_column(kind: EventKind) -> str:
+    return "emergency_event_id" if kind == "account" else "global_event_id"
+
+
+async def cancel_runs(conn: Conn, account: str, events: Sequence[StopEvent]) -> list[CancelRun]:
+    """The runs recorded for ``events`` on ``account``, oldest first, with their orders
+    (a covering run's orders are shown on the runs it covered too)."""
+    if not events:
+        return []
+    account_ids = [e.event_id for e in events if e.kind == "account"]
+    global_ids = [e.event_id for e in events if e.kind == "global"]
+    rows = await conn.fetch(
+        "SELECT id, emergency_event_id, global_event_id, credential, complete, covered_by,"
+        " ran_at FROM stop_cancel_runs WHERE account_id = $1"
+        " AND (emergency_event_id = ANY($2::bigint[]) OR global_event_id = ANY($3::bigint[]))"
+        " ORDER BY id",
+        account,
+        account_ids,
+        global_ids,
+    )
+    sources = [row["covered_by"] or row["id"] for row in rows]
+    orders = await conn.fetch(
+        "SELECT run_id, order_id, outcome, http_status, detail FROM stop_order_cancels"
+        " WHERE run_id = ANY($1::bigint[]) ORDER BY id",
+        sources,
+    )
+    by_run: dict[int, list[OrderCancel]] = {}
+    for item in orders:
+        by_run.setdefault(item["run_id"], []).append(
+            OrderCancel(item["order_id"], item["outcome"], item["http_status"], item["detail"])
+        )
+    return [
+        CancelRun(
+            id=row["id"],
+            kind="account" if row["emergency_event_id"] is not None else "global",
+            event_id=row["emergency_event_id"] or row["global_event_id"],
+            credential=row["credential"],
+            complete=row["complete"],
+            covered_by=row["covered_by"],
+            ran_at=row["ran_at"],
+            orders=tuple(by_run.get(source, ())),
+        )
+        for row, source in zip(rows, sources, strict=True)
+    ]
+
+
+def pending(events: Sequence[StopEvent], runs: Sequence[CancelRun]) -> list[StopEvent]:
+    """The events that still call for a run: cancels wanted, no complete run, and fewer than
+    MAX_CANCEL_RUNS runs so far."""
+    waiting = []
+    for event in events:
+        mine = [r for r in runs if (r.kind, r.event_id) == (event.kind, event.event_id)]
+        if event.cancel and not any(r.complete for r in mine) and len(mine) < MAX_CANCEL_RUNS:
+            waiting.append(event)
+    return waiting
+
+
+async def try_lock_cancels(conn: Conn, account: str) -> bool:
+    """Take the account's cancel lock until the transaction ends, if no one holds it: one
+    replica at a time lists and cancels an account's working orders."""
+    taken: bool = await conn.fetchval(
+        "SELECT pg_try_advisory_xact_lock(hashtextextended('gatekeeper.stop_cancels:' || $1, 0))",
+        account,
+    )
+    return taken
+
+
+async def record_run(
+    conn: Conn,
+    account: str,
+    event: StopEvent,
+    credential: Credential,
+    *,
+    complete: bool,
+    covered_by: int | None = None,
+) -> int:
+    run_id: int = await conn.fetchval(
+        f"INSERT INTO stop_cancel_runs ({_event_column(event.kind)}, account_id, credential,"  # noqa: S608
+        " covered_by, complete) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        event.event_id,
+        account,
+        credential,
+        covered_by,
+        complete,
+    )
+    return run_id
+
+
+async def record_cancel(
+    conn: Conn, run_id: int, account: str, event: StopEvent, cancel: OrderCancel
+) -> None:
+    await conn.execute(
+        f"INSERT INTO stop_order_cancels (run_id, {_event_column(event.kind)}, account_id,"  # noqa: S608
+        " order_id, outcome, http_status, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        run_id,
+        event.event_id,
+        account,
+        cancel.order_id,
+        cancel.outcome,
+        cancel.http_status,
+        cancel.detail,
+    )
