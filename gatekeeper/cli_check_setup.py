@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -23,6 +22,7 @@ import aiohttp
 import asyncpg
 from redis.asyncio import Redis
 
+from gatekeeper import alerts
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters import users
 from gatekeeper.adapters.migrations import migration_status
@@ -280,16 +280,22 @@ async def _validation(settings: Settings) -> str:
     return f"999,999 TEST refused ({codes}); 10 TEST allowed (the configured defaults)"
 
 
-async def _alerts(settings: Settings) -> str:
+async def _alerts(report: Report, settings: Settings) -> None:
+    """One line per channel: the test message delivered (✅) or not (❌); ❌ with none."""
     try:
-        alerts = importlib.import_module("gatekeeper.alerts")
-    except ModuleNotFoundError:
-        raise CheckFailed("alerts are not configured (this build has no alert delivery)") from None
-    send = getattr(alerts, "send_test_alert", None)
-    if send is None:
-        raise CheckFailed("alerts are not configured (no test message can be sent)")
-    result = await send(settings)
-    return str(result or "test message sent")
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            results = await alerts.send_test_alert(settings, max_seconds=CHECK_TIMEOUT_SECONDS - 1)
+    except Exception as error:  # a ❌ line, never a traceback
+        report.line(False, f"Alerts: {_failure(error)}")
+        return
+    if not results:
+        report.line(
+            False,
+            "Alerts: not configured (no [alerts.email] and no [[alerts.webhooks]]:"
+            " see docs/alerts.md)",
+        )
+    for result in results:
+        report.line(result.ok, f"Alerts ({result.channel}): {result.detail}")
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -307,7 +313,7 @@ async def run_checks(settings: Settings, *, send_test_alert: bool, out: TextIO) 
     await _check(report, "Broker", lambda: _broker(settings.proxy.upstream_url))
     await _check(report, "Order validation", lambda: _validation(settings))
     if send_test_alert:
-        await _check(report, "Alerts", lambda: _alerts(settings))
+        await _alerts(report, settings)
     else:
         out.write("⏭  Alerts: not tried (--send-test-alert sends a test message)\n")
     return not report.failed

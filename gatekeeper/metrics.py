@@ -31,6 +31,8 @@ class Metrics:
     status_refresh_failures: Counter
     # Per account (one series per account with a protection): gatekeeper.account_gauges.
     emergency_stop_active: Gauge
+    # The global stop (every account): one series, no labels.
+    global_emergency_stop_active: Gauge
     trades_today: Gauge
     daily_trades_limit: Gauge
     day_pnl: Gauge
@@ -77,10 +79,13 @@ class Metrics:
             ),
             emergency_stop_events=Counter(
                 "gatekeeper_emergency_stop_events_total",
-                # Read from the database's emergency_events by the status job, so stops from
-                # the CLI and other replicas count too: every replica counts every event.
+                # Read from the database's emergency_events and global_emergency_events by the
+                # status job, so stops from the CLI and other replicas count too: every
+                # replica counts every event.
                 "Emergency stops triggered or cleared (any origin) since this process started.",
-                ["event", "via"],  # triggered | cleared; api | cli | system
+                # account | global (every account at once); triggered | cleared;
+                # api | cli | system
+                ["scope", "event", "via"],
                 registry=registry,
             ),
             risk_decisions=Counter(
@@ -133,6 +138,11 @@ class Metrics:
                 "gatekeeper_emergency_stop_active",
                 "1 while an emergency stop is active on the account, else 0.",
                 ["account"],
+                registry=registry,
+            ),
+            global_emergency_stop_active=Gauge(
+                "gatekeeper_global_emergency_stop_active",
+                "1 while the global emergency stop (every account) is active, else 0.",
                 registry=registry,
             ),
             trades_today=Gauge(

@@ -1,7 +1,9 @@
 """The status job: every ``admin.status_refresh_seconds`` it reads Postgres and refreshes the
-per-account gauges (gatekeeper.account_gauges) and counts the emergency events recorded since
-its last run, whatever their origin. The CLI runs in its own process and other replicas have
-their own metrics: the database is the one place every stop and clear goes through.
+per-account gauges (gatekeeper.account_gauges) and the global stop's gauge, and counts the
+emergency events recorded since its last run, whatever their origin: the accounts' (scope
+``account``, ``emergency_events``) and the global stop's (scope ``global``,
+``global_emergency_events``). The CLI runs in its own process and other replicas have their
+own metrics: the database is the one place every stop and clear goes through.
 
 Every replica counts every event it reads (``gatekeeper_emergency_stop_events_total`` is the
 same on all of them): aggregate it with ``max``, not ``sum``. Counting starts from the newest
@@ -13,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import asyncpg
@@ -28,6 +31,8 @@ from gatekeeper.account_gauges import (
 )
 from gatekeeper.adapters import account_status as store
 from gatekeeper.adapters import decisions as db
+from gatekeeper.adapters import stops
+from gatekeeper.adapters.pg import Conn
 from gatekeeper.core import trading_day
 from gatekeeper.engine import DB_DOWN
 from gatekeeper.metrics import Metrics
@@ -35,12 +40,29 @@ from gatekeeper.web import keys
 
 log = logging.getLogger(__name__)
 
+SCOPES = ("account", "global")
 EVENTS = ("triggered", "cleared")
 VIAS = ("api", "cli", "system")
 # Ids are handed out before commit: an event may become visible after a newer one. Ids this
 # far below the newest seen are read again (and skipped when already counted).
 _REREAD_WINDOW = 256
 _DB_ERRORS: tuple[type[BaseException], ...] = (*DB_DOWN, asyncpg.PostgresError)
+
+_Newest = Callable[[Conn], Awaitable[int]]
+_After = Callable[[Conn, int], Awaitable[list[store.EventRow]]]
+# Each scope's events table: its newest id, and its events after an id (ids are per table).
+_SOURCES: dict[str, tuple[_Newest, _After]] = {
+    "account": (store.last_event_id, store.events_after),
+    "global": (stops.last_global_event_id, stops.global_events_after),
+}
+
+
+@dataclass
+class _Cursor:
+    """How far one events table has been counted."""
+
+    newest: int | None = None  # None: the baseline is not taken yet
+    counted: set[int] = field(default_factory=set)
 
 
 class StatusJob:
@@ -49,38 +71,45 @@ class StatusJob:
     def __init__(self, pool: asyncpg.Pool, metrics: Metrics) -> None:
         self._pool = pool
         self._metrics = metrics
-        self._newest: int | None = None  # None: the baseline is not taken yet
-        self._counted: set[int] = set()
-        for event in EVENTS:
-            for via in VIAS:  # present at 0, so the first event is an increase
-                metrics.emergency_stop_events.labels(event, via)
+        self._cursors = {scope: _Cursor() for scope in SCOPES}
+        for scope in SCOPES:
+            for event in EVENTS:
+                for via in VIAS:  # present at 0, so the first event is an increase
+                    metrics.emergency_stop_events.labels(scope, event, via)
 
     async def run_once(self) -> None:
         """Read the database once and publish what it says."""
         async with self._pool.acquire() as conn:
             day = trading_day(await db.database_now(conn))
             accounts = await store.protected_accounts(conn, day)
-            baseline = self._newest is None
-            newest = await store.last_event_id(conn) if self._newest is None else self._newest
-            events = await store.events_after(conn, newest - _REREAD_WINDOW)
+            global_stop = await stops.global_stop(conn)
+            read = {scope: await self._read(conn, scope) for scope in SCOPES}
         for row in accounts:
             publish_status(self._metrics, _status(row))
         forget_accounts(self._metrics, {row.account_id for row in accounts})
-        if baseline:  # what happened before this process started is not counted
-            self._newest = newest
-            self._counted = {event.id for event in events if event.id <= newest}
-            events = [event for event in events if event.id > newest]
-        self._count(events)
+        self._metrics.global_emergency_stop_active.set(1 if global_stop.active else 0)
+        for scope, (newest, events) in read.items():
+            self._count(scope, newest, events)
 
-    def _count(self, events: list[store.EventRow]) -> None:
+    async def _read(self, conn: Conn, scope: str) -> tuple[int, list[store.EventRow]]:
+        newest_id, events_after = _SOURCES[scope]
+        cursor = self._cursors[scope]
+        newest = await newest_id(conn) if cursor.newest is None else cursor.newest
+        return newest, await events_after(conn, newest - _REREAD_WINDOW)
+
+    def _count(self, scope: str, newest: int, events: list[store.EventRow]) -> None:
+        cursor = self._cursors[scope]
+        if cursor.newest is None:  # what happened before this process started is not counted
+            cursor.newest = newest
+            cursor.counted = {event.id for event in events if event.id <= newest}
         for event in events:
-            if event.id in self._counted or event.event not in EVENTS or event.via not in VIAS:
+            if event.id in cursor.counted or event.event not in EVENTS or event.via not in VIAS:
                 continue
-            self._counted.add(event.id)
-            self._metrics.emergency_stop_events.labels(event.event, event.via).inc()
-            self._newest = max(self._newest or 0, event.id)
-        floor = (self._newest or 0) - _REREAD_WINDOW
-        self._counted = {event_id for event_id in self._counted if event_id > floor}
+            cursor.counted.add(event.id)
+            self._metrics.emergency_stop_events.labels(scope, event.event, event.via).inc()
+            cursor.newest = max(cursor.newest, event.id)
+        floor = cursor.newest - _REREAD_WINDOW
+        cursor.counted = {event_id for event_id in cursor.counted if event_id > floor}
 
     async def run(self, interval: float, wake: asyncio.Event) -> None:
         """Run every ``interval`` seconds, or sooner when ``wake`` is set, until cancelled; a

@@ -18,6 +18,7 @@ from typing import Literal
 
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters import users
+from gatekeeper.adapters.account_status import EventRow
 from gatekeeper.adapters.decisions import lock_account
 from gatekeeper.adapters.pg import Conn
 from gatekeeper.adapters.protection_errors import EmergencyStopNotActive, StopModeTooLoose
@@ -233,6 +234,20 @@ async def _record_global_event(
     )
     alert = {"mode": mode, "actor": name, "via": actor.via, "reason": reason}  # gatekeeper.alerts
     await outbox.enqueue(conn, f"stop_{event}", outbox.ALL_ACCOUNTS, alert)
+
+
+async def last_global_event_id(conn: Conn) -> int:
+    """The id of the newest global stop event (0 when there is none)."""
+    found: int = await conn.fetchval("SELECT coalesce(max(id), 0) FROM global_emergency_events")
+    return found
+
+
+async def global_events_after(conn: Conn, after_id: int) -> list[EventRow]:
+    """Global stop events with an id above ``after_id``, oldest first (the status job)."""
+    rows = await conn.fetch(
+        "SELECT id, event, via FROM global_emergency_events WHERE id > $1 ORDER BY id", after_id
+    )
+    return [EventRow(row["id"], row["event"], row["via"]) for row in rows]
 
 
 # -- cancels of working orders ----------------------------------------------------------------

@@ -7,4 +7,10 @@
   and the risk-path failures kept in memory until the outbox can take them.
 - ``messages``: an event as a title and a text (pure).
 - ``email``, ``webhook``: the channels. ``worker``: the delivery loop.
+- ``check``: :func:`send_test_alert`, a test message to every channel, sent directly
+  (``gatekeeper check --send-test-alert``).
 """
+
+from gatekeeper.alerts.check import ChannelResult, send_test_alert
+
+__all__ = ["ChannelResult", "send_test_alert"]

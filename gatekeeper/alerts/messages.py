@@ -30,7 +30,7 @@ _CENT = Decimal("0.01")
 
 @dataclass(frozen=True)
 class Message:
-    event_id: int
+    event_id: int | str  # the outbox event's id; ``test-…`` for a test message
     kind: str
     account: str
     title: str

@@ -55,6 +55,8 @@ async def create_stop(call: Call) -> web.Response:
             call.conn, reason=body.reason, triggered_by=actor.name, mode=body.mode,
             actor=actor, may_loosen=may_loosen,
         )  # fmt: skip
+        # This replica's gauge at once; the status job (woken by this write) counts the event.
+        app[keys.METRICS].global_emergency_stop_active.set(1)
         if changed:
             log.warning("GLOBAL EMERGENCY STOP triggered (mode %s)", state.mode)
             if actions is not None:
@@ -93,6 +95,7 @@ async def clear_stop(call: Call) -> web.Response:
     actor = _actor(call, body.cleared_by)
     if body.all:
         state = await stops.clear_global_stop(call.conn, cleared_by=actor.name, actor=actor)
+        call.request.app[keys.METRICS].global_emergency_stop_active.set(0)
         log.warning("global emergency stop cleared")
         return _json(
             StopResponse(scope="all", account_id=None, already_active=True,

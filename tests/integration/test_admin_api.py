@@ -264,7 +264,8 @@ async def test_step_6_emergency_stop_and_clearance(admin_api: AdminApi, admin: I
     metrics = admin_api.gate.metrics.registry
     for _ in range(100):
         counted = metrics.get_sample_value(
-            "gatekeeper_emergency_stop_events_total", {"event": "triggered", "via": "api"}
+            "gatekeeper_emergency_stop_events_total",
+            {"scope": "account", "event": "triggered", "via": "api"},
         )
         if counted == 1:
             break

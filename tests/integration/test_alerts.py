@@ -1,9 +1,12 @@
 """Alerts (issue 10, item 3) against a real SMTP server (aiosmtpd) and a real HTTP receiver in
 this process: one message per event with the account, the reason and the figures, in every
-webhook format; signed bodies; email only where the protection wants it."""
+webhook format; signed bodies; email only where the protection wants it; a limit above 80 %
+once per account, limit and day; the global stop once."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
@@ -15,11 +18,13 @@ import pytest
 
 from gatekeeper.adapters import users
 from gatekeeper.auth import Role
+from tests.fixtures.admin import run_cli
 from tests.fixtures.alerts import (
     SmtpSink,
     WebhookSink,
     alert_settings,
     eventually,
+    settled,
     with_alerts,
 )
 from tests.fixtures.gate import Gate, make_settings, start_gatekeeper
@@ -149,10 +154,10 @@ async def test_an_automatic_stop_a_manual_stop_and_a_clear_each_alert_once_every
     assert f"[gatekeeper] Emergency stop triggered on {account}" in subjects
     assert any("-5.54%" in mail.text and "nlv=94465.00" in mail.text for mail in smtp.mails)
     assert all(mail.envelope_to == ["oncall@example.com"] for mail in smtp.mails)
-    delivered = await pg_pool.fetchval(
-        "SELECT count(*) FROM alert_deliveries WHERE state = 'delivered'"
+    # four webhooks and the email, each marked delivered once
+    await settled(
+        pg_pool, "SELECT count(*) FROM alert_deliveries WHERE state = 'delivered'", events * 5
     )
-    assert delivered == events * 5  # four webhooks and the email
 
 
 async def test_email_only_for_protections_that_want_it(
@@ -179,3 +184,93 @@ async def test_email_only_for_protections_that_want_it(
     )
     assert skipped == 1
     assert len(smtp.mails) == 1
+
+
+def utilisation_alerts(hooks: WebhookSink) -> list[dict[str, Any]]:
+    return [i.json() for i in hooks.at("/json") if i.json()["kind"] == "limit_utilisation"]
+
+
+async def test_a_limit_above_80_percent_alerts_once_per_account_limit_and_day(
+    alerting_gate: Gate,
+    paper_broker: Any,
+    paper_auth: dict[str, str],
+    pg_pool: asyncpg.Pool,
+    smtp: SmtpSink,
+    hooks: WebhookSink,
+) -> None:
+    account = paper_broker.account_number
+    await protect(pg_pool, account, max_daily_trades=5)
+    async with aiohttp.ClientSession() as session:
+        bot = Bot(alerting_gate.proxy_url, paper_auth, session, account)
+        for _ in range(3):  # 3 of 5 trades: 60 %
+            assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
+        await asyncio.sleep(0.5)  # several delivery rounds
+        assert [
+            a for a in utilisation_alerts(hooks) if a["details"]["limit"] == "max_daily_trades"
+        ] == []
+
+        assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201  # 4 of 5: 80 %
+        await eventually(
+            lambda: any(
+                a["details"]["limit"] == "max_daily_trades" for a in utilisation_alerts(hooks)
+            )
+        )
+        assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201  # 5 of 5: same day
+        await asyncio.sleep(0.5)
+
+    alerts = utilisation_alerts(hooks)
+    per_limit = Counter(a["details"]["limit"] for a in alerts)
+    assert per_limit["max_daily_trades"] == 1
+    assert set(per_limit.values()) == {1}, per_limit  # any other limit: once too
+    trades = next(a for a in alerts if a["details"]["limit"] == "max_daily_trades")
+    assert trades["account"] == account
+    assert trades["title"] == f"max_daily_trades at 80.0% of its limit on {account}"
+    assert "Trades today: 4 of 5" in trades["text"]
+    assert "alert threshold 80%" in trades["text"]
+    assert (
+        await pg_pool.fetchval(
+            "SELECT count(*) FROM alert_events WHERE kind = 'limit_utilisation'"
+            " AND dedup_key LIKE 'limit_utilisation:' || $1 || ':max_daily_trades:%'",
+            account,
+        )
+        == 1
+    )
+    await eventually(lambda: len(smtp.mails) == len(hooks.at("/json")))
+    subjects = [mail.subject for mail in smtp.mails]
+    assert subjects.count(f"[gatekeeper] {trades['title']}") == 1
+
+
+async def test_a_global_stop_alerts_once(
+    alerting_gate: Gate,
+    paper_broker: Any,
+    database_url: str,
+    pg_pool: asyncpg.Pool,
+    smtp: SmtpSink,
+    hooks: WebhookSink,
+) -> None:
+    # Email is wanted for the global stop when any protection wants email.
+    await protect(pg_pool, paper_broker.account_number, email_alerts_enabled=True)
+    await protect(pg_pool, paper_broker.cash_account_number, email_alerts_enabled=False)
+
+    stopped = await run_cli(
+        database_url, "stop", "--all", "--reason", "exchange outage", "--by", "erin"
+    )
+    assert stopped.returncode == 0, stopped.stderr
+    await eventually(lambda: all(len(hooks.at(p)) == 1 for p in FORMATS))
+    await eventually(lambda: len(smtp.mails) == 1)
+    await asyncio.sleep(0.5)  # nothing more comes: one event, not one per account
+
+    assert all(len(hooks.at(p)) == 1 for p in FORMATS)
+    (alert,) = [i.json() for i in hooks.at("/json")]
+    assert alert["kind"] == "stop_triggered"
+    assert alert["account"] == "*"
+    assert alert["title"] == "Emergency stop triggered on all accounts"
+    assert "Account: every account" in alert["text"]
+    assert "erin (via cli)" in alert["text"]
+    assert "exchange outage" in alert["text"]
+    assert "Mode: halt" in alert["text"]
+    assert [mail.subject for mail in smtp.mails] == [
+        "[gatekeeper] Emergency stop triggered on all accounts"
+    ]
+    assert "exchange outage" in smtp.mails[0].text
+    assert await pg_pool.fetchval("SELECT count(*) FROM alert_events") == 1

@@ -1,6 +1,7 @@
 """Alert delivery (issue 10, item 3): with the receivers down orders keep their latency and
 the messages arrive once the receivers return; two replicas deliver each message once; the
-risk path failing (Redis down) is alerted once Postgres can take it."""
+risk path failing is alerted once: Redis down at once, Postgres down once Postgres is back (the
+failures are kept in memory until the outbox can take them)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,15 @@ import pytest
 from pydantic import SecretStr
 
 from gatekeeper.alerts import outbox
-from gatekeeper.embedded import EmbeddedRedis
-from tests.fixtures.alerts import SmtpSink, WebhookSink, alert_settings, eventually, with_alerts
+from gatekeeper.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.fixtures.alerts import (
+    SmtpSink,
+    WebhookSink,
+    alert_settings,
+    eventually,
+    settled,
+    with_alerts,
+)
 from tests.fixtures.gate import make_settings, start_gatekeeper
 from tests.fixtures.orders import Bot, order, protect
 from tests.integration.test_alerts import BASE, admin_call, admin_token, kinds
@@ -182,3 +190,53 @@ async def test_the_risk_path_failing_is_alerted_once(
     assert len(failed) == 1
     assert failed[0]["account"] == paper_broker.account_number
     assert "cache_unavailable" in failed[0]["text"]
+
+
+async def test_a_postgres_outage_is_kept_in_memory_and_alerted_once_it_is_back(
+    paper_broker: Any,
+    paper_auth: dict[str, str],
+    private_postgres: EmbeddedPostgres,
+    redis_url: str,
+    hooks: WebhookSink,
+) -> None:
+    account = paper_broker.account_number
+    pool = await asyncpg.create_pool(private_postgres.url, min_size=1, max_size=2)
+    try:
+        await protect(pool, account)
+    finally:
+        await pool.close()
+    settings = with_alerts(
+        make_settings(paper_broker.url, private_postgres.url, redis_url),
+        alert_settings(None, hooks),
+    )
+    async with start_gatekeeper(settings) as gate, aiohttp.ClientSession() as session:
+        bot = Bot(gate.proxy_url, paper_auth, session, account)
+        assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
+        await asyncio.to_thread(private_postgres.stop)
+        for _ in range(3):
+            answer = await bot.place(order("AAPL", 1, "150.00"))
+            assert answer.body["error"]["code"] == "database_unavailable"
+        await asyncio.sleep(0.5)  # about ten delivery rounds: the outbox cannot be written
+        assert "risk_path_failed" not in kinds(hooks)
+
+        await asyncio.to_thread(private_postgres.start)
+        await eventually(lambda: "risk_path_failed" in kinds(hooks), within=30)
+        await asyncio.sleep(0.5)  # nothing more comes
+    failed = [i.json() for i in hooks.at("/json") if i.json()["kind"] == "risk_path_failed"]
+    assert len(failed) == 1
+    assert failed[0]["account"] == account
+    assert failed[0]["title"] == f"Risk checks failing on {account}: database_unavailable"
+    assert "Failures: 3 from" in failed[0]["text"]  # the three noted while Postgres was down
+    assert all(len(hooks.at(p)) == len(hooks.at("/json")) for p in ("/slack", "/ntfy"))
+    pool = await asyncpg.create_pool(private_postgres.url, min_size=1, max_size=1)
+    try:
+        # One event, its four webhook deliveries marked delivered (once each).
+        await settled(
+            pool,
+            "SELECT array_agg(d.state ORDER BY d.id) FROM alert_events e"
+            " JOIN alert_deliveries d ON d.event_id = e.id"
+            " WHERE e.kind = 'risk_path_failed' AND d.channel = 'webhook'",
+            ["delivered"] * 4,
+        )
+    finally:
+        await pool.close()

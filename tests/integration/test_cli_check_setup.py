@@ -1,10 +1,12 @@
 """``gatekeeper check``: every line ✅ against a migrated database, Redis and the paper broker
 (and nothing left behind); ❌ and exit status 1 when Redis is down or a migration is missing;
-no password printed."""
+no password printed. ``--send-test-alert``: one line per channel, against a real SMTP server
+(aiosmtpd) and a real HTTP receiver in this process; ❌ when no channel is configured."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -15,6 +17,7 @@ import asyncpg
 
 from gatekeeper.embedded import EmbeddedRedis
 from tests.fixtures.admin import CliResult
+from tests.fixtures.alerts import SECRET, SmtpSink, WebhookSink, free_port
 from tests.fixtures.orders import protect
 
 PASSWORD = "not-a-real-password-7f3a"
@@ -38,12 +41,19 @@ def _with_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-async def run_check(database_url: str, redis_url: str, upstream_url: str) -> CliResult:
+async def run_check(
+    database_url: str,
+    redis_url: str,
+    upstream_url: str,
+    *args: str,
+    extra_env: dict[str, str] | None = None,
+) -> CliResult:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
     env |= {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "GATEKEEPER_PROXY__UPSTREAM_URL": upstream_url,
+        **(extra_env or {}),
     }
     with tempfile.TemporaryDirectory(prefix="gk-cli-") as workdir:
         process = await asyncio.create_subprocess_exec(
@@ -51,6 +61,7 @@ async def run_check(database_url: str, redis_url: str, upstream_url: str) -> Cli
             "-m",
             "gatekeeper.cli",
             "check",
+            *args,
             cwd=workdir,
             env=env,
             stdout=asyncio.subprocess.PIPE,
@@ -123,3 +134,76 @@ async def test_check_fails_when_a_migration_is_missing(
     assert f"{newest:04d}" in result.stdout
     assert "not applied" in result.stdout
     assert "gatekeeper migrate" in result.stdout
+
+
+async def test_check_sends_a_test_alert_to_every_channel_and_prints_no_secret(
+    database_url: str, redis_url: str, paper_broker: Any, pg_pool: asyncpg.Pool
+) -> None:
+    smtp, hooks = SmtpSink(), WebhookSink()
+    await smtp.start()
+    await hooks.start()
+    token = "url-token-5d2c9e0a"  # chat webhooks carry a token in their URL
+    webhooks = [
+        {"name": "ops-json", "url": hooks.url(f"/json?token={token}"), "secret": SECRET},
+        {"name": "ops-ntfy", "url": hooks.url("/ntfy"), "format": "ntfy"},
+        # Nothing listens there: that channel is ❌, the others still ✅.
+        {"name": "gone", "url": f"http://127.0.0.1:{free_port()}/{token}", "format": "slack"},
+    ]
+    email = {
+        "host": "127.0.0.1",
+        "port": smtp.port,
+        "security": "none",
+        "sender": "gatekeeper@example.com",
+        "recipients": ["oncall@example.com"],
+    }
+    extra_env = {
+        "GATEKEEPER_ALERTS__EMAIL": json.dumps(email),
+        "GATEKEEPER_ALERTS__WEBHOOKS": json.dumps(webhooks),
+    }
+    try:
+        result = await run_check(
+            database_url, redis_url, paper_broker.url, "--send-test-alert", extra_env=extra_env
+        )
+    finally:
+        await smtp.stop()
+        await hooks.stop()
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    marks = lines(result)
+    assert {title: mark for title, mark in marks.items() if title.startswith("Alerts")} == {
+        "Alerts (email)": "✅",
+        "Alerts (webhook ops-json)": "✅",
+        "Alerts (webhook ops-ntfy)": "✅",
+        "Alerts (webhook gone)": "❌",
+    }, result.stdout
+    assert all(marks[title] == "✅" for title in TITLES), result.stdout
+    assert "ClientConnectorError" in result.stdout
+    printed = result.stdout + result.stderr
+    for secret in (token, SECRET, hooks.url(""), "/json", "/ntfy"):
+        assert secret not in printed
+    # Delivered directly, once each: the real receivers got exactly one message.
+    assert [mail.subject for mail in smtp.mails] == [
+        "[gatekeeper] Test alert from gatekeeper check"
+    ]
+    assert smtp.mails[0].envelope_to == ["oncall@example.com"]
+    (posted,) = hooks.at("/json")
+    assert posted.signed
+    assert posted.json()["kind"] == "test"
+    assert posted.headers["X-Gatekeeper-Alert-Id"].startswith("test-")
+    (ntfy,) = hooks.at("/ntfy")
+    assert ntfy.headers["Title"] == "Test alert from gatekeeper check"
+    # Not through the outbox: nothing left for the workers to deliver later.
+    assert await pg_pool.fetchval("SELECT count(*) FROM alert_events") == 0
+
+
+async def test_check_says_when_no_alert_channel_is_configured(
+    database_url: str, redis_url: str, paper_broker: Any
+) -> None:
+    result = await run_check(database_url, redis_url, paper_broker.url, "--send-test-alert")
+
+    assert result.returncode == 1
+    marks = lines(result)
+    assert marks.pop("Alerts") == "❌", result.stdout
+    assert set(marks.values()) == {"✅"}, result.stdout
+    assert "❌ Alerts: not configured" in result.stdout
+    assert "NOT ready for trading" in result.stdout

@@ -1,12 +1,14 @@
-"""Metrics that show the state: the stop gauge for stops of every origin (the engine's through
-the proxy, the CLI's through the status job), one decision count per decision, and the
-utilisation gauges as the decision's figures say."""
+"""Metrics that show the state: the stop gauges (per account and global) for stops of every
+origin (the engine's through the proxy, the admin API's at once, the CLI's through the status
+job), one decision count per decision, and the utilisation gauges as the decision's figures
+say."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +17,8 @@ import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gatekeeper.adapters import users
+from gatekeeper.auth import Role
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import AdminSettings
 from gatekeeper.status_job import StatusJob
@@ -97,7 +101,7 @@ async def test_stops_of_every_origin_are_counted_from_the_database(
     counter = "gatekeeper_emergency_stop_events_total"
 
     await _breach_daily_loss(bot, paper_broker)
-    await eventually(fast_gatekeeper, counter, 1, event="triggered", via="system")
+    await eventually(fast_gatekeeper, counter, 1, scope="account", event="triggered", via="system")
 
     cleared = await run_cli(
         database_url, "protections", "clear", account, "--by", "ops", "--confirm"
@@ -106,7 +110,7 @@ async def test_stops_of_every_origin_are_counted_from_the_database(
     samples = await eventually(
         fast_gatekeeper, "gatekeeper_emergency_stop_active", 0, account=account
     )
-    assert value(samples, counter, event="cleared", via="cli") == 1
+    assert value(samples, counter, scope="account", event="cleared", via="cli") == 1
 
     # A CLI stop: another process, seen only through the database, by the status job.
     stopped = await run_cli(
@@ -116,9 +120,84 @@ async def test_stops_of_every_origin_are_counted_from_the_database(
     samples = await eventually(
         fast_gatekeeper, "gatekeeper_emergency_stop_active", 1, account=account
     )
-    assert value(samples, counter, event="triggered", via="cli") == 1
-    assert value(samples, counter, event="triggered", via="system") == 1
-    assert value(samples, counter, event="triggered", via="api") == 0
+    assert value(samples, counter, scope="account", event="triggered", via="cli") == 1
+    assert value(samples, counter, scope="account", event="triggered", via="system") == 1
+    assert value(samples, counter, scope="account", event="triggered", via="api") == 0
+    assert value(samples, counter, scope="global", event="triggered", via="cli") == 0
+    assert value(samples, "gatekeeper_global_emergency_stop_active") == 0
+
+
+GLOBAL = "gatekeeper_global_emergency_stop_active"
+COUNTER = "gatekeeper_emergency_stop_events_total"
+
+
+async def test_a_global_stop_from_the_cli_is_on_the_gauge_and_counted(
+    fast_gatekeeper: Gate, pg_pool: asyncpg.Pool, database_url: str
+) -> None:
+    await protect(pg_pool, "5WT00001")
+    await eventually(fast_gatekeeper, "gatekeeper_emergency_stop_active", 0, account="5WT00001")
+
+    stopped = await run_cli(database_url, "stop", "--all", "--reason", "market halt")
+    assert stopped.returncode == 0, stopped.stderr
+    samples = await eventually(fast_gatekeeper, GLOBAL, 1)
+    await eventually(fast_gatekeeper, COUNTER, 1, scope="global", event="triggered", via="cli")
+    # Every account is blocked, but no account's own stop is active: the gauges say which.
+    assert value(samples, "gatekeeper_emergency_stop_active", account="5WT00001") == 0
+
+    cleared = await run_cli(database_url, "clear", "--all", "--confirm")
+    assert cleared.returncode == 0, cleared.stderr
+    await eventually(fast_gatekeeper, GLOBAL, 0)
+    samples = await eventually(
+        fast_gatekeeper, COUNTER, 1, scope="global", event="cleared", via="cli"
+    )
+    assert value(samples, COUNTER, scope="account", event="triggered", via="cli") == 0
+    assert value(samples, COUNTER, scope="account", event="cleared", via="cli") == 0
+
+    # A fresh process reads the state, not the history.
+    fresh = Metrics.create()
+    await StatusJob(pg_pool, fresh).run_once()
+    assert fresh.registry.get_sample_value(GLOBAL) == 0
+    found = fresh.registry.get_sample_value(
+        COUNTER, {"scope": "global", "event": "triggered", "via": "cli"}
+    )
+    assert found == 0
+
+
+async def _admin_call(gate: Gate, token: str, method: str, body: dict[str, Any]) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method, gate.admin_url + "/api/v1/emergency_stops", json=body, headers=headers
+        ) as answer,
+    ):
+        await answer.read()
+        return answer.status
+
+
+async def test_a_global_stop_on_the_admin_api_shows_at_once_on_that_replica(
+    gatekeeper: Gate, pg_pool: asyncpg.Pool
+) -> None:
+    await protect(pg_pool, "5WT00001")
+    async with pg_pool.acquire() as conn:
+        user = await users.create_user(conn, "ops@example.com")
+        token, _ = await users.create_token(conn, user, Role.ADMIN, timedelta(hours=1))
+    async with pg_pool.acquire() as blocker, blocker.transaction():
+        # The status job reads risk_decisions for each protected account: while this lock is
+        # held it cannot run, so only the admin API itself can set the gauge.
+        await blocker.execute("LOCK TABLE risk_decisions IN ACCESS EXCLUSIVE MODE")
+        body = {"all": True, "reason": "drill"}
+        assert await _admin_call(gatekeeper, token, "POST", body) == 200
+        assert value(await scrape(gatekeeper), GLOBAL) == 1
+        clear = {"all": True, "confirm": "all"}
+        assert await _admin_call(gatekeeper, token, "DELETE", clear) == 200
+        samples = await scrape(gatekeeper)
+        assert value(samples, GLOBAL) == 0
+        assert value(samples, COUNTER, scope="global", event="triggered", via="api") == 0
+    # Once the status job runs (woken by the writes), it counts both from the database.
+    await eventually(gatekeeper, COUNTER, 1, scope="global", event="triggered", via="api")
+    samples = await eventually(gatekeeper, COUNTER, 1, scope="global", event="cleared", via="api")
+    assert value(samples, GLOBAL) == 0
 
 
 async def test_one_decision_is_counted_once_whatever_its_violations(

@@ -61,6 +61,7 @@ def test_dashboard_and_alerts_show_the_state_per_account() -> None:
     rules = (DEPLOY / "prometheus" / "alerts.yml").read_text()
     for name in (
         "gatekeeper_emergency_stop_active",
+        "gatekeeper_global_emergency_stop_active",
         "gatekeeper_limit_utilisation_ratio",
         "gatekeeper_decisions_total",
     ):

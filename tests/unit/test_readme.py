@@ -25,3 +25,20 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert readme_commands()[1] in ci
     assert "set -euo pipefail" in ci
+
+
+def test_readme_operating_section_names_the_stop_alert_and_check_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Operating it", 1)[1].split("\n## ", 1)[0]
+    for words in (
+        "`gatekeeper stop ACCOUNT",
+        "`gatekeeper stop --all",
+        "`gatekeeper clear ACCOUNT --confirm`",
+        "`gatekeeper clear --all --confirm`",
+        "`gatekeeper check`",
+        "--send-test-alert",
+    ):
+        assert words in section, words
+    links = set(re.findall(r"\]\((docs/[a-z-]+\.md)(?:#[a-z0-9-]+)?\)", section))
+    assert {"docs/admin.md", "docs/alerts.md"} <= links
+    assert all((ROOT / link).is_file() for link in links)

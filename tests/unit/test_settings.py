@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from gatekeeper.settings import PRODUCTION_URL, SANDBOX_URL, SettingsError, load_settings
+from gatekeeper.settings import (
+    PRODUCTION_URL,
+    SANDBOX_URL,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -91,3 +99,32 @@ def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
 def test_toml_syntax_error_is_reported(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"gatekeeper\.toml"):
         load_settings(write(tmp_path, "[proxy\nport = 1\n"))
+
+
+SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config" / "gatekeeper.toml"
+
+
+def test_the_shipped_config_loads_and_has_a_section_for_every_settings_section() -> None:
+    settings = load_settings(SHIPPED_CONFIG)
+    tables = {
+        k for k, v in tomllib.loads(SHIPPED_CONFIG.read_text()).items() if isinstance(v, dict)
+    }
+    sections = {
+        name
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    }
+    assert sections == {"proxy", "admin", "paper", "embedded", "risk", "stops", "alerts"}
+    assert tables == sections
+    text = SHIPPED_CONFIG.read_text()
+    # The secrets' places are shown, commented, never as values.
+    for example in (
+        "# broker_clients_file = ",
+        "GATEKEEPER_STOPS__BROKER_CLIENTS=",
+        "# [alerts.email]",
+        "# [[alerts.webhooks]]",
+        "GATEKEEPER_ALERTS__EMAIL__PASSWORD",
+    ):
+        assert example in text
+    assert settings.stops.broker_clients == ()
+    assert settings.alerts.email is None
