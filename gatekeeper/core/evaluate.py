@@ -30,6 +30,7 @@ from gatekeeper.core.holdings import OrderInput, contained_orders
 from gatekeeper.core.order import Order
 from gatekeeper.core.pricing import Prices
 from gatekeeper.core.scenarios import scenario_snapshots, worst_facts
+from gatekeeper.core.sizing import pct
 from gatekeeper.core.snapshot import (
     AccountSnapshot,
     Limits,
@@ -177,7 +178,7 @@ def figures_of(facts: Facts) -> Figures:
     nlv = facts.nlv
 
     def share(amount: Decimal | None) -> Decimal | None:
-        return None if amount is None or nlv <= 0 else rules.pct(amount, nlv)
+        return None if amount is None or nlv <= 0 else pct(amount, nlv)
 
     groups = {
         change.group: GroupFigures(

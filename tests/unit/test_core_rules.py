@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from gatekeeper.core import rules
+from gatekeeper.core import rules, sizing
 from gatekeeper.core.codes import Code
 from gatekeeper.core.facts import account_facts
 from gatekeeper.core.holdings import OrderInput, contained_orders
@@ -118,7 +118,7 @@ def test_exactly_at_the_single_trade_limit_passes() -> None:
     req = request(bto("AAPL", 100, "100.00"), aapl_at_100())
 
     assert req.facts.order_value == D("10000.00")
-    assert rules.check_max_single_trade(req, P) == []
+    assert sizing.check_max_single_trade(req, P) == []
     assert decide(bto("AAPL", 100, "100.00"), aapl_at_100(), [P]).allowed
 
 
@@ -142,7 +142,7 @@ def test_a_fraction_of_a_cent_above_the_limit_is_rejected_though_it_rounds_to_it
 
 
 def test_single_trade_violation_inputs_are_exact_strings_for_the_audit_row() -> None:
-    [violation] = rules.check_max_single_trade(request(bto("AAPL", 100)), P)
+    [violation] = sizing.check_max_single_trade(request(bto("AAPL", 100)), P)
 
     assert violation.code is Code.MAX_SINGLE_TRADE
     assert violation.inputs == {
@@ -167,8 +167,8 @@ def test_free_cash_exactly_at_the_reserve_passes_and_below_it_fails() -> None:
     below = request(bto("AAPL", 200, "175.00005"))
 
     assert at.facts.free_cash_after == D("25000.00")
-    assert rules.check_cash_reserve(at, loose) == []
-    [violation] = rules.check_cash_reserve(below, loose)
+    assert sizing.check_cash_reserve(at, loose) == []
+    [violation] = sizing.check_cash_reserve(below, loose)
     assert violation.inputs["cash_after"] == "24999.99000"
     assert violation.message.startswith(
         "cash_reserve: free cash after the order 24,999.99 is 25.00% of NLV 100,000.00, "
@@ -181,12 +181,12 @@ def test_exposure_is_compared_exactly_not_after_rounding() -> None:
     req = request(bto("AAPL", 10, "150.00"))
 
     assert (
-        rules.check_max_portfolio_exposure(
+        sizing.check_max_portfolio_exposure(
             req, protection_p(max_portfolio_exposure_percentage=D("7.265"))
         )
         == []
     )
-    [violation] = rules.check_max_portfolio_exposure(
+    [violation] = sizing.check_max_portfolio_exposure(
         req, protection_p(max_portfolio_exposure_percentage=D("7.2649"))
     )
     assert violation.message == (
@@ -210,7 +210,7 @@ def test_concentration_exactly_at_the_limit_passes_and_one_share_more_fails() ->
 def test_concentration_limit_of_none_disables_the_rule() -> None:
     off = protection_p(max_position_concentration_percentage=None)
 
-    assert rules.check_max_position_concentration(request(bto("AAPL", 140, "150.00")), off) == []
+    assert sizing.check_max_position_concentration(request(bto("AAPL", 140, "150.00")), off) == []
 
 
 def test_concentration_checks_only_the_groups_the_order_touches() -> None:
@@ -243,10 +243,10 @@ def test_inactive_protection_skips_every_sizing_rule() -> None:
     off = protection_p(active=False)
 
     for check in (
-        rules.check_max_single_trade,
-        rules.check_cash_reserve,
-        rules.check_max_portfolio_exposure,
-        rules.check_max_position_concentration,
+        sizing.check_max_single_trade,
+        sizing.check_cash_reserve,
+        sizing.check_max_portfolio_exposure,
+        sizing.check_max_position_concentration,
     ):
         assert check(req, P), check.__name__
         assert check(req, off) == [], check.__name__
