@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gatekeeper.cli_admin import ADMIN_ARGUMENTS, ADMIN_COMMANDS
+from gatekeeper.cli_audit import AUDIT_ARGUMENTS, AUDIT_COMMANDS
 from gatekeeper.cli_check import CHECK_ARGUMENTS, CHECK_COMMANDS
 from gatekeeper.cli_check_setup import CHECK_SETUP_ARGUMENTS, CHECK_SETUP_COMMANDS
 from gatekeeper.cli_stop import STOP_ARGUMENTS, STOP_COMMANDS
@@ -89,12 +90,14 @@ COMMANDS.update(ADMIN_COMMANDS)
 COMMANDS.update(CHECK_COMMANDS)
 COMMANDS.update(STOP_COMMANDS)
 COMMANDS.update(CHECK_SETUP_COMMANDS)
+COMMANDS.update(AUDIT_COMMANDS)
 # Commands with arguments of their own: name -> a function that adds them to its parser.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     **ADMIN_ARGUMENTS,
     **CHECK_ARGUMENTS,
     **STOP_ARGUMENTS,
     **CHECK_SETUP_ARGUMENTS,
+    **AUDIT_ARGUMENTS,
 }
 
 

@@ -18,6 +18,8 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
+# The order path's account lock, also taken by every protection change (account_lock.py).
+from gatekeeper.adapters.account_lock import lock_account as lock_account
 from gatekeeper.adapters.pg import Conn
 from gatekeeper.adapters.protections import Protection
 from gatekeeper.core import trading_day
@@ -61,17 +63,6 @@ class Reservations:
 async def database_now(conn: Conn) -> datetime:
     """The one clock: the database's."""
     now: datetime = await conn.fetchval("SELECT now()")
-    return now
-
-
-async def lock_account(conn: Conn, account_id: str) -> datetime:
-    """Serialize order decisions for one account across every replica (until commit); returns
-    the database's ``now()`` (the transaction's start: one clock for the whole decision)."""
-    now: datetime = await conn.fetchval(
-        "SELECT now() FROM (SELECT pg_advisory_xact_lock("
-        "hashtextextended('gatekeeper.account:' || $1, 0))) AS locked",
-        account_id,
-    )
     return now
 
 

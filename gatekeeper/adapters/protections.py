@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from gatekeeper.adapters.account_lock import lock_account, lock_account_of_protection
 from gatekeeper.adapters.pg import Conn
 from gatekeeper.adapters.protection_errors import (
     EmergencyStopNotActive,
@@ -153,6 +154,7 @@ async def create_protection(
     values = {**DEFAULTS, _MODE: default_stop_mode, **settings}
     try:
         async with conn.transaction():
+            await lock_account(conn, account_id)  # the audit chain's lock order (account_lock)
             row = await conn.fetchrow(
                 f"""
                 INSERT INTO portfolio_protections (user_id, account_id, {", ".join(SETTING_FIELDS)})
@@ -204,6 +206,7 @@ async def update_protection(
     )
     try:
         async with conn.transaction():
+            await lock_account_of_protection(conn, protection_id)
             old = await _fetch(conn, protection_id, owner, lock=True)
             row = await conn.fetchrow(
                 f"UPDATE portfolio_protections SET {assignments}, updated_at = now()"  # noqa: S608
@@ -259,6 +262,7 @@ async def trigger_emergency_stop(
     A ``mode`` looser than the setting (halt when unset) needs ``may_loosen`` (whoever may
     edit the protection), else StopModeTooLoose is raised and nothing changes."""
     async with conn.transaction():
+        await lock_account_of_protection(conn, protection_id)
         old = await _fetch(conn, protection_id, owner, lock=True)
         if mode is not None and not may_loosen:
             _refuse_looser(mode, old)
@@ -304,6 +308,7 @@ async def clear_emergency_stop(
     """Clear an active stop (raises EmergencyStopNotActive when there is none). The
     protection's own ``emergency_stop_mode`` setting is untouched: the next stop decides anew."""
     async with conn.transaction():
+        await lock_account_of_protection(conn, protection_id)
         old = await _fetch(conn, protection_id, owner, lock=True)
         if not old.emergency_stop_active:
             raise EmergencyStopNotActive(

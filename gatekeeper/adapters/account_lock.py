@@ -1,0 +1,35 @@
+"""The per-account advisory lock: every replica's order decisions for one account, and every
+change to its protections, run one at a time under it (until their transaction ends).
+
+It is taken before any protection row is locked, and the audit chain's head row
+(``sql/0028``) is locked after both, so writers of one account never wait on each other in a
+circle.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gatekeeper.adapters.pg import Conn
+
+_KEY = "hashtextextended('gatekeeper.account:' || {}, 0)"
+
+
+async def lock_account(conn: Conn, account_id: str) -> datetime:
+    """Serialize order decisions for one account across every replica (until commit); returns
+    the database's ``now()`` (the transaction's start: one clock for the whole decision)."""
+    now: datetime = await conn.fetchval(
+        f"SELECT now() FROM (SELECT pg_advisory_xact_lock({_KEY.format('$1')})) AS locked",  # noqa: S608
+        account_id,
+    )
+    return now
+
+
+async def lock_account_of_protection(conn: Conn, protection_id: int) -> None:
+    """Take :func:`lock_account` for the account of a protection (nothing if there is none:
+    the caller's own read then reports it missing). An account id never changes."""
+    await conn.execute(
+        f"SELECT pg_advisory_xact_lock({_KEY.format('account_id')})"  # noqa: S608
+        " FROM portfolio_protections WHERE id = $1",
+        protection_id,
+    )
