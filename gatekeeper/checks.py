@@ -16,6 +16,7 @@ from uuid import uuid4
 from pydantic import BaseModel
 
 from gatekeeper.adapters import decisions as db
+from gatekeeper.adapters import outcomes
 from gatekeeper.adapters.pg import Conn
 from gatekeeper.core import InvalidOrder, parse_order, trading_day
 from gatekeeper.engine import Engine, OrderRequest, Result
@@ -81,6 +82,9 @@ class TodayFigures(BaseModel):
     exposure_after_pct: Decimal | None
     largest_concentration_underlying: str | None
     largest_concentration_pct: Decimal | None
+    # Counted orders whose broker answer is not known yet (pending or unknown), oldest first:
+    # they count as trades and in flight until the reconciler resolves them.
+    unresolved_orders: list[dict[str, Any]] = []
 
 
 async def today_figures(
@@ -105,4 +109,5 @@ async def today_figures(
         exposure_after_pct=figures.get("exposure_after_pct"),
         largest_concentration_underlying=figures.get("largest_concentration_underlying"),
         largest_concentration_pct=figures.get("largest_concentration_pct"),
+        unresolved_orders=await outcomes.unresolved_orders(conn, account),
     )

@@ -21,8 +21,8 @@ from uuid import UUID
 import asyncpg
 
 from gatekeeper.adapters import decisions as db
+from gatekeeper.adapters import outcomes, stops
 from gatekeeper.adapters import protections as store
-from gatekeeper.adapters import stops
 from gatekeeper.adapters.account_state import AccountPayloads, StateSource
 from gatekeeper.adapters.day_start import DayStart, DayStartSource
 from gatekeeper.adapters.instruments import InstrumentSource
@@ -42,6 +42,7 @@ from gatekeeper.core import (
     evaluate,
     parse_order,
     snapshot_from_payloads,
+    trading_day,
 )
 from gatekeeper.core.holdings import contained_orders
 from gatekeeper.core.instruments import Instrument
@@ -49,7 +50,8 @@ from gatekeeper.core.order import to_decimal
 from gatekeeper.core.payloads import quote_from_payload, working_order_from_payload
 from gatekeeper.core.snapshot import StartOfDaySource
 from gatekeeper.core.symbols import InstrumentType
-from gatekeeper.errors import DatabaseUnavailable
+from gatekeeper.errors import DatabaseUnavailable, DuplicateOrder
+from gatekeeper.order_identity import OrderIdentity
 from gatekeeper.settings import RiskSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,9 @@ class OrderRequest:
     # An operator's check (validate_trade, check-order): given no broker credentials, it may
     # be decided on the cached state (the caller is authorized for the account elsewhere).
     operator_check: bool = False
+    # A placement's external-identifiers and fingerprint (None for dry-runs and replaces):
+    # a retry of an unresolved or accepted one is answered from it (DuplicateOrder).
+    identity: OrderIdentity | None = None
 
 
 @dataclass(frozen=True)
@@ -310,71 +315,153 @@ class Engine:
         started: float,
         start: DayStart,
     ) -> Result:
-        risk = self.settings.risk
+        first: outcomes.FirstSubmission | None = None
         async with self.pool.acquire() as conn, conn.transaction():
             # A dry-run reserves nothing: no need to serialize it or hold the protections.
             if not request.dry_run:
                 # Its own statement: the reads below must take their snapshot after the lock.
                 await db.lock_account(conn, request.account)
-            inputs = await db.decision_inputs(
-                conn,
-                request.account,
-                _nlv(payloads.balances),
-                hold=not request.dry_run,
-                seen_order_ids=_order_ids(payloads),
-                day=start.day,
-                net_deposits=start.net_deposits,
-            )
-            now, day = inputs.now, inputs.trading_day
-            fetched_at = now - timedelta(seconds=payloads.age_seconds)
-            sod, reserved = inputs.start_of_day_nlv, inputs.reservations
-            limits = tuple(limits_of(p) for p in inputs.protections)
-            if not limits and risk.unknown_account_policy == "defaults":
-                limits = (default_limits(risk),)
-            limits = under_global_stop(limits, inputs.global_stop_mode)
-            snapshot = snapshot_from_payloads(
-                account_number=request.account,
-                balances=payloads.balances,
-                positions=payloads.positions,
-                live_orders=payloads.live_orders,
-                quotes=quotes,
-                start_of_day_nlv=sod,
-                fetched_at=fetched_at,
-                trading_status=payloads.trading_status,
-                instruments=instruments,
-            )
-            snapshot = replace(
-                snapshot,
-                start_of_day_source=StartOfDaySource(inputs.start_of_day_source)
-                if inputs.start_of_day_source
-                else None,
-                day_net_deposits=inputs.net_deposits,
-            )
-            in_flight = [parse_order(item) for item in reserved.in_flight]
-            if in_flight:
-                snapshot = await self._with_in_flight(request, snapshot, in_flight, payloads)
-            context = EvaluationContext(
-                snapshot=snapshot,
-                protections=limits,
-                now=now,
-                trades_today=reserved.trades_today,
-                dry_run=request.dry_run,
-                in_flight=in_flight,
-                replaces_order_id=request.replaces_order_id,
-                max_state_age=timedelta(seconds=risk.max_state_age_seconds),
-                params=risk_parameters(risk),
-            )
-            decision = evaluate(orders, context)
-            if decision.trigger_stop is not None:
-                await self._trigger_stops(conn, request.account, decision)
-            await db.insert_decision(
-                conn, decision_row(request, decision, decision_id, day, started, orders)
-            )
-            if self.after_decision is not None:
-                trades = reserved.trades_today
-                await self.after_decision(conn, request, decision, limits, trades, day)
+                first = await self._duplicate_of(conn, request, decision_id, started)
+            if first is None:
+                result = await self._evaluate_locked(
+                    conn,
+                    request,
+                    orders,
+                    payloads,
+                    quotes,
+                    instruments,
+                    decision_id,
+                    started,
+                    start,
+                )
+        if first is not None:  # its row is committed: answer it from the first
+            raise DuplicateOrder(decision_id, first)
+        decision = result.decision
         if decision.trigger_stop is not None and self.on_stop is not None:
             self.on_stop(request.account, request.client_headers)  # committed: cancel orders
+        return result
+
+    async def _duplicate_of(
+        self, conn: Any, request: OrderRequest, decision_id: UUID, started: float
+    ) -> outcomes.FirstSubmission | None:
+        """The first submission this one repeats (see gatekeeper.order_identity); if any, the
+        retry's own decision row (reject ``duplicate_order``, not counted) is appended."""
+        identity = request.identity
+        if identity is None:
+            return None
+        first = await outcomes.find_duplicate(
+            conn,
+            request.account,
+            identity.client_identifiers,
+            identity.fingerprint,
+            self.settings.risk.duplicate_window_seconds,
+        )
+        if first is None:
+            return None
+        message = (
+            f"duplicate_order: this order repeats decision {first.decision_id}"
+            f" ({first.outcome or 'in flight'}); it is not forwarded again"
+        )
+        detail = {
+            "verdict": "reject",
+            "code": "duplicate_order",
+            "message": message,
+            "duplicate_of": str(first.decision_id),
+            "first_outcome": first.outcome or "pending",
+            "broker_order_id": first.broker_order_id,
+            **_identity_detail(identity),
+        }
+        now = await db.database_now(conn)
+        await db.insert_decision(
+            conn,
+            db.DecisionRow(
+                decision_id=decision_id,
+                account_id=request.account,
+                route_kind=request.route_kind,
+                verdict="reject",
+                codes=["duplicate_order"],
+                notes=["duplicate_of"],
+                message=message,
+                detail=detail,
+                trading_day=trading_day(now),
+                trade_count=0,
+                reserved_orders=[],
+                replaces_order_id=request.replaces_order_id,
+                latency_ms=(time.perf_counter() - started) * 1000,
+            ),
+        )
+        return first
+
+    async def _evaluate_locked(
+        self,
+        conn: Any,
+        request: OrderRequest,
+        orders: Order | ComplexOrder,
+        payloads: AccountPayloads,
+        quotes: Sequence[Mapping[str, Any]],
+        instruments: Mapping[str, Instrument],
+        decision_id: UUID,
+        started: float,
+        start: DayStart,
+    ) -> Result:
+        risk = self.settings.risk
+        inputs = await db.decision_inputs(
+            conn,
+            request.account,
+            _nlv(payloads.balances),
+            hold=not request.dry_run,
+            seen_order_ids=_order_ids(payloads),
+            day=start.day,
+            net_deposits=start.net_deposits,
+        )
+        now, day = inputs.now, inputs.trading_day
+        fetched_at = now - timedelta(seconds=payloads.age_seconds)
+        sod, reserved = inputs.start_of_day_nlv, inputs.reservations
+        limits = tuple(limits_of(p) for p in inputs.protections)
+        if not limits and risk.unknown_account_policy == "defaults":
+            limits = (default_limits(risk),)
+        limits = under_global_stop(limits, inputs.global_stop_mode)
+        snapshot = snapshot_from_payloads(
+            account_number=request.account,
+            balances=payloads.balances,
+            positions=payloads.positions,
+            live_orders=payloads.live_orders,
+            quotes=quotes,
+            start_of_day_nlv=sod,
+            fetched_at=fetched_at,
+            trading_status=payloads.trading_status,
+            instruments=instruments,
+        )
+        snapshot = replace(
+            snapshot,
+            start_of_day_source=StartOfDaySource(inputs.start_of_day_source)
+            if inputs.start_of_day_source
+            else None,
+            day_net_deposits=inputs.net_deposits,
+        )
+        in_flight = [parse_order(item) for item in reserved.in_flight]
+        if in_flight:
+            snapshot = await self._with_in_flight(request, snapshot, in_flight, payloads)
+        context = EvaluationContext(
+            snapshot=snapshot,
+            protections=limits,
+            now=now,
+            trades_today=reserved.trades_today,
+            dry_run=request.dry_run,
+            in_flight=in_flight,
+            replaces_order_id=request.replaces_order_id,
+            max_state_age=timedelta(seconds=risk.max_state_age_seconds),
+            params=risk_parameters(risk),
+        )
+        decision = evaluate(orders, context)
+        if decision.trigger_stop is not None:
+            await self._trigger_stops(conn, request.account, decision)
+        await db.insert_decision(
+            conn, decision_row(request, decision, decision_id, day, started, orders)
+        )
+        if self.after_decision is not None:
+            trades = reserved.trades_today
+            await self.after_decision(conn, request, decision, limits, trades, day)
         counted = decision.trade_count if decision.allowed else 0
         return Result(decision, decision_id, day, limits, reserved.trades_today + counted)
 
@@ -452,6 +539,15 @@ def _nlv(balances: Mapping[str, Any]) -> Decimal:
         raise AccountStateInvalid("broker balances lack a net-liquidating-value") from None
 
 
+def _identity_detail(identity: OrderIdentity | None) -> dict[str, Any]:
+    if identity is None:
+        return {}
+    return {
+        "external_identifiers": list(identity.external_identifiers),
+        "fingerprint": identity.fingerprint,
+    }
+
+
 def decision_row(
     request: OrderRequest,
     decision: Decision,
@@ -470,7 +566,7 @@ def decision_row(
         codes=[code.value for code in decision.codes],
         notes=[code.value for code in decision.note_codes],
         message=decision.message,
-        detail=decision.as_dict(),
+        detail={**decision.as_dict(), **_identity_detail(request.identity)},
         trading_day=day,
         trade_count=decision.trade_count if decision.allowed else 0,
         reserved_orders=[

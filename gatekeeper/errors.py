@@ -8,6 +8,7 @@ know whether the broker got the request (a timeout after sending: never retried)
 from __future__ import annotations
 
 from typing import Any, ClassVar
+from uuid import UUID
 
 
 class GatekeeperError(Exception):
@@ -162,3 +163,20 @@ class StateUnavailable(RiskPathUnavailable):
     """The broker's account state could not be fetched and the cached copy is too old."""
 
     code = "state_unavailable"
+
+
+class DuplicateOrder(GatekeeperError):
+    """A retried submission of an order that is unresolved or accepted: its own decision row
+    is recorded, it is never forwarded again (gatekeeper.order_identity). ``first`` is the
+    earlier submission (an ``outcomes.FirstSubmission``)."""
+
+    status = 409
+    code = "duplicate_order"
+
+    def __init__(self, decision_id: UUID, first: Any) -> None:
+        super().__init__(
+            f"duplicate_order: this order repeats decision {first.decision_id}, whose broker"
+            " answer is not known yet; it is not forwarded again",
+        )
+        self.decision_id = decision_id
+        self.first = first

@@ -13,9 +13,11 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
+import asyncpg
 from aiohttp import web
 
 from gatekeeper.account_gauges import publish_decision
@@ -40,17 +42,25 @@ from gatekeeper.errors import (
     BadRequest,
     BrokerAuthFailed,
     DatabaseUnavailable,
+    DuplicateOrder,
     GatekeeperError,
     RequestTimeout,
     RiskPathUnavailable,
     UpstreamDisconnected,
     UpstreamTimeout,
     UpstreamUnavailable,
+    error_envelope,
 )
 from gatekeeper.metrics import Metrics
+from gatekeeper.order_identity import dump, identify
 from gatekeeper.web import keys
 from gatekeeper.web.paths import ReservedPath, validate_headers, validate_target
-from gatekeeper.web.rejection import DECISION_HEADER, error_rejection, risk_rejection
+from gatekeeper.web.rejection import (
+    DECISION_HEADER,
+    DUPLICATE_HEADER,
+    error_rejection,
+    risk_rejection,
+)
 from gatekeeper.web.render import error_response
 
 if TYPE_CHECKING:
@@ -65,6 +75,9 @@ decision_log.setLevel(logging.INFO)
 
 _CLIENT_HEADERS = ("Authorization", "User-Agent", "Accept-Version")
 _READ_CHUNK = 64 * 1024
+# A broker answer larger than this is not kept for answering retries (they get a 409).
+_MAX_KEPT_ANSWER = 64 * 1024
+_PLACEMENTS = (RouteKind.PLACE, RouteKind.COMPLEX)
 
 
 @dataclass(frozen=True)
@@ -105,8 +118,12 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
 
 def with_strict_position_effect(raw: bytes) -> bytes:
     """The body with ``advanced-instructions.strict-position-effect-validation: true`` (set on
-    every contained order of a complex order): the only change the gate ever makes."""
-    data: dict[str, Any] = json.loads(raw)
+    every contained order of a complex order)."""
+    data: dict[str, Any] = json.loads(raw, parse_float=Decimal)
+    return dump(_strict(data)).encode()
+
+
+def _strict(data: dict[str, Any]) -> dict[str, Any]:
     targets = [data]
     if "orders" in data or "trigger-order" in data:
         targets = [o for o in (data.get("trigger-order"), *data.get("orders", [])) if o]
@@ -115,7 +132,17 @@ def with_strict_position_effect(raw: bytes) -> bytes:
         instructions = dict(instructions) if isinstance(instructions, dict) else {}
         instructions["strict-position-effect-validation"] = True
         order["advanced-instructions"] = instructions
-    return json.dumps(data, separators=(",", ":")).encode()
+    return data
+
+
+def forwarded_body(raw: bytes, data: dict[str, Any] | None, *, strict: bool) -> bytes:
+    """The bytes forwarded: ``raw`` itself unless the gate added an ``external-identifier``
+    (``data``, see gatekeeper.order_identity) or the strict flag; numbers stay as written."""
+    if data is None and not strict:
+        return raw
+    if data is None:
+        data = json.loads(raw, parse_float=Decimal)
+    return dump(_strict(data) if strict else data).encode()
 
 
 async def handle_order(request: web.Request, route: Route, send: Send) -> web.StreamResponse:
@@ -134,6 +161,12 @@ async def handle_order(request: web.Request, route: Route, send: Send) -> web.St
             return await _reject_unsupported(request, route, decision_id, started)
         raw = await read_body(request, max_bytes)
         orders = parse_request(route.kind, raw, max_bytes)
+        identity = added = None
+        if route.kind in _PLACEMENTS:
+            data, identity = identify(
+                raw, route.kind.value, decision_id, complex_order=route.kind is RouteKind.COMPLEX
+            )
+            added = None if identity.client_identifiers == identity.external_identifiers else data
         order_request = OrderRequest(
             account=account,
             route_kind=route.kind.value,
@@ -141,8 +174,11 @@ async def handle_order(request: web.Request, route: Route, send: Send) -> web.St
             dry_run=route.kind.is_dry_run,
             client_headers={h: request.headers[h] for h in _CLIENT_HEADERS if h in request.headers},
             replaces_order_id=route.order_id,
+            identity=identity,
         )
         result = await app[keys.ENGINE].decide(order_request, decision_id, started)
+    except DuplicateOrder as duplicate:
+        return _answer_duplicate(request, route, duplicate, started)
     except (BadRequest, ReservedPath, BrokerAuthFailed, RequestTimeout) as error:
         # BadRequest: an unreadable order (OrderParseError: 400/413/415), an invalid target,
         # Connection or Transfer-Encoding; ReservedPath (404); the request is at fault, and so
@@ -174,7 +210,9 @@ async def handle_order(request: web.Request, route: Route, send: Send) -> web.St
     publish_decision(metrics, account, result)
     if not decision.allowed:
         return risk_rejection(decision, decision_id)
-    body = with_strict_position_effect(raw) if decision.strict_position_effect else raw
+    if (reconciler := app.get(keys.RECONCILER)) is not None:
+        reconciler.credential_seen(account, order_request.client_headers)
+    body = forwarded_body(raw, added, strict=decision.strict_position_effect)
     try:
         return await _forward(request, route, result, body, send)
     except GatekeeperError as error:  # 502/504 after an allowed decision: it has its row
@@ -188,11 +226,13 @@ async def _forward(
     account = route.account_number or "-"
     outcome: db.Outcome = "unknown"
     answer: UpstreamAnswer | None = None
+    lost = False
     try:
         answer = await send(request, body=body, route_kind=route.kind.value)
         outcome = "accepted" if 200 <= answer.status < 300 else "broker_rejected"
     except (UpstreamTimeout, UpstreamDisconnected):
-        outcome = "unknown"  # maybe placed: counted, never retried
+        outcome = "unknown"  # maybe placed: counted, never retried; the reconciler finds out
+        lost = True
         raise
     except UpstreamUnavailable:
         outcome = "not_sent"  # no connection was had (not even a pooled one): not counted
@@ -201,9 +241,60 @@ async def _forward(
         if not route.kind.is_dry_run:
             await engine.state.invalidate(account)
         await _record_outcome(request, result.decision_id, account, outcome, answer)
+        if lost and (reconciler := request.app.get(keys.RECONCILER)):
+            reconciler.wake.set()  # look the order up at the broker now
     response = answer.response()
     response.headers[DECISION_HEADER] = str(result.decision_id)
     return response
+
+
+def _answer_duplicate(
+    request: web.Request, route: Route, duplicate: DuplicateOrder, started: float
+) -> web.Response:
+    """A retry (its row is recorded): the first's broker answer when it was accepted and
+    kept, else 409 ``duplicate_order`` naming the first decision."""
+    first = duplicate.first
+    account = route.account_number or "-"
+    latency = time.perf_counter() - started
+    detail = {"duplicate_of": str(first.decision_id), "first_outcome": first.outcome}
+    metrics = request.app[keys.METRICS]
+    metrics.order_path_duration.labels(route.kind.value).observe(latency)
+    _count(metrics, "reject", ["duplicate_order"])
+    _log_decision(
+        account,
+        route.kind.value,
+        "reject",
+        ["duplicate_order"],
+        detail,
+        duplicate.decision_id,
+        latency,
+    )
+    headers = {
+        DECISION_HEADER: str(duplicate.decision_id),
+        DUPLICATE_HEADER: str(first.decision_id),
+    }
+    if first.outcome == "accepted" and first.answer_body is not None:
+        return web.Response(
+            status=first.http_status or 201,
+            body=first.answer_body.encode(),
+            content_type="application/json",
+            headers=headers,
+        )
+    if first.outcome == "accepted":
+        message = (
+            f"Rejected by risk gatekeeper: duplicate_order: this order repeats decision"
+            f" {first.decision_id}, already accepted by the broker"
+            f" (order {first.broker_order_id}); it is not forwarded again"
+        )
+    else:
+        message = f"Rejected by risk gatekeeper: {duplicate.message}"
+    return web.json_response(
+        error_envelope(
+            "duplicate_order", message, [{"code": "duplicate_order", "message": message}]
+        ),
+        status=409,
+        headers=headers,
+    )
 
 
 def _broker_order_id(answer: UpstreamAnswer) -> str | None:
@@ -214,6 +305,15 @@ def _broker_order_id(answer: UpstreamAnswer) -> str | None:
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
     return None if order_id is None else str(order_id)
+
+
+def _kept_answer(outcome: db.Outcome, answer: UpstreamAnswer | None) -> str | None:
+    if outcome != "accepted" or answer is None or len(answer.body) > _MAX_KEPT_ANSWER:
+        return None
+    try:
+        return answer.body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 async def _record_outcome(
@@ -232,7 +332,11 @@ async def _record_outcome(
                 outcome,
                 http_status=None if answer is None else answer.status,
                 broker_order_id=None if answer is None else _broker_order_id(answer),
+                answer_body=_kept_answer(outcome, answer),
             )
+    except asyncpg.UniqueViolationError:
+        # The reconciler resolved it first (this forward outlived its grace): its row stands.
+        log.warning("order outcome %s for decision %s was already resolved", outcome, decision_id)
     except DB_DOWN as error:
         # The reservation stays unresolved: it keeps counting as a trade and in flight.
         log.error(

@@ -170,6 +170,19 @@ class RiskSettings(_Section):
     # Accounts without a protection: guarded by the defaults below, or every order rejected.
     unknown_account_policy: Literal["defaults", "reject"] = "defaults"
     max_body_bytes: Annotated[int, Field(ge=1024, le=1024**2)] = 64 * 1024
+    # A submission with the same route and body (external-identifiers aside) as a counted
+    # order of the account decided this many seconds before, while that one is unresolved or
+    # accepted, is a retry: answered from the first, never forwarded (docs/order-path.md).
+    # 0 turns this off; retries carrying the bot's own external-identifier are always caught.
+    duplicate_window_seconds: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    # The reconciler (gatekeeper.reconciler): how often it looks for unresolved orders; how
+    # old a decision with no outcome at all must be before it is taken for a dead replica's
+    # (longer than a forward can take: connect + read timeouts); how long after it was sent
+    # an order not found at the broker is declared not_placed (a broker may place an order
+    # that waited in its accept queue long after the gatekeeper gave up on it).
+    reconcile_interval_seconds: PositiveSeconds = 1.0
+    reconcile_grace_seconds: PositiveSeconds = 90.0
+    reconcile_not_placed_after_seconds: PositiveSeconds = 120.0
     # The seed's Step 7 values.
     default_cash_reserve_percentage: Percent = Decimal(25)
     default_max_daily_loss_percentage: Percent = Decimal(5)

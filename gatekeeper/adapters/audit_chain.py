@@ -85,6 +85,8 @@ COLUMNS: dict[str, tuple[tuple[str, Kind], ...]] = {
         ("http_status", "int"),
         ("broker_order_id", "text"),
         ("recorded_at", "timestamptz"),
+        ("answer_body", "text"),  # sql/0029
+        ("resolution", "text"),  # sql/0029
     ),
 }
 TABLE_RANK = {table: rank for rank, table in enumerate(COLUMNS)}
@@ -128,7 +130,8 @@ def _field(name: str, value: str | None) -> str:
 def canonical(table: str, prev: bytes, values: Mapping[str, Any]) -> bytes:
     """The bytes a row's ``chain_hash`` is the SHA-256 of (see the module docstring)."""
     parts = [_field("table", table), _field("chain_prev", prev.hex())]
-    parts.extend(_field(name, text_of(kind, values[name])) for name, kind in COLUMNS[table])
+    # a column missing from ``values`` is NULL (rows read before sql/0029 added two)
+    parts.extend(_field(name, text_of(kind, values.get(name))) for name, kind in COLUMNS[table])
     return "".join(parts).encode()
 
 

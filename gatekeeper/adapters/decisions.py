@@ -24,7 +24,14 @@ from gatekeeper.adapters.pg import Conn
 from gatekeeper.adapters.protections import Protection
 from gatekeeper.core import trading_day
 
-Outcome = Literal["accepted", "broker_rejected", "unknown", "not_sent"]
+Outcome = Literal["accepted", "broker_rejected", "unknown", "not_sent", "not_placed"]
+
+# A decision's outcome is its newest order_outcomes row (an `unknown` may be resolved later
+# by the reconciler: sql/0029).
+LATEST_OUTCOME = (
+    "LEFT JOIN LATERAL (SELECT * FROM order_outcomes lo WHERE lo.decision_id = d.decision_id"
+    " ORDER BY lo.id DESC LIMIT 1) AS o ON true"
+)
 
 _PROTECTION_COLUMNS = ", ".join(Protection.__dataclass_fields__)
 
@@ -133,7 +140,7 @@ def _decision_inputs_sql(*, hold: bool) -> str:
             SELECT d.trade_count, d.reserved_orders, d.decided_at, o.outcome, o.recorded_at,
                    o.broker_order_id
             FROM risk_decisions d
-            LEFT JOIN order_outcomes o ON o.decision_id = d.decision_id
+            {LATEST_OUTCOME}
             WHERE d.account_id = $1 AND d.trading_day = (SELECT day FROM clock)
               AND d.verdict = 'allow' AND d.trade_count > 0
               AND (o.outcome IS NULL OR o.outcome IN ('accepted', 'unknown'))
@@ -260,18 +267,25 @@ async def insert_outcome(
     *,
     http_status: int | None,
     broker_order_id: str | None,
+    answer_body: str | None = None,
+    resolution: str | None = None,
 ) -> None:
-    """Append what the broker answered for a forwarded order."""
+    """Append what the broker answered for a forwarded order (or, with ``resolution``, what
+    the reconciler found out about an unresolved one)."""
     await conn.execute(
         """
-        INSERT INTO order_outcomes (decision_id, account_id, outcome, http_status, broker_order_id)
-        VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO order_outcomes
+            (decision_id, account_id, outcome, http_status, broker_order_id, answer_body,
+             resolution)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
         """,
         decision_id,
         account_id,
         outcome,
         http_status,
         broker_order_id,
+        answer_body,
+        resolution,
     )
 
 
@@ -325,16 +339,19 @@ async def record_broker_start_of_day(
     return value
 
 
+_TRADES_TODAY_SQL = f"""
+    SELECT coalesce(sum(d.trade_count), 0)::int
+    FROM risk_decisions d
+    {LATEST_OUTCOME}
+    WHERE d.account_id = $1 AND d.trading_day = $2 AND d.verdict = 'allow'
+      AND (o.outcome IS NULL OR o.outcome IN ('accepted', 'unknown'))
+    """  # noqa: S608 - constants only
+
+
 async def trades_today(conn: Conn, account_id: str, day: date) -> int:
     """Orders counted toward ``max_daily_trades`` on ``day`` (as :func:`decision_inputs`)."""
     count: int = await conn.fetchval(
-        """
-        SELECT coalesce(sum(d.trade_count), 0)::int
-        FROM risk_decisions d
-        LEFT JOIN order_outcomes o ON o.decision_id = d.decision_id
-        WHERE d.account_id = $1 AND d.trading_day = $2 AND d.verdict = 'allow'
-          AND (o.outcome IS NULL OR o.outcome IN ('accepted', 'unknown'))
-        """,
+        _TRADES_TODAY_SQL,
         account_id,
         day,
     )

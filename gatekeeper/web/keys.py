@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from gatekeeper.alerts.worker import AlertWorker
 from gatekeeper.engine import Engine
 from gatekeeper.metrics import Metrics
+from gatekeeper.reconciler import Reconciler
 from gatekeeper.settings import Settings
 from gatekeeper.stop_actions import StopActions
 
@@ -30,3 +31,5 @@ ENGINE = web.AppKey("engine", Engine)
 STOP_ACTIONS = web.AppKey("stop_actions", StopActions)
 # Delivers alerts and holds the order path's risk-path failures (proxy listener only).
 ALERTS = web.AppKey("alerts", AlertWorker)
+# Resolves orders whose broker answer was lost (proxy listener only).
+RECONCILER = web.AppKey("reconciler", Reconciler)

@@ -12,9 +12,10 @@ another host.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -36,6 +37,7 @@ from gatekeeper.errors import (
 )
 from gatekeeper.gate import handle_order
 from gatekeeper.metrics import Metrics
+from gatekeeper.reconciler import Reconciler
 from gatekeeper.settings import Settings
 from gatekeeper.stop_actions import attach_stop_actions
 from gatekeeper.web import keys
@@ -349,6 +351,30 @@ async def order_engine(app: web.Application) -> AsyncIterator[None]:
     await state.aclose()
 
 
+async def order_reconciler(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: this replica's reconciler (gatekeeper.reconciler), told of every
+    credential the broker confirms for an account."""
+    engine = app[keys.ENGINE]
+    reconciler = app[keys.RECONCILER] = Reconciler(
+        app[keys.PG_POOL], app[keys.ORDER_UPSTREAM], app[keys.SETTINGS]
+    )
+    confirmed = engine.state.on_confirmed
+
+    def on_confirmed(account: str, client_headers: Mapping[str, str]) -> None:
+        reconciler.credential_seen(account, client_headers)
+        if confirmed is not None:
+            confirmed(account, client_headers)
+
+    engine.state.on_confirmed = on_confirmed
+    task = asyncio.create_task(reconciler.run(), name="gatekeeper-reconciler")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_proxy_app(settings: Settings, metrics: Metrics) -> web.Application:
     """The bots' listener. Order routes join it with the risk engine."""
     # auto_decompress=False: bodies reach the broker and the order path exactly as received;
@@ -362,6 +388,7 @@ def create_proxy_app(settings: Settings, metrics: Metrics) -> web.Application:
     app[keys.METRICS] = metrics
     app.cleanup_ctx.append(upstream_session)
     app.cleanup_ctx.append(order_engine)
+    app.cleanup_ctx.append(order_reconciler)
     app.cleanup_ctx.append(alert_worker)
     app.router.add_route("*", "/{tail:.*}", proxy_handler)
     return app

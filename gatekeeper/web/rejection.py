@@ -16,6 +16,8 @@ from gatekeeper.core import Decision
 from gatekeeper.errors import GatekeeperError, error_envelope
 
 DECISION_HEADER = "X-Gatekeeper-Decision-Id"
+# On the answer to a retried submission: the decision of the first (gatekeeper.gate).
+DUPLICATE_HEADER = "X-Gatekeeper-Duplicate-Of"
 RISK_CHECK_FAILED = "risk_check_failed"
 
 

@@ -163,7 +163,14 @@ async def test_forwarded_body_is_byte_for_byte_the_checked_one(
     answer = await bot.send("POST", f"/accounts/{bot.account}/orders", raw=raw)
     assert answer.status == 201, answer.body
     received = [e for e in paper_broker.book.received_orders() if e.account_number == bot.account]
-    assert received[0].body == json.loads(raw)
+    # the one field added: an external-identifier naming the decision (the bot sent none)
+    decision_id = answer.headers["X-Gatekeeper-Decision-Id"]
+    assert received[0].body == {**json.loads(raw), "external-identifier": f"gk-{decision_id}"}
+    # the bot's own is kept, and then nothing at all changes
+    own = raw.replace(b'"Day",', b'"Day","external-identifier":"bot7-1",')
+    assert (await bot.send("POST", f"/accounts/{bot.account}/orders", raw=own)).status == 201
+    received = [e for e in paper_broker.book.received_orders() if e.account_number == bot.account]
+    assert received[1].body == json.loads(own)
 
 
 @pytest.mark.parametrize(

@@ -105,7 +105,7 @@ async def test_broker_timeout_counts_the_order_and_never_retries(
         timed_out = await bot.place(order("AAPL", 1, "150.00"))
         assert timed_out.status == 504
         assert received_count(paper_broker.book, bot.account) == 1  # placed, answer lost
-        outcome = await pg_pool.fetchval("SELECT outcome FROM order_outcomes")
+        outcome = await pg_pool.fetchval("SELECT outcome FROM order_outcomes ORDER BY id LIMIT 1")
         assert outcome == "unknown"
         again = await bot.place(order("AAPL", 1, "150.00"))
         assert again.codes == ["max_daily_trades"]  # the unknown one counts

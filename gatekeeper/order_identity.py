@@ -1,0 +1,82 @@
+"""Which submission an order is: its ``external-identifier``s and its fingerprint, and the body
+as forwarded (docs/order-path.md, "Retries and duplicates").
+
+Every forwarded placement (``POST …/orders``, ``POST …/complex-orders``; not dry-runs) carries an
+``external-identifier`` on each order TastyTrade places: the bot's own when it sent one, else
+``gk-<decision id>`` (a complex order's contained orders: ``gk-<decision id>-<n>``, the trigger
+first). The broker echoes it on the order, so the reconciler can find an order whose answer
+was lost, and a retry carrying the bot's identifier is recognised.
+
+The fingerprint is a SHA-256 of the route and the body without its identifiers: a retry that
+resends the same body has the same one. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+EXTERNAL_IDENTIFIER = "external-identifier"
+
+
+@dataclass(frozen=True)
+class OrderIdentity:
+    """The identifiers an order is forwarded with, those the bot chose, and its fingerprint."""
+
+    external_identifiers: tuple[str, ...]
+    client_identifiers: tuple[str, ...]
+    fingerprint: str
+
+
+def _contained(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The orders TastyTrade places for ``data``: itself, or a complex order's trigger and
+    members."""
+    if "orders" in data or "trigger-order" in data:
+        members = [data.get("trigger-order"), *(data.get("orders") or [])]
+        return [m for m in members if isinstance(m, dict)]
+    return [data]
+
+
+def identify(
+    raw: bytes, route_kind: str, decision_id: UUID, *, complex_order: bool
+) -> tuple[dict[str, Any], OrderIdentity]:
+    """The body (parsed, numbers kept as written) with an ``external-identifier`` on every
+    order that lacks one, and its identity. ``raw`` was already parsed strictly."""
+    data: dict[str, Any] = json.loads(raw, parse_float=Decimal)
+    orders = _contained(data)
+    client = tuple(
+        o[EXTERNAL_IDENTIFIER]
+        for o in orders
+        if isinstance(o.get(EXTERNAL_IDENTIFIER), str) and o[EXTERNAL_IDENTIFIER]
+    )
+    bare = json.loads(raw, parse_float=Decimal)
+    for order in _contained(bare):
+        order.pop(EXTERNAL_IDENTIFIER, None)
+    digest = hashlib.sha256(f"{route_kind}\n{dump(bare, sort_keys=True)}".encode()).hexdigest()
+    assigned: list[str] = []
+    for n, order in enumerate(orders):
+        value = order.get(EXTERNAL_IDENTIFIER)
+        if not (isinstance(value, str) and value):
+            value = f"gk-{decision_id}-{n}" if complex_order else f"gk-{decision_id}"
+            order[EXTERNAL_IDENTIFIER] = value
+        assigned.append(value)
+    return data, OrderIdentity(tuple(assigned), client, digest)
+
+
+def dump(value: Any, *, sort_keys: bool = False) -> str:
+    """Compact JSON of ``value``; Decimals as written (``150.10`` stays ``150.10``, never a
+    float's rounding)."""
+    write: Callable[[Any], str] = lambda v: dump(v, sort_keys=sort_keys)  # noqa: E731
+    if isinstance(value, dict):
+        items = sorted(value.items()) if sort_keys else value.items()
+        return "{" + ",".join(f"{json.dumps(k)}:{write(v)}" for k, v in items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(write(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value)
