@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -36,9 +36,6 @@ from gatekeeper.core import (
     Limits,
     Order,
     OrderPatch,
-    RiskParameters,
-    StopMode,
-    apply_replace,
     evaluate,
     parse_order,
     snapshot_from_payloads,
@@ -47,12 +44,22 @@ from gatekeeper.core import (
 from gatekeeper.core.holdings import contained_orders
 from gatekeeper.core.instruments import Instrument
 from gatekeeper.core.order import to_decimal
-from gatekeeper.core.payloads import quote_from_payload, working_order_from_payload
+from gatekeeper.core.payloads import quote_from_payload
 from gatekeeper.core.snapshot import StartOfDaySource
 from gatekeeper.core.symbols import InstrumentType
+from gatekeeper.engine_inputs import (
+    default_limits,
+    instrument_pairs,
+    limits_of,
+    order_ids,
+    quote_pairs,
+    replaced_order,
+    risk_parameters,
+    under_global_stop,
+)
 from gatekeeper.errors import DatabaseUnavailable, DuplicateOrder
 from gatekeeper.order_identity import OrderIdentity
-from gatekeeper.settings import RiskSettings, Settings
+from gatekeeper.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -104,141 +111,6 @@ DecisionHook = Callable[
 ]
 
 
-def default_limits(risk: RiskSettings) -> Limits:
-    """The configured defaults that guard an account with no protection."""
-    return Limits(
-        cash_reserve_percentage=risk.default_cash_reserve_percentage,
-        max_daily_loss_percentage=risk.default_max_daily_loss_percentage,
-        max_single_trade_percentage=risk.default_max_single_trade_percentage,
-        max_portfolio_exposure_percentage=risk.default_max_portfolio_exposure_percentage,
-        max_position_concentration_percentage=risk.default_max_position_concentration_percentage,
-        max_daily_trades=risk.default_max_daily_trades,
-        protection_id="default",
-        is_default=True,
-    )
-
-
-def risk_parameters(risk: RiskSettings) -> RiskParameters:
-    """How the core trusts quotes and stresses shorts, from the ``[risk]`` settings."""
-    return RiskParameters(
-        stress_up_percentage=risk.stress_up_percentage,
-        max_quote_age_seconds=risk.max_quote_age_seconds,
-        max_spread_percentage=risk.max_spread_percentage,
-    )
-
-
-def limits_of(protection: store.Protection) -> Limits:
-    """A protection row as the core sees it. The core's ``emergency_stop_mode`` is the mode of
-    the active stop (fixed when it was triggered), not the protection's setting; with no
-    active stop the core ignores it."""
-    active_mode = protection.emergency_stop_active_mode
-    return Limits(
-        cash_reserve_percentage=protection.cash_reserve_percentage,
-        max_daily_loss_percentage=protection.max_daily_loss_percentage,
-        max_single_trade_percentage=protection.max_single_trade_percentage,
-        max_portfolio_exposure_percentage=protection.max_portfolio_exposure_percentage,
-        max_position_concentration_percentage=protection.max_position_concentration_percentage,
-        max_daily_trades=protection.max_daily_trades,
-        active=protection.active,
-        emergency_stop_active=protection.emergency_stop_active,
-        emergency_stop_mode=StopMode(active_mode) if active_mode else StopMode.HALT,
-        protection_id=str(protection.id),
-        price_collar_equity_percentage=protection.price_collar_equity_percentage,
-        price_collar_option_percentage=protection.price_collar_option_percentage,
-        price_collar_option_width_multiple=protection.price_collar_option_width_multiple,
-        price_collar_future_percentage=protection.price_collar_future_percentage,
-        max_order_quantity=_quantity_caps(protection),
-    )
-
-
-def under_global_stop(limits: tuple[Limits, ...], mode: str | None) -> tuple[Limits, ...]:
-    """Every protection (the configured defaults too) as stopped while the global stop is
-    active (``mode`` not None); a protection's own halt stays stricter than a global
-    reduce_only."""
-    if mode is None:
-        return limits
-    return tuple(
-        replace(
-            lim,
-            emergency_stop_active=True,
-            emergency_stop_mode=StopMode.HALT
-            if lim.emergency_stop_active and lim.emergency_stop_mode is StopMode.HALT
-            else StopMode(mode),
-        )
-        for lim in limits
-    )
-
-
-def _quantity_caps(protection: store.Protection) -> dict[InstrumentType, Decimal]:
-    caps = {
-        InstrumentType.EQUITY: protection.max_order_quantity_equity,
-        InstrumentType.EQUITY_OPTION: protection.max_order_quantity_equity_option,
-        InstrumentType.FUTURE: protection.max_order_quantity_future,
-        InstrumentType.FUTURE_OPTION: protection.max_order_quantity_future_option,
-    }
-    return {kind: Decimal(cap) for kind, cap in caps.items() if cap is not None}
-
-
-def _instrument_pairs(orders: Iterable[Order], payloads: AccountPayloads) -> list[tuple[str, str]]:
-    """``(instrument_type, symbol)`` of every leg of ``orders``, position and live-order leg."""
-    pairs: list[tuple[str, str]] = []
-    for order in orders:
-        pairs.extend((leg.instrument_type.value, leg.symbol) for leg in order.legs)
-    for item in (*payloads.positions, *_live_legs(payloads.live_orders)):
-        kind, symbol = item.get("instrument-type"), item.get("symbol")
-        if isinstance(kind, str) and isinstance(symbol, str):
-            pairs.append((kind, symbol))
-    return list(dict.fromkeys(pairs))
-
-
-def _quote_pairs(
-    pairs: Iterable[tuple[str, str]], instruments: Mapping[str, Instrument]
-) -> list[tuple[str, str]]:
-    """Every quote the evaluation may need: each instrument's own and its underlying's, as
-    the instrument names it (``/ESZ6`` for a future option, ``SPX`` for an SPXW option).
-
-    An equity option's underlying is asked as an equity and as an index (``"Index"``, see
-    account_state.QUERY_KEYS): SPX is quoted only as the latter, SPY only as the former.
-    """
-    quotes = list(pairs)  # unresolved ones too: their quote costs nothing extra to ask
-    for instrument in instruments.values():
-        quotes.append((instrument.instrument_type.value, instrument.symbol))
-        if instrument.underlying != instrument.symbol:
-            quotes.append((instrument.underlying_type.value, instrument.underlying))
-            if instrument.underlying_type is InstrumentType.EQUITY:
-                quotes.append(("Index", instrument.underlying))
-    return list(dict.fromkeys(quotes))
-
-
-def _live_legs(live_orders: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [
-        leg
-        for order in live_orders
-        for leg in (order.get("legs") or [])
-        if isinstance(leg, Mapping)
-    ]
-
-
-def _order_ids(payloads: AccountPayloads) -> set[str]:
-    """Broker ids of the orders the state shows (complex orders by their own id too)."""
-    ids: set[str] = set()
-    for item in payloads.live_orders:
-        for key in ("id", "complex-order-id"):
-            if item.get(key) is not None:
-                ids.add(str(item[key]))
-    return ids
-
-
-def _replaced(payloads: AccountPayloads, order_id: str, patch: OrderPatch) -> Order:
-    for item in payloads.live_orders:
-        if str(item.get("id")) == order_id:
-            working = working_order_from_payload(item)
-            if working is None:
-                break
-            return apply_replace(working.order, patch)
-    raise InvalidOrder(f"invalid_order: order {order_id} is not a working order of the account")
-
-
 class Engine:
     """Decides order requests; one per listener, sharing its pool and state source."""
 
@@ -277,15 +149,15 @@ class Engine:
         if isinstance(request.orders, OrderPatch):
             if request.replaces_order_id is None:
                 raise InvalidOrder("invalid_order: a replace needs the id of the order it replaces")
-            orders = _replaced(payloads, request.replaces_order_id, request.orders)
+            orders = replaced_order(payloads, request.replaces_order_id, request.orders)
         else:
             orders = request.orders
-        pairs = _instrument_pairs(contained_orders(orders), payloads)
+        pairs = instrument_pairs(contained_orders(orders), payloads)
         instruments = await self.instruments.resolve(
             pairs, request.client_headers, payloads.positions
         )
         quotes = await self.state.quotes(
-            _quote_pairs(pairs, instruments), request.client_headers, payloads, request.account
+            quote_pairs(pairs, instruments), request.client_headers, payloads, request.account
         )
         try:
             # The start of the day (broker's snapshot, deposits) for this host's New York date,
@@ -410,7 +282,7 @@ class Engine:
             request.account,
             _nlv(payloads.balances),
             hold=not request.dry_run,
-            seen_order_ids=_order_ids(payloads),
+            seen_order_ids=order_ids(payloads),
             day=start.day,
             net_deposits=start.net_deposits,
         )
@@ -488,7 +360,7 @@ class Engine:
             return snapshot
         found = await self.instruments.resolve(pairs, request.client_headers, payloads.positions)
         instruments = {**found, **snapshot.instruments}
-        wanted = [p for p in _quote_pairs(pairs, found) if p[1] not in snapshot.quotes]
+        wanted = [p for p in quote_pairs(pairs, found) if p[1] not in snapshot.quotes]
         quotes = await self.state.quotes(wanted, request.client_headers)
         extra = {q.symbol: q for q in (quote_from_payload(item) for item in quotes)}
         return replace(snapshot, instruments=instruments, quotes={**extra, **snapshot.quotes})

@@ -34,7 +34,8 @@ from gatekeeper.adapters.broker_oauth import BrokerClients
 from gatekeeper.adapters.broker_read import BrokerReadError, forwarded_headers, get_data
 from gatekeeper.core.cancels import CancelAction, CancelPlan, plan_cancels
 from gatekeeper.core.payloads import snapshot_from_payloads
-from gatekeeper.engine import DB_DOWN, Engine, _instrument_pairs, _quote_pairs, risk_parameters
+from gatekeeper.engine import DB_DOWN, Engine
+from gatekeeper.engine_inputs import instrument_pairs, quote_pairs, risk_parameters
 from gatekeeper.errors import GatekeeperError
 
 log = logging.getLogger(__name__)
@@ -223,9 +224,9 @@ class StopActions:
             )
         )
         payloads = AccountPayloads(balances, _items(positions), _items(live), 0.0)
-        pairs = _instrument_pairs((), payloads)
+        pairs = instrument_pairs((), payloads)
         instruments = await engine.instruments.resolve(pairs, headers, payloads.positions)
-        quotes = await engine.state.quotes(_quote_pairs(pairs, instruments), headers)
+        quotes = await engine.state.quotes(quote_pairs(pairs, instruments), headers)
         now = datetime.now(UTC)
         snapshot = snapshot_from_payloads(
             account_number=account,

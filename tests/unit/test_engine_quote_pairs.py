@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from gatekeeper.core.instruments import Instrument, plain
 from gatekeeper.core.symbols import InstrumentType, parse_option_symbol
-from gatekeeper.engine import _quote_pairs
+from gatekeeper.engine_inputs import quote_pairs
 
 EQUITY = InstrumentType.EQUITY
 FUTURE = InstrumentType.FUTURE
@@ -28,7 +28,7 @@ def test_future_option_underlying_is_quoted_as_its_future() -> None:
         parse_option_symbol(FUTURE_OPTION, ES_CALL),
     )
 
-    pairs = _quote_pairs([("Future Option", ES_CALL)], {ES_CALL: option})
+    pairs = quote_pairs([("Future Option", ES_CALL)], {ES_CALL: option})
 
     assert pairs == [("Future Option", ES_CALL), ("Future", "/ESZ6")]
 
@@ -46,7 +46,7 @@ def test_spxw_underlying_is_asked_as_equity_and_index_spx() -> None:
     stock = plain("AAPL", EQUITY)
     assert stock is not None
 
-    pairs = _quote_pairs(
+    pairs = quote_pairs(
         [("Equity Option", SPXW_CALL), ("Equity", "AAPL")], {SPXW_CALL: option, "AAPL": stock}
     )
 
@@ -59,4 +59,4 @@ def test_spxw_underlying_is_asked_as_equity_and_index_spx() -> None:
 
 
 def test_an_unresolved_instrument_is_still_quoted_but_not_its_guessed_underlying() -> None:
-    assert _quote_pairs([("Future", "/XXZ6")], {}) == [("Future", "/XXZ6")]
+    assert quote_pairs([("Future", "/XXZ6")], {}) == [("Future", "/XXZ6")]
