@@ -20,8 +20,8 @@ from decimal import Decimal, InvalidOperation
 from prometheus_client import Gauge
 
 from gatekeeper.core import Limits
-from gatekeeper.engine import Result
 from gatekeeper.metrics import Metrics
+from gatekeeper.orderpath.engine import Result
 
 _HUNDRED = Decimal(100)
 FIGURE_NAMES = ("day_pnl_pct", "cash_after_pct", "exposure_after_pct", "largest_concentration_pct")

@@ -19,7 +19,7 @@ from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters import outcomes
 from gatekeeper.adapters.pg import Conn
 from gatekeeper.core import InvalidOrder, parse_order, trading_day
-from gatekeeper.engine import Engine, OrderRequest, Result
+from gatekeeper.orderpath.engine import Engine, OrderRequest, Result
 
 ROUTE_KIND = "validate_trade"
 # Goes into the broker's URL path: letters, digits, '-' and '_' only.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -15,6 +16,10 @@ from gatekeeper.cli_admin import ADMIN_ARGUMENTS, ADMIN_COMMANDS
 from gatekeeper.cli_audit import AUDIT_ARGUMENTS, AUDIT_COMMANDS
 from gatekeeper.cli_check import CHECK_ARGUMENTS, CHECK_COMMANDS
 from gatekeeper.cli_check_setup import CHECK_SETUP_ARGUMENTS, CHECK_SETUP_COMMANDS
+from gatekeeper.cli_decisions import DECISIONS_ARGUMENTS, DECISIONS_COMMANDS
+from gatekeeper.cli_demo_env import use_demo_env
+from gatekeeper.cli_errors import explain
+from gatekeeper.cli_migrate import MIGRATE_ARGUMENTS, MIGRATE_COMMANDS
 from gatekeeper.cli_stop import STOP_ARGUMENTS, STOP_COMMANDS
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.logsetup import configure_logging
@@ -44,20 +49,9 @@ async def _forever() -> None:
 
 
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from gatekeeper.web.server import serve
+    from gatekeeper.cli_serve import cmd_serve as serve_checked
 
-    await serve(settings)
-    return 0
-
-
-async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from gatekeeper.migrate import migrate_and_report
-
-    if settings.database_url is None:
-        print("error: database_url is not set (DATABASE_URL)", file=sys.stderr)
-        return 2
-    await migrate_and_report(settings.database_url.get_secret_value(), out=sys.stdout)
-    return 0
+    return await serve_checked(settings, args)  # backends looked at first (cli_serve)
 
 
 async def cmd_paper(settings: Settings, args: argparse.Namespace) -> int:
@@ -70,15 +64,16 @@ async def cmd_paper(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from gatekeeper.demo import run_demo
+    from gatekeeper.demo import run_demo, with_local_tls
 
+    if getattr(args, "tls", False):
+        settings = with_local_tls(settings)
     await run_demo(settings, out=sys.stdout)
     return 0
 
 
 COMMANDS: dict[str, tuple[Command, str]] = {
     "serve": (cmd_serve, "run the proxy and admin listeners (needs DATABASE_URL and REDIS_URL)"),
-    "migrate": (cmd_migrate, "apply the SQL migrations in sql/ (idempotent, safe to race)"),
     "paper": (cmd_paper, "run the paper broker (TastyTrade's API, in memory)"),
     "demo": (
         cmd_demo,
@@ -91,13 +86,29 @@ COMMANDS.update(CHECK_COMMANDS)
 COMMANDS.update(STOP_COMMANDS)
 COMMANDS.update(CHECK_SETUP_COMMANDS)
 COMMANDS.update(AUDIT_COMMANDS)
+COMMANDS.update(MIGRATE_COMMANDS)
+COMMANDS.update(DECISIONS_COMMANDS)
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve the bots' listener over HTTPS with a certificate from a local certificate"
+        " authority (made once in the demo's data directory; the banner says how to trust it)",
+    )
+
+
 # Commands with arguments of their own: name -> a function that adds them to its parser.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "demo": _demo_arguments,
     **ADMIN_ARGUMENTS,
     **CHECK_ARGUMENTS,
     **STOP_ARGUMENTS,
     **CHECK_SETUP_ARGUMENTS,
     **AUDIT_ARGUMENTS,
+    **MIGRATE_ARGUMENTS,
+    **DECISIONS_ARGUMENTS,
 }
 
 
@@ -121,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "demo":  # a second terminal next to `gatekeeper demo` finds it
+        use_demo_env()
     try:
         settings = load_settings(args.config)
     except SettingsError as error:
@@ -131,7 +144,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run_until_signalled(command(settings, args))
     except GatekeeperError as error:
-        print(f"error: {error.message}", file=sys.stderr)
+        # e.g. a migration that failed for want of a privilege: say what to do about it
+        cause = error.__cause__
+        hint = explain(cause, settings) if cause is not None else None
+        print(f"error: {hint or error.message}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `gatekeeper decisions … | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as error:
+        line = explain(error, settings)  # a busy port, a refused role, no schema: one line
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 1
 
 

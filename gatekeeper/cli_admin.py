@@ -12,7 +12,8 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from gatekeeper.errors import BadRequest, GatekeeperError
+from gatekeeper.cli_errors import DatabaseNotConfigured, connect
+from gatekeeper.errors import BadRequest
 from gatekeeper.settings import Settings
 
 if TYPE_CHECKING:
@@ -20,19 +21,13 @@ if TYPE_CHECKING:
     from gatekeeper.adapters.protections import Protection
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
-
-
-class DatabaseNotConfigured(GatekeeperError):
-    code = "configuration_missing"
+__all__ = ["ADMIN_ARGUMENTS", "ADMIN_COMMANDS", "Command", "DatabaseNotConfigured", "connect_db"]
 
 
 @asynccontextmanager
 async def _connect(settings: Settings) -> AsyncIterator[Conn]:
-    import asyncpg
-
-    if settings.database_url is None:
-        raise DatabaseNotConfigured("database_url is not set (DATABASE_URL)")
-    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    """DATABASE_URL's Postgres, or one line saying why not (gatekeeper.cli_errors)."""
+    conn = await connect(settings)
     try:
         yield conn
     finally:
@@ -41,6 +36,9 @@ async def _connect(settings: Settings) -> AsyncIterator[Conn]:
 
 def _out(line: str = "") -> None:
     sys.stdout.write(line + "\n")
+
+
+connect_db = _connect  # for the other command modules
 
 
 # -- users ------------------------------------------------------------------------------------
@@ -104,15 +102,15 @@ _SETTING_FLAGS = (
         "one underlying, percent",
     ),
     ("--daily-trades", "max_daily_trades", int, "orders per trading day"),
-    ("--collar-equity", "price_collar_equity_percentage", Decimal, "equity price collar, %"),
-    ("--collar-option", "price_collar_option_percentage", Decimal, "option price collar, %"),
+    ("--collar-equity", "price_collar_equity_percentage", Decimal, "equity price collar, %%"),
+    ("--collar-option", "price_collar_option_percentage", Decimal, "option price collar, %%"),
     (
         "--collar-option-width",
         "price_collar_option_width_multiple",
         Decimal,
         "option collar, multiple of the bid-ask width",
     ),
-    ("--collar-future", "price_collar_future_percentage", Decimal, "future price collar, %"),
+    ("--collar-future", "price_collar_future_percentage", Decimal, "future price collar, %%"),
     ("--max-shares", "max_order_quantity_equity", int, "most shares in one leg"),
     ("--max-option-contracts", "max_order_quantity_equity_option", int, "per option leg"),
     ("--max-future-contracts", "max_order_quantity_future", int, "per future leg"),
@@ -186,6 +184,38 @@ async def _emails(conn: Conn) -> dict[int, str]:
     return {user.id: user.email for user in await users.list_users(conn)}
 
 
+_LIST_HEADER = (
+    f"{'id':>5}  {'account':<12} {'owner':<24} {'reserve':>7} {'loss':>7} {'trade':>7}"
+    f" {'expo':>7} {'conc':>7} {'trades':>6}  {'active':<6} stop"
+)
+
+
+def _pct(value: object) -> str:
+    return f"{value}%".rjust(7)
+
+
+async def _list_protections(conn: Conn, account: str | None) -> int:
+    """One line per protection (every owner's), the stop state last."""
+    from gatekeeper.adapters import protections as store
+
+    found = await store.list_protections(conn, None, account)
+    if not found:
+        _out("no protections" + (f" for account {account}" if account else ""))
+        return 0 if account is None else 1
+    emails = await _emails(conn)
+    _out(_LIST_HEADER)
+    for p in found:
+        stop = f"STOPPED ({p.emergency_stop_active_mode})" if p.emergency_stop_active else "-"
+        _out(
+            f"{p.id:>5}  {p.account_id:<12} {emails.get(p.user_id, '?')[:24]:<24}"
+            f" {_pct(p.cash_reserve_percentage)} {_pct(p.max_daily_loss_percentage)}"
+            f" {_pct(p.max_single_trade_percentage)} {_pct(p.max_portfolio_exposure_percentage)}"
+            f" {_pct(p.max_position_concentration_percentage)} {p.max_daily_trades:>6}"
+            f"  {'yes' if p.active else 'no':<6} {stop}"
+        )
+    return 0
+
+
 async def cmd_protections(settings: Settings, args: argparse.Namespace) -> int:
     from gatekeeper.adapters import protections as store
 
@@ -229,6 +259,8 @@ async def cmd_protections(settings: Settings, args: argparse.Namespace) -> int:
                 for line in _describe(protection, emails.get(protection.user_id, "?")):
                     _out(line)
             return 0
+        if args.action == "list":
+            return await _list_protections(conn, args.account)
         found = await store.list_protections(conn, None, args.account)
         if not found:
             _out(f"no protection for account {args.account}")
@@ -295,6 +327,8 @@ def _protections_arguments(parser: argparse.ArgumentParser) -> None:
         " automatic (daily-loss) stops reduce_only, manual stops halt",
     )
     set_.add_argument("--by", default=None, help="name recorded in the history (default cli)")
+    listing = actions.add_parser("list", help="every protection, one line each")
+    listing.add_argument("--account", default=None, help="only this account's")
     show = actions.add_parser("show", help="every protection on an account")
     show.add_argument("account")
     stop = actions.add_parser("stop", help="trigger the emergency stop on an account")
@@ -316,7 +350,7 @@ def _protections_arguments(parser: argparse.ArgumentParser) -> None:
 ADMIN_COMMANDS: dict[str, tuple[Command, str]] = {
     "users": (cmd_users, "users who own protections: create, list"),
     "tokens": (cmd_tokens, "admin API tokens: create (shown once), list, revoke"),
-    "protections": (cmd_protections, "portfolio protections: set, show, stop, clear"),
+    "protections": (cmd_protections, "portfolio protections: list, set, show, stop, clear"),
 }
 ADMIN_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "users": _users_arguments,

@@ -22,9 +22,9 @@ from gatekeeper.adapters.account_state import StateSource
 from gatekeeper.adapters.day_start import DayStartSource
 from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.checks import check_order, verdict_payload
-from gatekeeper.engine import Engine
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.metrics import Metrics
+from gatekeeper.orderpath.engine import Engine
 from gatekeeper.settings import Settings
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]

@@ -29,8 +29,8 @@ from gatekeeper.adapters.migrations import migration_status
 from gatekeeper.core import AccountSnapshot, Decision, EvaluationContext, Limits, evaluate
 from gatekeeper.core.parse import parse_order
 from gatekeeper.core.snapshot import Quote, RiskParameters
-from gatekeeper.engine_inputs import default_limits, limits_of, risk_parameters
 from gatekeeper.limits import LIMITS, Limit
+from gatekeeper.orderpath.inputs import default_limits, limits_of, risk_parameters
 from gatekeeper.settings import Settings
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from pydantic import SecretStr
@@ -20,6 +22,7 @@ from pydantic import SecretStr
 from gatekeeper.adapters.protections import Actor, upsert_protection
 from gatekeeper.adapters.users import UserNotFound, create_token, create_user, find_user
 from gatekeeper.auth import Role
+from gatekeeper.cli_demo_env import DEMO_ENV_FILE, demo_lock, remove_demo_env, write_demo_env
 from gatekeeper.migrate import migrate_and_report
 from gatekeeper.paper import build_book, load_seed, new_control_token, running_paper
 from gatekeeper.settings import Settings
@@ -82,6 +85,7 @@ async def _seed_demo(database_url: str, account: str) -> str:
 async def run_demo(settings: Settings, out: TextIO) -> None:
     """Start everything, print how to use it, and run until cancelled."""
     async with AsyncExitStack() as stack:
+        stack.enter_context(demo_lock(settings.embedded.data_dir.resolve()))  # one at a time
         if settings.database_url is not None:
             database_url = settings.database_url.get_secret_value()
         else:
@@ -130,8 +134,41 @@ async def run_demo(settings: Settings, out: TextIO) -> None:
                 control_token,
             )
         )
+        out.write(tls_trust_note(demo_settings, listening.proxy_url))
+        out.write(_share_with_commands(stack, database_url, redis_url, paper_url, account))
         out.flush()
         await asyncio.Event().wait()
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _share_with_commands(
+    stack: AsyncExitStack, database_url: str, redis_url: str, upstream: str, account: str
+) -> str:
+    """Write the env file the other commands read (removed when the demo stops) and say so."""
+    values = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "GATEKEEPER_PROXY__UPSTREAM_URL": upstream,
+    }
+    path = write_demo_env(values, os.getpid(), DEMO_ENV_FILE.resolve())
+    stack.callback(remove_demo_env, os.getpid(), path)
+    return f"""
+Its backends, written to {path}
+(gatekeeper commands run from this directory use them; variables you set win):
+    DATABASE_URL={_without_password(database_url)}
+    REDIS_URL={_without_password(redis_url)}
+    GATEKEEPER_PROXY__UPSTREAM_URL={upstream}   (the paper broker: check-order reads it)
+so in a second terminal, here:
+    gatekeeper protections show {account}
+    gatekeeper decisions {account}
+"""
 
 
 def _banner(
@@ -148,6 +185,7 @@ def _banner(
 gatekeeper demo is running
   bots:      {proxy}   (instead of https://api.tastyworks.com)
   operators: {admin}   (/readyz, /metrics, /api/v1/portfolio_protections)
+  console:   {admin}/console/   (log in with the admin token below)
   upstream:  {paper}   (paper broker, accounts from config/paper-accounts.json)
 
 Point a bot at it, e.g. with the tastyware SDK:
@@ -166,4 +204,33 @@ Paper broker controls (quotes, cash, faults), on the paper broker itself only:
     curl -s {paper}/__paper/quotes -H 'X-Paper-Control-Token: {control_token}'
 
 Ctrl-C stops everything.
+"""
+
+
+def with_local_tls(settings: Settings) -> Settings:
+    """``gatekeeper demo --tls``: the settings with the proxy serving HTTPS, from a local
+    certificate authority kept in the demo's data directory (gatekeeper.tls)."""
+    from gatekeeper.tls import ensure_local_certificates
+
+    files = ensure_local_certificates(settings.embedded.data_dir.resolve() / "tls")
+    proxy = settings.proxy.model_copy(
+        update={"tls_certificate": files.certificate, "tls_key": files.key}
+    )
+    return settings.model_copy(update={"proxy": proxy})
+
+
+def tls_trust_note(settings: Settings, proxy_url: str) -> str:
+    """How to trust the demo's certificate authority ("" when the proxy serves plain HTTP)."""
+    if settings.proxy.tls_certificate is None:
+        return ""
+    authority = settings.proxy.tls_certificate.with_name("ca.pem")
+    address = proxy_url.removeprefix("https://")
+    return f"""
+HTTPS (--tls): the bots' listener has a certificate from this demo's own certificate
+authority, which vouches for localhost, 127.0.0.1 and ::1 only. Trust it in the bot's shell:
+    export REQUESTS_CA_BUNDLE={authority}   # requests: tastytrade-sdk
+    export SSL_CERT_FILE={authority}        # httpx: tastyware tastytrade; OpenSSL tools
+(each replaces that shell's list of trusted authorities: set it for the bot only), then:
+    from tastytrade_sdk import Tastytrade; tasty = Tastytrade(api_base_url="{address}")
+    curl --cacert {authority} {proxy_url}/accounts/...
 """

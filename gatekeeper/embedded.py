@@ -618,6 +618,12 @@ class EmbeddedPostgres(_ChildServer):
             cmdline and cmdline[0].endswith(b"postgres") and str(self.data_dir).encode() in cmdline
         ):
             return
+        owner = self._live_owner(pid)
+        if owner is not None:  # not stale: another process runs it, and still needs it
+            raise EmbeddedServerError(
+                f"postgres (pid {pid}) on {self.data_dir} belongs to the running process"
+                f" {owner}: stop that process first (another `gatekeeper demo`?)"
+            )
         _signal(pid, signal.SIGCONT)
         _signal(pid, signal.SIGINT)
         deadline = time.monotonic() + 15.0
@@ -625,6 +631,25 @@ class EmbeddedPostgres(_ChildServer):
             time.sleep(0.05)
         if _is_alive(pid):
             raise EmbeddedServerError(f"a stale postgres (pid {pid}) still runs on {self.data_dir}")
+
+    @property
+    def _owner_file(self) -> Path:
+        return self.directory / "owner.pid"
+
+    def _live_owner(self, postmaster: int) -> int | None:
+        """The process that started ``postmaster`` on our data dir, if it is still its
+        parent (so alive: an orphan is re-parented) and is not us."""
+        try:
+            owner = int(self._owner_file.read_text().strip())
+            with open(f"/proc/{postmaster}/stat", encoding="utf-8") as stat_file:
+                parent = int(stat_file.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        return owner if parent == owner and owner != os.getpid() and _is_alive(owner) else None
+
+    def _spawn(self) -> None:
+        self._owner_file.write_text(f"{os.getpid()}\n")  # whose postmaster, for the next start
+        super()._spawn()
 
     def _command(self) -> list[str]:
         settings = {"unix_socket_permissions": "0777"}

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from uuid import UUID
 
+from aiohttp import web
+
 
 class GatekeeperError(Exception):
     """Root of every error Gatekeeper raises on purpose.
@@ -165,6 +167,19 @@ class StateUnavailable(RiskPathUnavailable):
     code = "state_unavailable"
 
 
+class DeadlineExceeded(RiskPathUnavailable):
+    """The order waited in the gatekeeper past ``risk.order_deadline_seconds``: refused, never
+    forwarded late (the bot may have given up on it already)."""
+
+    code = "deadline_exceeded"
+
+
+class Overloaded(RiskPathUnavailable):
+    """More order requests in progress than ``risk.order_max_in_flight``: refused at once."""
+
+    code = "overloaded"
+
+
 class DuplicateOrder(GatekeeperError):
     """A retried submission of an order that is unresolved or accepted: its own decision row
     is recorded, it is never forwarded again (gatekeeper.order_identity). ``first`` is the
@@ -180,3 +195,19 @@ class DuplicateOrder(GatekeeperError):
         )
         self.decision_id = decision_id
         self.first = first
+
+
+def error_response(error: GatekeeperError, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON error in TastyTrade's envelope with the error's own status.
+
+    ``details["errors"]`` (a list of ``{"field", "code", "message", ...}``), when an error has
+    it, becomes the envelope's ``errors``; a 401 says which scheme to use.
+    """
+    items = error.details.get("errors")
+    if error.status == 401 and headers is None:
+        headers = {"WWW-Authenticate": 'Bearer realm="gatekeeper-admin"'}
+    return web.json_response(
+        error_envelope(error.code, error.message, items if isinstance(items, list) else None),
+        status=error.status,
+        headers=headers,
+    )

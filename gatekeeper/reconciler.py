@@ -34,7 +34,7 @@ import asyncpg
 from gatekeeper.adapters import outcomes
 from gatekeeper.adapters.broker_oauth import BrokerClients
 from gatekeeper.adapters.broker_read import CLIENT_HEADERS, BrokerReadError, get_data
-from gatekeeper.engine import DB_DOWN
+from gatekeeper.adapters.pg import DB_DOWN
 from gatekeeper.errors import BrokerAuthFailed
 from gatekeeper.settings import Settings
 

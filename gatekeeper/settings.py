@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -90,8 +91,35 @@ class ProxySettings(_Section):
     max_client_connections_per_address: Annotated[int, Field(ge=1, le=1_000_000)] = 256
     # Sent upstream instead of the bot's own when set (TastyTrade wants "<product>/<version>").
     user_agent_override: str | None = None
+    # HTTPS on this listener (clients that insist on it, e.g. tastytrade-sdk): a PEM
+    # certificate (chain) and its PEM key, both or neither; read when the listener starts
+    # (gatekeeper.tls). `gatekeeper demo --tls` makes a local certificate authority for them.
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
+    # TastyTrade's account streamer (docs/order-path.md, "Account streamer"): once a bot's
+    # credentials for an account are seen, a WebSocket keeps the account's cached balances,
+    # positions and orders current; polling stays the fallback. URL unset: TastyTrade's
+    # streamer for its API hosts, else the upstream's /account-streamer (the paper broker's).
+    account_streamer: bool = True
+    account_streamer_url: str | None = None
 
     _check_upstream = field_validator("upstream_url")(validate_upstream_url)
+
+    @field_validator("account_streamer_url")
+    @classmethod
+    def _check_streamer_url(cls, value: str | None) -> str | None:
+        parts = urlsplit(value or "ws://host")
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError("must be a ws:// or wss:// URL naming a host")
+        if parts.username or parts.password:
+            raise ValueError("must not contain credentials")
+        return value
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> ProxySettings:
+        if (self.tls_certificate is None) != (self.tls_key is None):
+            raise ValueError("tls_certificate and tls_key go together (both or neither)")
+        return self
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> ProxySettings:
@@ -175,6 +203,15 @@ class RiskSettings(_Section):
     # accepted, is a retry: answered from the first, never forwarded (docs/order-path.md).
     # 0 turns this off; retries carrying the bot's own external-identifier are always caught.
     duplicate_window_seconds: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    # How long an order may wait inside the gatekeeper before it is forwarded (in the
+    # kernel's accept queue, for the broker's account state, a database connection, the
+    # account lock): past it the order is refused, 503 deadline_exceeded with its decision
+    # row, never forwarded late. Keep it below the bot's own timeout minus the broker's answer
+    # time (httpx, under tastyware's client, gives up after 5 s).
+    order_deadline_seconds: PositiveSeconds = 2.5
+    # Order requests one process works on at once; beyond them a new one is answered 503
+    # overloaded at once, with its decision row, instead of waiting in a queue.
+    order_max_in_flight: Annotated[int, Field(ge=1, le=10_000)] = 64
     # The reconciler (gatekeeper.reconciler): how often it looks for unresolved orders; how
     # old a decision with no outcome at all must be before it is taken for a dead replica's
     # (longer than a forward can take: connect + read timeouts); how long after it was sent
@@ -217,6 +254,28 @@ class RiskSettings(_Section):
         if self.max_state_age_seconds < self.state_ttl_seconds:
             raise ValueError("max_state_age_seconds must be at least state_ttl_seconds")
         return self
+
+    @field_validator(
+        "default_cash_reserve_percentage",
+        "default_max_daily_loss_percentage",
+        "default_max_single_trade_percentage",
+        "default_max_portfolio_exposure_percentage",
+        "default_max_position_concentration_percentage",
+        "default_max_daily_trades",
+    )
+    @classmethod
+    def _check_default_limit(cls, value: Decimal | int, info: ValidationInfo) -> Decimal | int:
+        # The defaults guard accounts without a protection: the same ranges as the
+        # protections table's CHECK constraints (gatekeeper/limits.py, the guide's ranges).
+        from gatekeeper.limits import LIMITS_BY_FIELD
+
+        limit = LIMITS_BY_FIELD[(info.field_name or "").removeprefix("default_")]
+        if not limit.allows(value):
+            raise ValueError(
+                f"must be {limit.describe()} like a protection's (CHECK {limit.constraint});"
+                f" got {value}"
+            )
+        return value
 
 
 _WEBHOOK_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
@@ -363,6 +422,35 @@ class StopSettings(_Section):
         return self
 
 
+_URL_EXAMPLES = {
+    "database_url": (
+        ("postgresql", "postgres"),
+        "postgresql://gatekeeper@127.0.0.1:5432/gatekeeper",
+    ),
+    "redis_url": (("redis", "rediss", "unix"), "redis://127.0.0.1:6379/0"),
+}
+
+
+def validate_backend_url(value: SecretStr | None, name: str) -> SecretStr | None:
+    """A Postgres or Redis URL that its client can read. The URL is never echoed: it may hold
+    a password."""
+    if value is None:
+        return None
+    schemes, example = _URL_EXAMPLES[name]
+    text = value.get_secret_value().strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ValueError(f"cannot be parsed as a URL (expected e.g. {example})") from None
+    if parts.scheme.lower() not in schemes:
+        got = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        raise ValueError(
+            f"must start with {' or '.join(f'{s}://' for s in schemes)} (got {got}); e.g. {example}"
+        )
+    return value
+
+
 class Settings(BaseSettings):
     """All of Gatekeeper's configuration, frozen once loaded."""
 
@@ -391,6 +479,11 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     stops: StopSettings = StopSettings()
     alerts: AlertSettings = AlertSettings()
+
+    @field_validator("database_url", "redis_url")
+    @classmethod
+    def _check_backend_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        return validate_backend_url(value, info.field_name or "")
 
     @classmethod
     def settings_customise_sources(

@@ -32,9 +32,8 @@ from gatekeeper.account_gauges import (
 from gatekeeper.adapters import account_status as store
 from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters import stops
-from gatekeeper.adapters.pg import Conn
+from gatekeeper.adapters.pg import DB_DOWN, Conn
 from gatekeeper.core import trading_day
-from gatekeeper.engine import DB_DOWN
 from gatekeeper.metrics import Metrics
 from gatekeeper.web import keys
 

@@ -32,11 +32,12 @@ from gatekeeper.adapters import stops
 from gatekeeper.adapters.account_state import AccountPayloads
 from gatekeeper.adapters.broker_oauth import BrokerClients
 from gatekeeper.adapters.broker_read import BrokerReadError, forwarded_headers, get_data
+from gatekeeper.adapters.pg import DB_DOWN
 from gatekeeper.core.cancels import CancelAction, CancelPlan, plan_cancels
 from gatekeeper.core.payloads import snapshot_from_payloads
-from gatekeeper.engine import DB_DOWN, Engine
-from gatekeeper.engine_inputs import instrument_pairs, quote_pairs, risk_parameters
 from gatekeeper.errors import GatekeeperError
+from gatekeeper.orderpath.engine import Engine
+from gatekeeper.orderpath.inputs import instrument_pairs, quote_pairs, risk_parameters
 
 log = logging.getLogger(__name__)
 

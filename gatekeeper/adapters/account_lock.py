@@ -15,12 +15,27 @@ from gatekeeper.adapters.pg import Conn
 _KEY = "hashtextextended('gatekeeper.account:' || {}, 0)"
 
 
-async def lock_account(conn: Conn, account_id: str) -> datetime:
+async def lock_account(
+    conn: Conn, account_id: str, *, wait_at_most: float | None = None
+) -> datetime:
     """Serialize order decisions for one account across every replica (until commit); returns
-    the database's ``now()`` (the transaction's start: one clock for the whole decision)."""
-    now: datetime = await conn.fetchval(
-        f"SELECT now() FROM (SELECT pg_advisory_xact_lock({_KEY.format('$1')})) AS locked",  # noqa: S608
+    the database's ``now()`` (the transaction's start: one clock for the whole decision).
+
+    ``wait_at_most`` (seconds): wait no longer for the lock (asyncpg.LockNotAvailableError); it
+    applies to the rest of the transaction's lock waits too (``lock_timeout``, local)."""
+    if wait_at_most is None:
+        now: datetime = await conn.fetchval(
+            f"SELECT now() FROM (SELECT pg_advisory_xact_lock({_KEY.format('$1')})) AS locked",  # noqa: S608
+            account_id,
+        )
+        return now
+    # The lateral lock reads the setting's row, so it runs after lock_timeout is set.
+    now = await conn.fetchval(
+        f"SELECT now() FROM (SELECT set_config('lock_timeout', $2, true) AS applied) AS limited,"  # noqa: S608
+        f" LATERAL (SELECT pg_advisory_xact_lock({_KEY.format('$1')}) AS held"
+        " WHERE limited.applied IS NOT NULL) AS locked",
         account_id,
+        f"{max(1, round(wait_at_most * 1000))}ms",
     )
     return now
 

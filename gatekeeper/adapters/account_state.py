@@ -16,6 +16,14 @@ concurrent requests share a refresh only when they carry the same credential. Th
 never the fallback for it. An operator's check (validate_trade, check-order) given no broker
 credential may use the cached state: the admin API has authorized the operator for the
 account. Quotes and instruments are public: their cache is shared.
+
+After an order is forwarded the state is not dropped: the order's reservation counts it until
+the state shows it (gatekeeper.adapters.decisions), and ``order_forwarded`` refreshes the
+state in the background, so the account's next order does not wait for the broker. The
+account streamer (gatekeeper.adapters.account_streamer) applies the broker's pushed changes
+to the cached state (``update_cached``) and re-applies them to a snapshot fetched while they
+arrived (``on_snapshot``). Neither makes a state younger: its age is still that of its last
+snapshot, and the age rules above hold unchanged.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from gatekeeper.adapters.broker_read import BrokerReadError, get_data, read_timeout
 from gatekeeper.adapters.credentials import CredentialDigests, confirmed_key
@@ -49,6 +57,13 @@ REFRESH_AHEAD = 0.75
 # Entries kept per process (parsed state and quote hints per account, quote ages per
 # symbol): beyond it, start over.
 MAX_REMEMBERED = 1024
+# Background refreshes (after a forward, or asked by the streamer) running at once; beyond
+# it none is started: the state then ages as usual and the next order refreshes it.
+MAX_BACKGROUND_REFRESHES = 256
+# Attempts of an optimistic update of a cached state (WATCH/MULTI) raced by other writers.
+UPDATE_ATTEMPTS = 5
+
+Entry = dict[str, Any]
 
 # /market-data/by-type query key per instrument type. "Index" is no instrument-type: an equity
 # option's underlying may be a stock (SPY) or an index (SPX, quoted under the `index` key) and
@@ -103,6 +118,13 @@ class StateSource:
         # Told (account, headers) each time the broker confirms a credential for an account
         # (gatekeeper.stop_actions: a stop's cancels wait for one). Must not raise or block.
         self.on_confirmed: Callable[[str, Mapping[str, str]], None] | None = None
+        # Given (account, snapshot) before a snapshot fetched from the broker is cached; returns
+        # it with the changes streamed since it was fetched (the account streamer's). Must not
+        # block.
+        self.on_snapshot: Callable[[str, Entry], Entry] | None = None
+        self._background: dict[str, asyncio.Task[None]] = {}  # by account
+        self._again: dict[str, dict[str, str]] = {}  # account -> credential of one more
+        self._closing = False
 
     async def account(
         self, account: str, client_headers: Mapping[str, str], *, operator_check: bool = False
@@ -123,17 +145,80 @@ class StateSource:
             age = self._age(usable)
             if age < self._risk.state_ttl_seconds:
                 if age >= self._risk.state_ttl_seconds * REFRESH_AHEAD and not operator_only:
-                    self._refresh_once(key, account, digest, client_headers, usable)
+                    self._refresh_once(key, account, digest, client_headers)
                 return self._payloads(usable, prefetched)
         if operator_only:
             return self._payloads(self._without_credentials(account, usable), prefetched)
-        refresh = self._refresh_once(key, account, digest, client_headers, usable)
+        refresh = self._refresh_once(key, account, digest, client_headers)
+        try:
+            fetched = await asyncio.shield(refresh)
+        except StateUnavailable:
+            # The broker did not answer: state this credential may use, young enough, serves.
+            if usable is not None and self._age(usable) < self._risk.max_state_age_seconds:
+                log.warning("account state refresh failed; using cached state")
+                return self._payloads(usable, {})
+            raise
         # Quotes read before waiting for the broker could outlive quote_ttl: read them again.
-        return self._payloads(await asyncio.shield(refresh), {})
+        return self._payloads(fetched, {})
+
+    def order_forwarded(self, account: str, client_headers: Mapping[str, str]) -> None:
+        """An order of ``account`` was just forwarded with ``client_headers``: refresh the
+        account's state in the background (see ``refresh_soon``). Synchronous and never
+        raises: it is called on the order path."""
+        self.refresh_soon(account, client_headers)
+
+    def refresh_soon(self, account: str, client_headers: Mapping[str, str]) -> None:
+        """Fetch the account's state with ``client_headers`` in the background, after any
+        refresh already running for it (which may have been asked before the change that
+        prompts this one): one per account at a time, at most one more queued (the latest
+        credential), at most MAX_BACKGROUND_REFRESHES accounts at once. Failures are logged
+        by type only. Never raises, never blocks."""
+        try:
+            if self._closing or not client_headers.get("Authorization"):
+                return  # nothing to fetch with: the next order fetches with its own
+            headers = dict(client_headers)
+            if account in self._background:
+                self._again[account] = headers
+                return
+            if len(self._background) >= MAX_BACKGROUND_REFRESHES:
+                log.warning("background account state refreshes at their limit; skipped one")
+                return
+            task = asyncio.create_task(self._background_refresh(account, headers))
+            self._background[account] = task
+            task.add_done_callback(lambda _: self._background_done(account, task))
+        except Exception as error:  # on the order path: never let it fail a request
+            log.error("could not schedule an account state refresh: %s", type(error).__name__)
+
+    async def _background_refresh(self, account: str, headers: dict[str, str]) -> None:
+        key = STATE_KEY.format(account=account)
+        digest = self._digests.of(headers)
+        running = self._refreshing.get((account, digest))
+        if running is not None:
+            # Begun before the change: it may not show it. Let it finish, then fetch anew.
+            await asyncio.wait([running])
+        try:
+            await asyncio.shield(self._refresh_once(key, account, digest, headers))
+        except (StateUnavailable, CacheUnavailable, BrokerAuthFailed) as error:
+            log.warning(
+                "background refresh of the state of account %s failed: %s",
+                account,
+                type(error).__name__,
+            )
+
+    def _background_done(self, account: str, task: asyncio.Task[None]) -> None:
+        if self._background.get(account) is task:
+            del self._background[account]
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("background account state refresh failed: %s", type(error).__name__)
+        again = self._again.pop(account, None)
+        if again is not None and not self._closing:
+            self.refresh_soon(account, again)
 
     async def aclose(self) -> None:
         """Cancel the refreshes still running (at shutdown, before the session closes)."""
+        self._closing = True
         pending: list[asyncio.Future[Any]] = [
+            *self._background.values(),
             *self._refreshing.values(),
             *self._quote_refreshes.values(),
         ]
@@ -158,16 +243,13 @@ class StateSource:
         account: str,
         digest: str | None,
         client_headers: Mapping[str, str],
-        cached: dict[str, Any] | None,
     ) -> asyncio.Future[dict[str, Any]]:
         """The running refresh of the account with this credential, or a new one (referenced
-        until done). ``cached`` is state this credential may use, or None."""
+        until done)."""
         running = (account, digest)
         refresh = self._refreshing.get(running)
         if refresh is None:
-            refresh = asyncio.ensure_future(
-                self._refresh(key, account, digest, client_headers, cached)
-            )
+            refresh = asyncio.ensure_future(self._refresh(key, account, digest, client_headers))
             self._refreshing[running] = refresh
             refresh.add_done_callback(lambda done: self._refresh_done(running, done))
         return refresh
@@ -191,21 +273,17 @@ class StateSource:
         account: str,
         digest: str | None,
         client_headers: Mapping[str, str],
-        cached: dict[str, Any] | None,
     ) -> dict[str, Any]:
         """Fetch with ``client_headers`` and cache the state; the credential that was used
-        (``digest``, of these very headers) is then confirmed for the account."""
+        (``digest``, of these very headers) is then confirmed for the account. A broker
+        failure raises StateUnavailable: each waiter decides whether its cached copy serves."""
         try:
             fetched = await self._fetch_account(account, client_headers)
         except BrokerAuthFailed:
             if digest is not None:
                 await self._forget(confirmed_key(digest, account))
             raise
-        except StateUnavailable:
-            if cached is not None and self._age(cached) < self._risk.max_state_age_seconds:
-                log.warning("account state refresh failed; using cached state")
-                return cached
-            raise
+        fetched = self._with_streamed(account, fetched)
         confirmation = None if digest is None else confirmed_key(digest, account)
         await self._cache_set(key, fetched, self._risk.max_state_age_seconds, confirmation)
         if confirmation is not None and self.on_confirmed is not None:
@@ -219,6 +297,48 @@ class StateSource:
         except RedisError as error:
             self._metrics.state_fetch_errors.labels("cache").inc()
             log.warning("could not drop a credential confirmation: %s", type(error).__name__)
+
+    def _with_streamed(self, account: str, fetched: Entry) -> Entry:
+        if self.on_snapshot is None:
+            return fetched
+        try:
+            return self.on_snapshot(account, fetched)
+        except Exception as error:  # the snapshot alone is the broker's word: keep it
+            log.error("streamed changes not applied to a snapshot: %s", type(error).__name__)
+            return fetched
+
+    async def update_cached(self, account: str, change: Callable[[Entry], Entry | None]) -> bool:
+        """Replace the account's cached state with ``change(state)`` (a new dict; None: leave
+        it), atomically against other writers (WATCH/MULTI, retried). The state keeps its
+        ``fetched_at`` and expires when it would have: nothing cached, or too old to be used,
+        is left alone (the next order fetches it). True when a change was written. Raises
+        CacheUnavailable."""
+        key = STATE_KEY.format(account=account)
+        for _ in range(UPDATE_ATTEMPTS):
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        return False
+                    entry = self._parse(key, raw)
+                    remaining = float(entry["fetched_at"]) + self._risk.max_state_age_seconds
+                    remaining -= time.time()
+                    changed = change(entry) if remaining > 0 else None
+                    if changed is None:
+                        return False
+                    new_raw = json.dumps(changed).encode()
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(key, new_raw, px=max(1, int(remaining * 1000)))
+                    await pipe.execute()
+            except WatchError:
+                continue  # written meanwhile: apply the change to what is there now
+            except RedisError as error:
+                raise self._cache_error(error) from None
+            self._remember(key, new_raw, changed)
+            return True
+        log.warning("cached state of account %s kept changing; a streamed update waits", account)
+        return False
 
     async def invalidate(self, account: str) -> None:
         """Drop the cached state after an order was forwarded (it changed the account)."""
@@ -410,12 +530,15 @@ class StateSource:
         confirmed = confirmation is not None and rest.pop(0) is not None
         if raw is None:
             return None, confirmed, rest
+        return self._parse(key, raw), confirmed, rest
+
+    def _parse(self, key: str, raw: bytes | str) -> Entry:
         parsed = self._parsed.get(key)
         if parsed is not None and parsed[0] == raw:
-            return parsed[1], confirmed, rest
-        entry: dict[str, Any] = json.loads(raw)
+            return parsed[1]
+        entry: Entry = json.loads(raw)
         self._remember(key, raw, entry)
-        return entry, confirmed, rest
+        return entry
 
     async def _cache_set(
         self, key: str, entry: dict[str, Any], ttl: float, confirmation: str | None

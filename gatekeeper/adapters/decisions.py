@@ -1,11 +1,35 @@
-"""The order path's data access: the account lock, start-of-day NLV, today's reservations,
-decision rows and order outcomes. The only module with their SQL (``sql/0020``, ``0025``).
+"""The order path's data access: the account lock, start-of-day NLV, today's trades and
+orders in flight, decision rows and order outcomes. The only module with their SQL
+(``sql/0020``, ``0025``, ``0030``).
 
 The trading day is the America/New_York calendar date of the database's ``now()`` (one clock
 for every replica); :func:`decision_inputs` takes an optional ``clock`` instead, for tests.
 
-An allowed, non-dry-run decision is its own reservation: it counts toward today's trades and
-as in flight until its outcome shows the broker refused it (or never got it).
+An allowed, non-dry-run decision is its own reservation. The database keeps the day's ledger
+as the rows are appended (``sql/0030``: triggers on ``risk_decisions`` and ``order_outcomes``),
+so the locked read costs the same at the first order of the day and at the ten-thousandth:
+
+- **trades today** (``account_day_trades``): the counted decisions of the day whose newest
+  outcome is missing, ``unknown`` or ``accepted``; ``broker_rejected``, ``not_sent`` and
+  ``not_placed`` (the reconciler's) uncount it.
+- **orders in flight** (``orders_in_flight``): a counted decision *unresolved* (no outcome
+  yet, or ``unknown``) is in flight until it is resolved, however long that takes (issue 11:
+  "until resolved it counts as in flight and as a trade"; it used to stop counting after
+  PENDING_HORIZON, so a replica killed mid-order left an order that silently stopped
+  counting after five minutes). An ``accepted`` order is in flight until the account state
+  shows its broker order id (``seen_order_ids``: ``/orders/live`` lists today's orders in any
+  status). Given ``state_fetched_at`` (when the state was fetched), only the orders
+  answered after it (less STATE_CLOCK_MARGIN) are looked up: one answered before it is in
+  it. Without it, every accepted order not yet settled is. A locked read deletes an accepted
+  order's row once the state shows it and its answer is SEEN_SETTLE_AFTER old (until then a
+  decision holding an older state, on another replica, still counts it). Accepted without a
+  broker id (an answer without one): in flight for PENDING_HORIZON after the answer. Only
+  the day's rows count.
+
+So the locked read looks at the unresolved orders and those answered since the state was
+fetched (without ``state_fetched_at``: within the last SEEN_SETTLE_AFTER), whatever the day's
+total; it sends the state's order ids once (their number is the state's, which grows with the
+day anyway).
 """
 
 from __future__ import annotations
@@ -13,7 +37,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
@@ -33,11 +57,19 @@ LATEST_OUTCOME = (
     " ORDER BY lo.id DESC LIMIT 1) AS o ON true"
 )
 
-_PROTECTION_COLUMNS = ", ".join(Protection.__dataclass_fields__)
-
-# A reservation with no outcome after this long belongs to a process that died mid-order: it
-# still counts as a trade, but its exposure is left to the account state.
+# An order accepted without a broker order id cannot be recognised in the account state: it
+# counts as in flight this long after the answer, then its exposure is left to the state.
 PENDING_HORIZON = timedelta(minutes=5)
+
+# An accepted order the account state shows keeps its in-flight row this long after its answer
+# (the state decides whether it counts): another decision may still use an older state, one
+# that does not show it yet. Must exceed risk.max_state_age_seconds (10 s by default) plus the
+# time a state read can take; only then does the locked read delete the row.
+SEEN_SETTLE_AFTER = timedelta(seconds=60)
+
+# The account state's fetch time comes from the gatekeeper host's clock, an order's answer time
+# from the database's: orders answered this close before the fetch are looked up all the same.
+STATE_CLOCK_MARGIN = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -100,64 +132,109 @@ class TradingDayChanged(Exception):
         self.actual = actual
 
 
-def _decision_inputs_sql(*, hold: bool) -> str:
-    # One statement, so one snapshot: it must run after the account lock was taken (in an
-    # earlier statement of the transaction), or it could miss a decision committed meanwhile.
-    # $1 account, $2 NLV now, $3 the day the caller gathered its inputs for (or NULL), $4 the
-    # day's net deposits known now, $5 a clock instead of now() (tests; NULL in production).
-    # A first sight is recorded only when the broker's row is absent and the day is $3's.
-    lock = " FOR SHARE" if hold else ""
-    return f"""
-        WITH clock AS (
-            SELECT t AS now, (t AT TIME ZONE 'America/New_York')::date AS day
-            FROM (SELECT coalesce($5::timestamptz, now()) AS t) AS c
-        ),
-        recorded AS (
-            SELECT net_liquidating_value, source, net_deposits_at_start FROM account_day_start
-            WHERE account_id = $1 AND trading_day = (SELECT day FROM clock)
-        ),
-        inserted AS (
-            INSERT INTO account_day_start
-                (account_id, trading_day, net_liquidating_value, source, net_deposits_at_start)
-            SELECT $1, day, $2, 'first_sight', $4 FROM clock
-            WHERE day = coalesce($3::date, day)
-              AND NOT EXISTS (SELECT 1 FROM recorded WHERE source = 'broker_bod')
-            ON CONFLICT (account_id, trading_day, source) DO NOTHING
-            RETURNING net_liquidating_value, source, net_deposits_at_start
-        ),
-        start_of_day AS (
-            SELECT * FROM (SELECT * FROM inserted UNION ALL SELECT * FROM recorded) AS s
-            ORDER BY (source = 'broker_bod') DESC LIMIT 1
-        ),
-        global_stop AS (
-            SELECT coalesce(active_mode, '') AS mode FROM global_emergency_stop{lock}
-        ),
-        protections AS (
-            SELECT {_PROTECTION_COLUMNS} FROM portfolio_protections
-            WHERE account_id = $1 ORDER BY id{lock}
-        ),
-        reserved AS (
-            SELECT d.trade_count, d.reserved_orders, d.decided_at, o.outcome, o.recorded_at,
-                   o.broker_order_id
-            FROM risk_decisions d
-            {LATEST_OUTCOME}
-            WHERE d.account_id = $1 AND d.trading_day = (SELECT day FROM clock)
-              AND d.verdict = 'allow' AND d.trade_count > 0
-              AND (o.outcome IS NULL OR o.outcome IN ('accepted', 'unknown'))
-        )
-        SELECT (SELECT now FROM clock) AS now, (SELECT day FROM clock) AS day,
-               (SELECT net_liquidating_value FROM start_of_day) AS start_of_day_nlv,
-               (SELECT source FROM start_of_day) AS start_of_day_source,
-               (SELECT net_deposits_at_start FROM start_of_day) AS start_of_day_deposits,
-               (SELECT coalesce(array_agg(p ORDER BY p.id), '{{}}') FROM protections p)
-                   AS protections,
-               (SELECT mode FROM global_stop) AS global_stop_mode,
-               (SELECT coalesce(array_agg(r), '{{}}') FROM reserved r) AS reserved
-        """  # noqa: S608 - constants only
+@dataclass(frozen=True)
+class FirstSubmission:
+    """The earlier decision a retried submission repeats, and what the broker answered it."""
+
+    decision_id: UUID
+    outcome: str | None  # None: still in flight (no outcome yet)
+    http_status: int | None
+    broker_order_id: str | None
+    answer_body: str | None
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether the broker's answer is not known yet (409 to the retry)."""
+        return self.outcome is None or self.outcome == "unknown"
 
 
-_DECISION_INPUTS_SQL = {hold: _decision_inputs_sql(hold=hold) for hold in (False, True)}
+@dataclass(frozen=True)
+class LockedInputs:
+    """What :func:`decision_inputs_locked` read: the database's clock and trading day; the
+    first submission this one repeats (then nothing else was read or recorded), else the
+    decision's inputs."""
+
+    now: datetime
+    trading_day: date
+    duplicate: FirstSubmission | None
+    inputs: DecisionInputs | None
+
+
+# sql/0030's order_path_inputs: the locks (optional), the duplicate lookup (skipped when there
+# is nothing to look for), then one statement with a snapshot taken after the locks.
+_INPUTS_SQL = (
+    "SELECT * FROM order_path_inputs($1::text, $2::numeric, $3::date, $4::numeric,"
+    " $5::timestamptz, $6::text, $7::interval, $8::interval, $9::interval, $10::boolean,"
+    " $11::boolean, $12::text[], $13::text, $14::float8)"
+)
 _PROTECTION_FIELDS = tuple(Protection.__dataclass_fields__)
+
+
+async def _read_inputs(
+    conn: Conn,
+    account_id: str,
+    nlv: Decimal,
+    *,
+    hold: bool,
+    lock: bool,
+    seen_order_ids: Collection[str],
+    day: date | None,
+    net_deposits: Decimal,
+    clock: datetime | None,
+    state_fetched_at: datetime | None,
+    settle_after: timedelta,
+    client_identifiers: Sequence[str] = (),
+    fingerprint: str = "",
+    duplicate_window_seconds: float = 0.0,
+) -> LockedInputs:
+    row = await conn.fetchrow(
+        _INPUTS_SQL,
+        account_id,
+        nlv,
+        day,
+        net_deposits,
+        clock,
+        _seen_text(seen_order_ids),
+        _state_age(state_fetched_at, clock),
+        PENDING_HORIZON,
+        settle_after,
+        hold,
+        lock,
+        list(client_identifiers),
+        fingerprint,
+        duplicate_window_seconds,
+    )
+    assert row is not None  # noqa: S101 - the function always returns one row
+    if row["duplicate_decision_id"] is not None:
+        first = FirstSubmission(
+            decision_id=row["duplicate_decision_id"],
+            outcome=row["duplicate_outcome"],
+            http_status=row["duplicate_http_status"],
+            broker_order_id=row["duplicate_broker_order_id"],
+            answer_body=row["duplicate_answer_body"],
+        )
+        return LockedInputs(row["now"], row["day"], first, None)
+    now, database_day = row["now"], row["day"]
+    if database_day != trading_day(now):
+        # Postgres and Python disagree on America/New_York (time zone data): count nothing.
+        raise RuntimeError(f"the database's trading day {database_day} is not that of {now}")
+    if day is not None and database_day != day:
+        raise TradingDayChanged(day, database_day)
+    protections = [
+        Protection(**{field: item[field] for field in _PROTECTION_FIELDS})
+        for item in row["protections"]
+    ]
+    inputs = DecisionInputs(
+        now=now,
+        trading_day=database_day,
+        protections=protections,
+        start_of_day_nlv=row["start_of_day_nlv"],
+        reservations=Reservations(row["trades_today"], json.loads(row["in_flight"])),
+        start_of_day_source=row["start_of_day_source"],
+        global_stop_mode=_global_stop_mode(row["global_stop_mode"]),
+        net_deposits=net_deposits - (row["start_of_day_deposits"] or Decimal(0)),
+    )
+    return LockedInputs(now, database_day, None, inputs)
 
 
 async def decision_inputs(
@@ -170,6 +247,8 @@ async def decision_inputs(
     day: date | None = None,
     net_deposits: Decimal = Decimal(0),
     clock: datetime | None = None,
+    state_fetched_at: datetime | None = None,
+    settle_after: timedelta = SEEN_SETTLE_AFTER,
 ) -> DecisionInputs:
     """In one round trip: the database's ``now()`` (the transaction's start: one clock for
     the whole decision; ``clock`` replaces it in tests) and its trading day; every protection
@@ -177,61 +256,93 @@ async def decision_inputs(
     them FOR UPDATE, then commits after this decision, never during it); the start-of-day NLV
     of the day: the broker's when recorded, else the first sight (``nlv``, recorded now with
     ``net_deposits`` if this is the first decision of the day); and the day's reservations
-    (see :func:`reservations_from_rows`).
+    (trades counted, orders in flight: see the module docstring). With ``hold`` it also
+    deletes the in-flight rows it finds settled (``settle_after``: see SEEN_SETTLE_AFTER; pass
+    more when ``risk.max_state_age_seconds`` plus a state read's timeout exceed it).
+    ``state_fetched_at``: when the account state behind ``seen_order_ids`` was fetched (the
+    wall clock when the engine got it less ``payloads.age_seconds``); orders answered before
+    that are in it. Call it
+    after :func:`lock_account` (its own statement), or use :func:`decision_inputs_locked`.
 
     ``day``: the trading day the caller fetched the broker's start of day and ``net_deposits``
     for; if the database's differs, TradingDayChanged (nothing recorded)."""
-    row = await conn.fetchrow(_DECISION_INPUTS_SQL[hold], account_id, nlv, day, net_deposits, clock)
-    assert row is not None  # noqa: S101 - the statement always returns one row
-    now, database_day = row["now"], row["day"]
-    if database_day != trading_day(now):
-        # Postgres and Python disagree on America/New_York (time zone data): count nothing.
-        raise RuntimeError(f"the database's trading day {database_day} is not that of {now}")
-    if day is not None and database_day != day:
-        raise TradingDayChanged(day, database_day)
-    protections = [
-        Protection(**dict(zip(_PROTECTION_FIELDS, item, strict=True)))
-        for item in row["protections"]
-    ]
-    return DecisionInputs(
-        now=now,
-        trading_day=database_day,
-        protections=protections,
-        start_of_day_nlv=row["start_of_day_nlv"],
-        reservations=reservations_from_rows(
-            row["reserved"], now=now, seen_order_ids=seen_order_ids
-        ),
-        start_of_day_source=row["start_of_day_source"],
-        global_stop_mode=_global_stop_mode(row["global_stop_mode"]),
-        net_deposits=net_deposits - (row["start_of_day_deposits"] or Decimal(0)),
+    read = await _read_inputs(
+        conn,
+        account_id,
+        nlv,
+        hold=hold,
+        lock=False,
+        seen_order_ids=seen_order_ids,
+        day=day,
+        net_deposits=net_deposits,
+        clock=clock,
+        state_fetched_at=state_fetched_at,
+        settle_after=settle_after,
     )
+    assert read.inputs is not None  # noqa: S101 - no duplicate lookup was asked for
+    return read.inputs
+
+
+async def decision_inputs_locked(
+    conn: Conn,
+    account_id: str,
+    nlv: Decimal,
+    *,
+    seen_order_ids: Collection[str],
+    day: date | None = None,
+    net_deposits: Decimal = Decimal(0),
+    clock: datetime | None = None,
+    state_fetched_at: datetime | None = None,
+    settle_after: timedelta = SEEN_SETTLE_AFTER,
+    client_identifiers: Sequence[str] = (),
+    fingerprint: str = "",
+    duplicate_window_seconds: float = 0.0,
+) -> LockedInputs:
+    """:func:`lock_account`, the duplicate lookup of
+    :func:`gatekeeper.adapters.outcomes.find_duplicate` (when there are identifiers or a
+    window) and :func:`decision_inputs` with ``hold``, in ONE round trip (a plpgsql function:
+    each of its statements takes its snapshot after the lock was granted). Inside the
+    decision's transaction; the lock is held until it ends. When a duplicate is found, nothing
+    else is read or recorded (``inputs`` is None; ``now`` and ``trading_day`` are given for the
+    retry's own row, no need for :func:`database_now`)."""
+    return await _read_inputs(
+        conn,
+        account_id,
+        nlv,
+        hold=True,
+        lock=True,
+        seen_order_ids=seen_order_ids,
+        day=day,
+        net_deposits=net_deposits,
+        clock=clock,
+        state_fetched_at=state_fetched_at,
+        settle_after=settle_after,
+        client_identifiers=client_identifiers,
+        fingerprint=fingerprint,
+        duplicate_window_seconds=duplicate_window_seconds,
+    )
+
+
+def _seen_text(order_ids: Collection[str]) -> str:
+    """The state's order ids as sql/0030 takes them: one text, each id between newlines (an
+    id with a newline in it cannot be matched: its order stays in flight)."""
+    return "\n" + "\n".join(order_ids) + "\n"
+
+
+def _state_age(fetched_at: datetime | None, clock: datetime | None) -> timedelta | None:
+    """How long before the database's clock the state was fetched, at least: measured now on
+    this host (the database's ``now()`` is the transaction's start, no later), plus the
+    margin for the two hosts' clocks."""
+    if fetched_at is None:
+        return None
+    reference = clock if clock is not None else datetime.now(UTC)
+    return max(reference - fetched_at, timedelta(0)) + STATE_CLOCK_MARGIN
 
 
 def _global_stop_mode(mode: str | None) -> str | None:
     if mode is None:  # sql/0026 inserts the row and a trigger keeps it: fail closed
         raise RuntimeError("global_emergency_stop has no row: the schema is damaged")
     return mode or None
-
-
-def reservations_from_rows(
-    rows: Sequence[Sequence[Any]], *, now: datetime, seen_order_ids: Collection[str]
-) -> Reservations:
-    """Trades counted today (reserved, accepted or unknown) and the orders in flight: those
-    the account state cannot show yet. An accepted order is in flight until its broker order
-    id appears among the state's orders (``/orders/live`` lists today's orders in any status,
-    so a filled or cancelled one is accounted for there); reserved-without-outcome and
-    unknown (timed out) ones count for PENDING_HORIZON. ``rows`` are (trade_count,
-    reserved_orders, decided_at, outcome, recorded_at, broker_order_id)."""
-    trades = 0
-    in_flight: list[dict[str, Any]] = []
-    for trade_count, reserved_orders, decided_at, outcome, recorded_at, order_id in rows:
-        trades += trade_count
-        since = decided_at if outcome is None else recorded_at
-        recent = since > now - PENDING_HORIZON
-        # no broker id (pending, unknown, or an answer without one): recent ones count
-        if (order_id not in seen_order_ids) if order_id is not None else recent:
-            in_flight.extend(json.loads(reserved_orders))
-    return Reservations(trades, in_flight)
 
 
 async def insert_decision(conn: Conn, row: DecisionRow) -> None:
@@ -339,19 +450,11 @@ async def record_broker_start_of_day(
     return value
 
 
-_TRADES_TODAY_SQL = f"""
-    SELECT coalesce(sum(d.trade_count), 0)::int
-    FROM risk_decisions d
-    {LATEST_OUTCOME}
-    WHERE d.account_id = $1 AND d.trading_day = $2 AND d.verdict = 'allow'
-      AND (o.outcome IS NULL OR o.outcome IN ('accepted', 'unknown'))
-    """  # noqa: S608 - constants only
-
-
 async def trades_today(conn: Conn, account_id: str, day: date) -> int:
     """Orders counted toward ``max_daily_trades`` on ``day`` (as :func:`decision_inputs`)."""
     count: int = await conn.fetchval(
-        _TRADES_TODAY_SQL,
+        "SELECT coalesce((SELECT trades FROM account_day_trades"
+        " WHERE account_id = $1 AND trading_day = $2), 0)",
         account_id,
         day,
     )

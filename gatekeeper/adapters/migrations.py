@@ -20,6 +20,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -33,6 +34,7 @@ __all__ = [
     "Migration",
     "MigrationError",
     "MigrationStatus",
+    "applied_at",
     "apply_migrations",
     "discover",
     "is_current",
@@ -157,6 +159,15 @@ def _compare(files: list[Migration], applied: dict[int, str]) -> MigrationStatus
 async def migration_status(conn: Conn, sql_dir: Path = DEFAULT_SQL_DIR) -> MigrationStatus:
     """Compare the database with the files, without locking or changing anything."""
     return _compare(discover(sql_dir), await _applied(conn))
+
+
+async def applied_at(conn: Conn) -> dict[int, datetime]:
+    """Version → when it was applied (empty without ``schema_migrations``)."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if not exists:
+        return {}
+    rows = await conn.fetch("SELECT version, applied_at FROM schema_migrations")
+    return {row["version"]: row["applied_at"] for row in rows}
 
 
 async def pending_migrations(conn: Conn, sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:

@@ -3,7 +3,9 @@ reconciler's reads and writes (``sql/0029``).
 
 A counted (allowed, non-dry-run) decision is *unresolved* while its newest outcome is missing
 or ``unknown``, and *resolved* once it is ``accepted``, ``broker_rejected``, ``not_sent`` or
-``not_placed``.
+``not_placed``. The unresolved ones are the rows of ``orders_in_flight`` (``sql/0030``) without an
+outcome or with ``unknown``: the reconciler and the status route read them there, not by
+scanning the decisions.
 """
 
 from __future__ import annotations
@@ -15,24 +17,8 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from gatekeeper.adapters.decisions import LATEST_OUTCOME
+from gatekeeper.adapters.decisions import FirstSubmission as FirstSubmission
 from gatekeeper.adapters.pg import Conn
-
-
-@dataclass(frozen=True)
-class FirstSubmission:
-    """The earlier decision a retried submission repeats, and what the broker answered it."""
-
-    decision_id: UUID
-    outcome: str | None  # None: still in flight (no outcome yet)
-    http_status: int | None
-    broker_order_id: str | None
-    answer_body: str | None
-
-    @property
-    def in_flight(self) -> bool:
-        """Whether the broker's answer is not known yet (409 to the retry)."""
-        return self.outcome is None or self.outcome == "unknown"
 
 
 async def find_duplicate(
@@ -45,20 +31,14 @@ async def find_duplicate(
     """The first counted decision of the account (today or yesterday, New York) that this
     submission repeats: one carrying any of ``client_identifiers``, or (``window_seconds`` >
     0) one with the same fingerprint decided within the window; only while it is unresolved
-    or accepted. Run under the account lock, in the transaction that records the decision."""
+    or accepted. Run under the account lock, in the transaction that records the decision.
+    Without identifiers and with the window off there is nothing to look for (no query).
+    (``sql/0030``'s first_submission; gatekeeper.adapters.decisions.decision_inputs_locked
+    runs the same lookup in its round trip.)"""
+    if not client_identifiers and window_seconds <= 0:
+        return None
     row = await conn.fetchrow(
-        f"""
-        SELECT d.decision_id, o.outcome, o.http_status, o.broker_order_id, o.answer_body
-        FROM risk_decisions d
-        {LATEST_OUTCOME}
-        WHERE d.account_id = $1 AND d.verdict = 'allow' AND d.trade_count > 0
-          AND d.trading_day >= (now() AT TIME ZONE 'America/New_York')::date - 1
-          AND ((cardinality($2::text[]) > 0 AND d.detail -> 'external_identifiers' ?| $2::text[])
-               OR ($4::float8 > 0 AND d.detail ->> 'fingerprint' = $3
-                   AND d.decided_at > now() - make_interval(secs => $4::float8)))
-          AND (o.outcome IS NULL OR o.outcome IN ('accepted', 'unknown'))
-        ORDER BY d.id LIMIT 1
-        """,  # noqa: S608 - constants only
+        "SELECT * FROM first_submission($1, $2, $3, $4)",
         account_id,
         list(client_identifiers),
         fingerprint,
@@ -99,18 +79,16 @@ async def claim_unresolved(
     replica holds: those with an ``unknown`` outcome, and those with none decided more than
     ``grace_seconds`` ago (a forward still running has its outcome within its timeouts)."""
     rows = await conn.fetch(
-        f"""
+        """
         WITH candidates AS (
-            SELECT d.decision_id, d.account_id, d.trading_day, d.decided_at,
+            SELECT f.decision_id, f.account_id, f.trading_day, d.decided_at,
                    coalesce(d.detail -> 'external_identifiers', '[]') AS ids,
-                   o.broker_order_id, o.outcome, coalesce(o.recorded_at, d.decided_at) AS since
-            FROM risk_decisions d
-            {LATEST_OUTCOME}
-            WHERE d.verdict = 'allow' AND d.trade_count > 0
-              AND d.trading_day >= (now() AT TIME ZONE 'America/New_York')::date - 7
-              AND ((o.outcome IS NULL AND d.decided_at < now() - make_interval(secs => $2))
-                   OR o.outcome = 'unknown')
-            ORDER BY d.id LIMIT $4
+                   f.broker_order_id, f.outcome, f.since
+            FROM orders_in_flight f JOIN risk_decisions d USING (decision_id)
+            WHERE (f.outcome IS NULL OR f.outcome = 'unknown')
+              AND f.trading_day >= (now() AT TIME ZONE 'America/New_York')::date - 7
+              AND (f.outcome = 'unknown' OR f.since < now() - make_interval(secs => $2))
+            ORDER BY f.decision_row_id LIMIT $4
         ),
         claimed AS (
             INSERT INTO order_reconcile_leases AS l (decision_id, holder, leased_until, attempts)
@@ -124,7 +102,7 @@ async def claim_unresolved(
         SELECT c.*, claimed.attempts, extract(epoch FROM now() - c.since)::float8 AS age
         FROM candidates c JOIN claimed USING (decision_id)
         ORDER BY c.decided_at
-        """,  # noqa: S608 - constants only
+        """,
         holder,
         grace_seconds,
         lease_seconds,
@@ -189,15 +167,13 @@ async def resolve(
 async def unresolved_orders(conn: Conn, account_id: str) -> list[dict[str, Any]]:
     """The account's counted decisions still unresolved, oldest first (the status route)."""
     rows = await conn.fetch(
-        f"""
-        SELECT d.decision_id, d.decided_at, o.outcome,
+        """
+        SELECT f.decision_id, d.decided_at, f.outcome,
                d.detail -> 'external_identifiers' AS ids
-        FROM risk_decisions d
-        {LATEST_OUTCOME}
-        WHERE d.account_id = $1 AND d.verdict = 'allow' AND d.trade_count > 0
-          AND (o.outcome IS NULL OR o.outcome = 'unknown')
-        ORDER BY d.id
-        """,  # noqa: S608 - constants only
+        FROM orders_in_flight f JOIN risk_decisions d USING (decision_id)
+        WHERE f.account_id = $1 AND (f.outcome IS NULL OR f.outcome = 'unknown')
+        ORDER BY f.decision_row_id
+        """,
         account_id,
     )
     return [

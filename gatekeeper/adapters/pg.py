@@ -9,3 +9,13 @@ from asyncpg.pool import PoolConnectionProxy
 
 # What the query functions take: a plain connection (CLI, migrations) or a pool's proxy.
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+
+# What a Postgres outage raises (refused, reset, timed out, shut down by an operator): the
+# order path answers 503 database_unavailable and background jobs retry later.
+DB_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+)

@@ -26,8 +26,8 @@ from gatekeeper.adapters.pg import Conn
 from gatekeeper.alerts import outbox
 from gatekeeper.core import Decision, Limits
 from gatekeeper.core.codes import Code
-from gatekeeper.engine import DecisionHook, OrderRequest
 from gatekeeper.errors import RiskPathUnavailable
+from gatekeeper.orderpath.engine import DecisionHook, OrderRequest
 from gatekeeper.settings import AlertSettings
 
 _HUNDRED = Decimal(100)

@@ -16,12 +16,11 @@ import logging
 import aiohttp
 import asyncpg
 
-from gatekeeper.adapters.pg import Conn
+from gatekeeper.adapters.pg import DB_DOWN, Conn
 from gatekeeper.alerts import email, outbox, webhook
 from gatekeeper.alerts.messages import Message, render
 from gatekeeper.alerts.triggers import FailureNotes
 from gatekeeper.alerts.webhook import DeliveryFailed
-from gatekeeper.engine import DB_DOWN
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import AlertSettings
 

@@ -8,7 +8,7 @@ later "close" valid: a resting buy may never fill.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -38,27 +38,47 @@ class Split:
 
 
 class Book:
-    """Closable quantity per symbol: held longs/shorts minus what pending closes cover."""
+    """Closable quantity per symbol: held longs/shorts minus what pending closes cover.
+
+    The held quantities may be shared with other books (:meth:`over`, a prepared snapshot's):
+    a book only ever writes its own changes, on top of them.
+    """
 
     def __init__(self, positions: Iterable[Position] = ()) -> None:
+        self._held_long: Mapping[str, Decimal] = {}
+        self._held_short: Mapping[str, Decimal] = {}
         self._long: dict[str, Decimal] = {}
         self._short: dict[str, Decimal] = {}
         for position in positions:
             side = self._long if position.quantity > 0 else self._short
             side[position.symbol] = side.get(position.symbol, _ZERO) + abs(position.quantity)
 
+    @classmethod
+    def over(cls, long: Mapping[str, Decimal], short: Mapping[str, Decimal]) -> Book:
+        """A book on held quantities summed beforehand (read, never written)."""
+        book = cls()
+        book._held_long, book._held_short = long, short
+        return book
+
     def copy(self) -> Book:
         """An independent copy (for alternatives that cannot both fill, e.g. OCO siblings)."""
-        clone = Book()
+        clone = Book.over(self._held_long, self._held_short)
         clone._long = dict(self._long)
         clone._short = dict(self._short)
         return clone
 
+    def _get(self, buy: bool, symbol: str) -> Decimal:
+        """Closable quantity: by a buy (held shorts) or by a sell (held longs)."""
+        own, held = (self._short, self._held_short) if buy else (self._long, self._held_long)
+        found = own.get(symbol)
+        return held.get(symbol, _ZERO) if found is None else found
+
     def add_prospective(self, split: Split) -> None:
         """Let later contingent orders close what ``split`` opens (OTO/OTOCO triggers)."""
         for leg, quantity in split.opening:
+            # a buy opens a long: later sells may close it
             side = self._long if leg.is_buy else self._short
-            side[leg.symbol] = side.get(leg.symbol, _ZERO) + quantity
+            side[leg.symbol] = self._get(not leg.is_buy, leg.symbol) + quantity
 
     def split(self, order: Order) -> Split:
         """Cut ``order`` into opening and closing parts, consuming closable quantity."""
@@ -72,7 +92,7 @@ class Book:
                 continue
             # a buy closes shorts; a sell closes longs
             side = self._short if leg.is_buy else self._long
-            closable = side.get(leg.symbol, _ZERO)
+            closable = self._get(leg.is_buy, leg.symbol)
             closed = min(quantity, closable)
             if closed > 0:
                 side[leg.symbol] = closable - closed

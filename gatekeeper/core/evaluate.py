@@ -27,7 +27,9 @@ from gatekeeper.core.decision import (
 )
 from gatekeeper.core.facts import Facts, account_facts
 from gatekeeper.core.holdings import OrderInput, contained_orders
+from gatekeeper.core.incremental import incremental_facts
 from gatekeeper.core.order import Order
+from gatekeeper.core.prepared import prepared
 from gatekeeper.core.pricing import Prices
 from gatekeeper.core.scenarios import scenario_snapshots, worst_facts
 from gatekeeper.core.sizing import pct
@@ -71,19 +73,9 @@ def evaluate(orders: OrderInput, context: EvaluationContext) -> Decision:
     now, snapshot = context.now, context.snapshot
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    scenarios = scenario_snapshots(orders, snapshot)
     facts = worst_facts(
-        [
-            account_facts(
-                orders,
-                scenario,
-                context.params,
-                Prices(scenario, context.params, now),
-                in_flight=context.in_flight,
-                replaces_order_id=context.replaces_order_id,
-                fees=context.fees,
-            )
-            for scenario in scenario_snapshots(orders, snapshot)
-        ]
+        [_facts(orders, context, scenario, cached=n == 0) for n, scenario in enumerate(scenarios)]
     )
     adding = len(contained_orders(orders))
     request = rules.RequestFacts(
@@ -114,6 +106,34 @@ def evaluate(orders: OrderInput, context: EvaluationContext) -> Decision:
         strict_position_effect=strict,
         trigger_stop=_stop_trigger(facts, context.protections),
         evaluated_at=now,
+    )
+
+
+def _facts(
+    orders: OrderInput, context: EvaluationContext, snapshot: AccountSnapshot, *, cached: bool
+) -> Facts:
+    """The account facts of one scenario: on the prepared snapshot when it can be prepared
+    (only today's quotes are: a route condition's scenario is judged once), else by the
+    general path."""
+    params, now = context.params, context.now
+    ready = prepared(snapshot, params, now) if cached else None
+    if ready is None:
+        return account_facts(
+            orders,
+            snapshot,
+            params,
+            Prices(snapshot, params, now),
+            in_flight=context.in_flight,
+            replaces_order_id=context.replaces_order_id,
+            fees=context.fees,
+        )
+    return incremental_facts(
+        orders,
+        ready,
+        Prices(snapshot, params, now, held=ready.held, mids=ready.mids),
+        in_flight=context.in_flight,
+        replaces_order_id=context.replaces_order_id,
+        fees=context.fees,
     )
 
 

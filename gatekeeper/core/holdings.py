@@ -8,14 +8,15 @@ orders that fill together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from functools import lru_cache
 
 from gatekeeper.core.instruments import Instrument, plain
 from gatekeeper.core.order import ComplexOrder, ComplexType, Order, OrderType, PriceEffect
 from gatekeeper.core.pricing import Prices
 from gatekeeper.core.risk import Holding
-from gatekeeper.core.snapshot import AccountSnapshot, WorkingOrder
+from gatekeeper.core.snapshot import AccountSnapshot, Position, WorkingOrder
 from gatekeeper.core.symbols import InstrumentType, parse_option_symbol
 
 World = tuple[Order, ...]
@@ -68,13 +69,38 @@ def pending_worlds(
     return found
 
 
+@lru_cache(maxsize=16384, typed=True)  # a frozen value: one per held option will do
+def _held_option(symbol: str, group: str, multiplier: Decimal, text: str) -> Instrument | None:
+    """A held equity option's instrument from the position's underlying and multiplier
+    (``text``: the multiplier's digits, part of the cache key)."""
+    del text
+    option = parse_option_symbol(InstrumentType.EQUITY_OPTION, symbol)
+    if option is None:
+        return None
+    return Instrument(
+        symbol,
+        InstrumentType.EQUITY_OPTION,
+        group,
+        multiplier,
+        group,
+        InstrumentType.EQUITY,
+        option,
+    )
+
+
 class Valuer:
     """Instruments, holdings and debits for one snapshot (prices problems go to ``prices``)."""
 
-    def __init__(self, snapshot: AccountSnapshot, prices: Prices) -> None:
+    def __init__(
+        self,
+        snapshot: AccountSnapshot,
+        prices: Prices,
+        *,
+        held: Mapping[str, Position] | None = None,
+    ) -> None:
         self.snapshot = snapshot
         self.prices = prices
-        self._held = {p.symbol: p for p in snapshot.positions}
+        self._held = {p.symbol: p for p in snapshot.positions} if held is None else held
 
     def instrument(self, instrument_type: InstrumentType, symbol: str) -> Instrument | None:
         """What the broker said about ``symbol``; stock and crypto need no look-up; a held
@@ -83,18 +109,11 @@ class Valuer:
         if known is not None:
             return known
         held = self._held.get(symbol)
-        option = parse_option_symbol(instrument_type, symbol)
-        if held is not None and instrument_type is InstrumentType.EQUITY_OPTION and option:
-            group = held.underlying_symbol
-            return Instrument(
-                symbol,
-                instrument_type,
-                group,
-                held.multiplier,
-                group,
-                InstrumentType.EQUITY,
-                option,
-            )
+        if held is not None and instrument_type is InstrumentType.EQUITY_OPTION:
+            multiplier = held.multiplier  # its text too: 100 and 100.0 are different values
+            found = _held_option(symbol, held.underlying_symbol, multiplier, str(multiplier))
+            if found is not None:
+                return found
         self.prices.missing(symbol, "instrument unknown (no group or contract multiplier)")
         return None
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from gatekeeper.core.errors import AccountStateInvalid
@@ -52,6 +53,7 @@ class Instrument:
             raise ValueError(f"{self.symbol}: multiplier must be positive")
 
 
+@lru_cache(maxsize=4096, typed=True)  # an Instrument is a frozen value: one per symbol
 def plain(symbol: str, instrument_type: InstrumentType) -> Instrument | None:
     """Stock and crypto need no look-up: their own group, multiplier 1. ``None`` otherwise."""
     if instrument_type in (InstrumentType.EQUITY, InstrumentType.CRYPTOCURRENCY):

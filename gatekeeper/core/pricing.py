@@ -39,6 +39,17 @@ def _fmt(price: Decimal) -> str:
     return f"{price:f}"
 
 
+def _age(updated_at: datetime, now: datetime) -> Decimal:
+    return Decimal(str((now - updated_at).total_seconds()))
+
+
+def quote_is_aged(updated_at: datetime, params: RiskParameters, now: datetime) -> bool:
+    """Whether a quote updated at ``updated_at`` is older than the maximum age at ``now``
+    (once aged, a quote stays aged as ``now`` grows)."""
+    limit = params.max_quote_age_seconds
+    return limit is not None and _age(updated_at, now) > limit
+
+
 def check_quote(
     quote: Quote | None, symbol: str, params: RiskParameters, now: datetime
 ) -> Decimal | PriceProblem:
@@ -53,11 +64,10 @@ def check_quote(
     if ask < bid:
         reason = f"crossed quote (bid {_fmt(bid)} above ask {_fmt(ask)})"
         return PriceProblem(Code.QUOTE_INVALID, symbol, reason)
-    if params.max_quote_age_seconds is not None and quote.updated_at is not None:
-        age = Decimal(str((now - quote.updated_at).total_seconds()))
-        if age > params.max_quote_age_seconds:
-            reason = f"quote is {age:.0f}s old, above the {params.max_quote_age_seconds}s maximum"
-            return PriceProblem(Code.QUOTE_INVALID, symbol, reason)
+    if quote.updated_at is not None and quote_is_aged(quote.updated_at, params, now):
+        age = _age(quote.updated_at, now)
+        reason = f"quote is {age:.0f}s old, above the {params.max_quote_age_seconds}s maximum"
+        return PriceProblem(Code.QUOTE_INVALID, symbol, reason)
     mid = (bid + ask) / _TWO
     limit = params.max_spread_percentage
     if limit is not None and (ask - bid) * _HUNDRED > limit * mid:
@@ -73,11 +83,24 @@ def check_quote(
 class Prices:
     """Looks up usable prices in one snapshot and remembers every problem met."""
 
-    def __init__(self, snapshot: AccountSnapshot, params: RiskParameters, now: datetime) -> None:
+    def __init__(
+        self,
+        snapshot: AccountSnapshot,
+        params: RiskParameters,
+        now: datetime,
+        *,
+        held: Mapping[str, Position] | None = None,
+        mids: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        """``held`` (positions by symbol) and ``mids`` (usable mids already checked at a
+        ``now`` that judges them alike) may come from a prepared snapshot."""
         self._quotes: Mapping[str, Quote] = snapshot.quotes
         self._params = params
         self._now = now
-        self._held: dict[str, Position] = {p.symbol: p for p in snapshot.positions}
+        self._held: Mapping[str, Position] = (
+            {p.symbol: p for p in snapshot.positions} if held is None else held
+        )
+        self._mids: Mapping[str, Decimal] = {} if mids is None else mids
         self._cache: dict[str, Decimal | PriceProblem] = {}
         self.problems: dict[str, PriceProblem] = {}
 
@@ -85,9 +108,15 @@ class Prices:
         """The usable mid of ``symbol``'s quote, or the problem (not recorded)."""
         found = self._cache.get(symbol)
         if found is None:
-            found = check_quote(self._quotes.get(symbol), symbol, self._params, self._now)
+            found = self._mids.get(symbol)
+            if found is None:
+                found = check_quote(self._quotes.get(symbol), symbol, self._params, self._now)
             self._cache[symbol] = found
         return found
+
+    def checked(self) -> Mapping[str, Decimal | PriceProblem]:
+        """Every quote looked up so far and its verdict."""
+        return self._cache
 
     def mark(self, symbol: str) -> Decimal | None:
         """Price of ``symbol`` now: its quote's mid, else (when held) the position's mark or

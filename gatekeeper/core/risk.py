@@ -111,12 +111,37 @@ def group_risk(
     if not live:
         return GroupRisk(group, _ZERO, False, reference_price=reference)
     prices = scenario_prices(reference, strikes_of(live) | set(extra_strikes), stress_up_percentage)
-    legs = [_Leg.of(h, prices) for h in live]
-    linear = [leg for leg in legs if leg.expiry is None]
-    expiries = sorted({leg.expiry for leg in legs if leg.expiry is not None})
+    payoffs = [payoff(h, prices) for h in live]
+    expiries = sorted({p[0] for p in payoffs if p[0] is not None})
     if not expiries:
-        buckets = [_Sum.of(linear, len(prices))]
-        return _result(group, reference, prices, buckets, [None])
+        return _single_placement(group, reference, prices, [], payoffs, [None])
+    position = {expiry: index for index, expiry in enumerate(expiries)}
+    fixed: list[tuple[Payoff, int]] = []
+    linear: list[Payoff] = []
+    movable = False
+    for holding, leg in zip(live, payoffs, strict=True):
+        if leg[0] is None:
+            linear.append(leg)
+            continue
+        own = position[leg[0]]
+        fixed.append((leg, own))
+        movable = movable or bool(movable_to(holding, own, len(expiries)))
+    if not movable:  # one placement only: summed in place (the same sums, in the same order)
+        return _single_placement(group, reference, prices, fixed, linear, expiries)
+    return _placed(group, reference, prices, live, payoffs, expiries)
+
+
+def _placed(
+    group: str,
+    reference: Decimal,
+    prices: Sequence[Decimal],
+    live: Sequence[Holding],
+    payoffs: Sequence[Payoff],
+    expiries: list[date],
+) -> GroupRisk:
+    """Risk when later longs may cover earlier shorts: every placement is tried."""
+    legs = [_Leg(h, *p) for h, p in zip(live, payoffs, strict=True)]
+    linear = [leg for leg in legs if leg.expiry is None]
     position = {expiry: index for index, expiry in enumerate(expiries)}
     fixed = [_Sum.empty(len(prices)) for _ in expiries]
     movable: list[tuple[_Leg, int]] = []
@@ -130,6 +155,95 @@ def group_risk(
             fixed[own] = fixed[own].plus(leg)
     best = _best_placement(fixed, movable, _Sum.of(linear, len(prices)) if linear else None)
     return _result(group, reference, prices, best, expiries)
+
+
+Payoff = tuple[date | None, Decimal, tuple[Decimal, ...], Decimal, bool]
+
+
+def payoff(holding: Holding, prices: Sequence[Decimal]) -> Payoff:
+    """A holding's expiry, mark value and value at every scenario price, computed once (the
+    formulas of :meth:`Holding.mark_value` and :meth:`Holding.value_at`), its upside units
+    (that gain (> 0) or lose (< 0) without bound above ``S_hi``) and whether it is a short
+    call."""
+    instrument = holding.instrument
+    option = instrument.option
+    units = holding.quantity * instrument.multiplier
+    mark = units * holding.mark
+    if option is None:
+        return None, mark, tuple([units * p for p in prices]), units, False
+    strike = option.strike
+    if option.kind is OptionKind.CALL:
+        values = [units * (_ZERO if (d := p - strike) < _ZERO else d) for p in prices]
+        return option.expiry, mark, tuple(values), units, holding.quantity < 0
+    values = [units * (_ZERO if (d := strike - p) < _ZERO else d) for p in prices]
+    return option.expiry, mark, tuple(values), _ZERO, False
+
+
+def _loss(mark: Decimal, values: Sequence[Decimal]) -> tuple[Decimal, int]:
+    """(max(mark - value, 0) at the worst scenario, the first index of that scenario)."""
+    worst, best = 0, mark - values[0]
+    for index in range(1, len(values)):
+        loss = mark - values[index]
+        if loss > best:
+            worst, best = index, loss
+    return (_ZERO if best < _ZERO else best), worst
+
+
+def _single_placement(
+    group: str,
+    reference: Decimal,
+    prices: Sequence[Decimal],
+    fixed: Sequence[tuple[Payoff, int]],
+    linear: Sequence[Payoff],
+    expiries: Sequence[date | None],
+) -> GroupRisk:
+    """:func:`_best_placement` when no long may move: every option in its own bucket, stock
+    and futures where they add the least (the arithmetic of :class:`_Sum`, in place)."""
+    size, count = len(prices), len(expiries)
+    if fixed:
+        marks = [_ZERO] * count
+        values = [[_ZERO] * size for _ in expiries]
+        upside = [_ZERO] * count
+        short_call = [False] * count
+        for (_, mark, leg_values, leg_upside, leg_short_call), own in fixed:
+            marks[own] += mark
+            values[own] = [a + b for a, b in zip(values[own], leg_values, strict=True)]
+            upside[own] += leg_upside
+            short_call[own] = short_call[own] or leg_short_call
+    if linear:
+        line_mark, line_upside, line = _ZERO, _ZERO, [_ZERO] * size
+        for _, mark, leg_values, leg_upside, _ in linear:
+            line_mark += mark
+            line = [a + b for a, b in zip(line, leg_values, strict=True)]
+            line_upside += leg_upside
+        if not fixed:  # stock and futures only: one bucket
+            marks, values, upside = [line_mark], [line], [line_upside]
+        else:
+            preferred = next((i for i, flag in enumerate(short_call) if flag), count - 1)
+            order = [preferred, *(i for i in range(count) if i != preferred)]
+
+            def joined(i: int) -> list[Decimal]:
+                return [a + b for a, b in zip(values[i], line, strict=True)]
+
+            def added(i: int) -> Decimal:
+                return _loss(marks[i] + line_mark, joined(i))[0] - _loss(marks[i], values[i])[0]
+
+            home = min(order, key=added) if count > 1 else 0
+            marks[home] = marks[home] + line_mark
+            values[home] = joined(home)
+            upside[home] = upside[home] + line_upside
+    scored = [_loss(marks[i], values[i]) for i in range(count)]
+    total = _ZERO
+    worst = 0
+    for i, (loss, _) in enumerate(scored):
+        total += loss
+        if loss > scored[worst][0]:
+            worst = i
+    loss, index = scored[worst]
+    unbounded = any(u < _ZERO for u in upside)
+    if loss <= 0:
+        return GroupRisk(group, _ZERO, unbounded, reference_price=reference)
+    return GroupRisk(group, total, unbounded, prices[index], expiries[worst], reference)
 
 
 def _result(
@@ -151,7 +265,7 @@ def _result(
 
 @dataclass(frozen=True, slots=True)
 class _Leg:
-    """A holding with its value at every scenario price, computed once."""
+    """A holding with its value at every scenario price, computed once (see :func:`payoff`)."""
 
     holding: Holding
     expiry: date | None
@@ -159,19 +273,6 @@ class _Leg:
     values: tuple[Decimal, ...]
     upside: Decimal  # units that gain (> 0) or lose (< 0) without bound above S_hi
     short_call: bool
-
-    @classmethod
-    def of(cls, holding: Holding, prices: Sequence[Decimal]) -> _Leg:
-        option = holding.instrument.option
-        call_like = option is None or option.kind is OptionKind.CALL
-        return cls(
-            holding,
-            None if option is None else option.expiry,
-            holding.mark_value,
-            tuple(holding.value_at(p) for p in prices),
-            holding.units if call_like else _ZERO,
-            option is not None and option.kind is OptionKind.CALL and holding.quantity < 0,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +305,7 @@ class _Sum:
 
     def loss(self) -> tuple[Decimal, int]:
         """(Risk of the bucket, the index of the scenario price that sets it)."""
-        worst = max(range(len(self.values)), key=lambda i: self.mark - self.values[i])
-        return max(self.mark - self.values[worst], _ZERO), worst
+        return _loss(self.mark, self.values)
 
 
 def movable_to(holding: Holding, own: int, buckets: int) -> list[int]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from types import MappingProxyType
 
 from gatekeeper.core.instruments import Instrument
 from gatekeeper.core.order import Order
@@ -109,6 +110,12 @@ class AccountSnapshot:
     def __post_init__(self) -> None:
         if self.fetched_at.tzinfo is None:
             raise ValueError("fetched_at must be timezone-aware")
+        # Frozen through and through: what evaluate() derives from a snapshot is cached for
+        # the snapshot (gatekeeper.core.prepared), so its content must never change.
+        object.__setattr__(self, "positions", tuple(self.positions))
+        object.__setattr__(self, "working_orders", tuple(self.working_orders))
+        object.__setattr__(self, "quotes", MappingProxyType(dict(self.quotes)))
+        object.__setattr__(self, "instruments", MappingProxyType(dict(self.instruments)))
 
 
 @dataclass(frozen=True, slots=True)

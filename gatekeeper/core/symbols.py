@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 
 
 class InstrumentType(StrEnum):
@@ -58,6 +59,7 @@ def _expiry(yymmdd: str) -> date | None:
         return None
 
 
+@lru_cache(maxsize=16384, typed=True)  # OptionInfo is a frozen value: read each once
 def parse_option_symbol(instrument_type: InstrumentType, symbol: str) -> OptionInfo | None:
     """Read an equity or future option symbol; ``None`` if it is not a well-formed one."""
     if instrument_type is InstrumentType.EQUITY_OPTION:

@@ -15,6 +15,7 @@ from gatekeeper.paper.http import BOOK, inject_faults, record_requests, render_e
 from gatekeeper.paper.routes_accounts import add_account_routes
 from gatekeeper.paper.routes_instruments import add_instrument_routes
 from gatekeeper.paper.routes_orders import add_order_routes
+from gatekeeper.paper.streamer import add_streamer_routes
 
 
 def create_paper_app(book: PaperBook, *, control_token: str) -> web.Application:
@@ -26,4 +27,5 @@ def create_paper_app(book: PaperBook, *, control_token: str) -> web.Application:
     add_instrument_routes(app)
     add_order_routes(app)
     add_control_routes(app, control_token)
+    add_streamer_routes(app)  # after the control routes: its own need their token
     return app

@@ -17,6 +17,14 @@ from gatekeeper.auth import Permission
 from gatekeeper.checks import check_order, today_figures, verdict_payload
 from gatekeeper.core.parse import parse_order
 from gatekeeper.web import keys
+from gatekeeper.web.admin_decisions import (
+    DECISION,
+    DECISIONS,
+    DecisionListResponse,
+    DecisionResponse,
+    list_decisions,
+    show_decision,
+)
 from gatekeeper.web.admin_input import InvalidRequest, query_param, read_body
 from gatekeeper.web.admin_models import (
     ACCOUNT_ID_PATTERN,
@@ -275,6 +283,16 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("DELETE", STOPS, clear_stop, CLEAR,
              "Clear an account's stops, or the global stop (confirm: the account_id, or"
              ' "all")', StopResponse, ClearStopRequest, errors=(400, 401, 403, 409, 422)),
+    ApiRoute("GET", DECISIONS, list_decisions, READ,
+             "Risk decisions, newest first (admins: every account's; others: their"
+             " protections' accounts). since/until: today, YYYY-MM-DD (New York), 15m/2h/7d"
+             " back, or ISO 8601 with offset; code: one of the decision's codes; limit 1-500"
+             " (50); cursor: the previous page's next_cursor", DecisionListResponse,
+             optional_query=("account_id", "since", "until", "verdict", "code", "limit",
+                             "cursor"), errors=(400, 401, 403, 404)),
+    ApiRoute("GET", DECISION, show_decision, READ,
+             "One decision in full: the audit row, its order summary and every outcome",
+             DecisionResponse, errors=(400, 401, 403, 404)),
 )  # fmt: skip
 
 

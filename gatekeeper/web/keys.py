@@ -7,9 +7,11 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gatekeeper.adapters.broker import BrokerClient
 from gatekeeper.alerts.worker import AlertWorker
-from gatekeeper.engine import Engine
 from gatekeeper.metrics import Metrics
+from gatekeeper.orderpath.engine import Engine
+from gatekeeper.orderpath.handler import OrderPath
 from gatekeeper.reconciler import Reconciler
 from gatekeeper.settings import Settings
 from gatekeeper.stop_actions import StopActions
@@ -21,6 +23,8 @@ METRICS = web.AppKey("metrics", Metrics)
 # pass-through traffic cannot take the connections orders need.
 UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
 ORDER_UPSTREAM = web.AppKey("order_upstream", aiohttp.ClientSession)
+# The pass-through traffic's broker client (on UPSTREAM).
+PASSTHROUGH_BROKER = web.AppKey("passthrough_broker", BrokerClient)
 # Shared by both listeners of one process; opened and closed by gatekeeper.web.server.
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)
@@ -33,3 +37,5 @@ STOP_ACTIONS = web.AppKey("stop_actions", StopActions)
 ALERTS = web.AppKey("alerts", AlertWorker)
 # Resolves orders whose broker answer was lost (proxy listener only).
 RECONCILER = web.AppKey("reconciler", Reconciler)
+# The order path (proxy listener only): checks, records and forwards order requests.
+ORDER_PATH = web.AppKey("order_path", OrderPath)

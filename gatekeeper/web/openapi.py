@@ -25,11 +25,17 @@ PLAIN_ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("GET", OPENAPI_PATH, "This document", "application/json"),
 )
 
+# Path parameters by name: protection ids are integers, decision ids UUIDs.
+_PATH_SCHEMAS: dict[str, dict[str, str]] = {
+    "id": {"type": "integer"},
+    "decision_id": {"type": "string", "format": "uuid"},
+}
+
 _ERRORS = {
     400: "Malformed JSON, wrong types, unknown or missing fields",
     401: "Missing, malformed, unknown, expired or revoked token",
     403: "The token's role does not allow this",
-    404: "No such protection among those you may see",
+    404: "No such protection (or decision) among those you may see",
     409: "Conflicts with the current state (exists already, stop not active)",
     422: "A value outside its allowed range: names the field, the range and the constraint",
     501: "Needs the risk engine, not part of this build yet",
@@ -70,8 +76,8 @@ def _operation(route: ApiRoute, refs: dict[Any, dict[str, Any]]) -> dict[str, An
         }
     parameters = (
         [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
-            for name in re.findall(r"\{(\w+)", route.path)
+            {"name": name, "in": "path", "required": True, "schema": _PATH_SCHEMAS[name]}
+            for name in re.findall(r"\{(\w+)\}", openapi_path(route.path))
         ]
         + [
             {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}

@@ -7,27 +7,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gatekeeper.errors import GatekeeperError, error_envelope
+from gatekeeper.errors import GatekeeperError, error_envelope, error_response
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error_response(error: GatekeeperError, headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON error in TastyTrade's envelope with the error's own status.
-
-    ``details["errors"]`` (a list of ``{"field", "code", "message", ...}``), when an error has
-    it, becomes the envelope's ``errors``; a 401 says which scheme to use.
-    """
-    items = error.details.get("errors")
-    if error.status == 401 and headers is None:
-        headers = {"WWW-Authenticate": 'Bearer realm="gatekeeper-admin"'}
-    return web.json_response(
-        error_envelope(error.code, error.message, items if isinstance(items, list) else None),
-        status=error.status,
-        headers=headers,
-    )
 
 
 @web.middleware

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,9 +13,12 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gatekeeper.adapters.account_streamer import running_streamer
+from gatekeeper.console import add_console
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
+from gatekeeper.tls import TlsSite, proxy_context
 from gatekeeper.web import keys
 from gatekeeper.web.admin import create_admin_app
 from gatekeeper.web.connections import (
@@ -86,9 +90,9 @@ class Listening:
     metrics: Metrics
 
 
-def _url(runner: web.AppRunner) -> str:
+def _url(runner: web.AppRunner, scheme: str = "http") -> str:
     host, port = runner.addresses[0][:2]
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 def _runner(app: web.Application, settings: Settings) -> web.AppRunner:
@@ -103,22 +107,40 @@ def _runner(app: web.Application, settings: Settings) -> web.AppRunner:
 
 
 def _site(
-    runner: web.AppRunner, listener: str, host: str, port: int, metrics: Metrics
+    runner: web.AppRunner,
+    listener: str,
+    host: str,
+    port: int,
+    metrics: Metrics,
+    tls: ssl.SSLContext | None = None,
 ) -> GuardedSite:
-    """A listener whose connections have deadlines and limits (gatekeeper.web.connections)."""
+    """A listener whose connections have deadlines and limits (gatekeeper.web.connections),
+    serving HTTPS when given a TLS context (gatekeeper.tls)."""
     if runner.server is None:
         raise RuntimeError("runner.setup() first")
     settings = runner.app[keys.SETTINGS]
     guard = ConnectionGuard(runner.server, connection_limits(settings.proxy), metrics, listener)
+    if tls is not None:
+        return TlsSite(runner, guard, host, port, tls)
     return GuardedSite(runner, guard, host, port)
+
+
+async def account_streamer(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: TastyTrade's account streamer feeding the order path's account state
+    (gatekeeper.adapters.account_streamer); after the engine and reconciler exist."""
+    async with running_streamer(app[keys.ENGINE].state, app[keys.SETTINGS]):
+        yield
 
 
 @asynccontextmanager
 async def running(settings: Settings, backends: Backends) -> AsyncIterator[Listening]:
     """Both listeners started (ports from settings; 0 picks a free one)."""
+    proxy_tls = proxy_context(settings.proxy)  # a bad certificate stops us before listening
     metrics = Metrics.create()
     proxy_app = create_proxy_app(settings, metrics)
+    proxy_app.cleanup_ctx.append(account_streamer)
     admin_app = create_admin_app(settings, metrics)
+    add_console(admin_app)  # the operator console, /console/ (gatekeeper.console)
     for app in (proxy_app, admin_app):
         app[keys.PG_POOL] = backends.pool
         app[keys.REDIS] = backends.redis
@@ -131,9 +153,10 @@ async def running(settings: Settings, backends: Backends) -> AsyncIterator[Liste
     await admin_runner.setup()
     try:
         proxy, admin = settings.proxy, settings.admin
-        await _site(proxy_runner, "proxy", proxy.host, proxy.port, metrics).start()
+        await _site(proxy_runner, "proxy", proxy.host, proxy.port, metrics, proxy_tls).start()
         await _site(admin_runner, "admin", admin.host, admin.port, metrics).start()
-        yield Listening(_url(proxy_runner), _url(admin_runner), metrics)
+        proxy_scheme = "http" if proxy_tls is None else "https"
+        yield Listening(_url(proxy_runner, proxy_scheme), _url(admin_runner), metrics)
     finally:
         await proxy_runner.cleanup()
         await admin_runner.cleanup()

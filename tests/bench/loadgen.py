@@ -1,77 +1,93 @@
-"""A small closed-loop load generator: N requests, C in flight, latencies per request."""
+"""The Python load generator: closed loop, C requests in flight, for a time or a number of
+requests; prints one ``BENCH {json}`` line (the figures ``drive.py``'s wrk script prints).
+
+The comparison uses it when wrk is absent (one Python process: it may be the limit of the
+fastest setups, which the report's "gen CPU" shows) and for the growth series, whose rounds
+are a fixed number of orders.
+
+Run: python -m tests.bench.loadgen URL [URL…] --connections 16 --seconds 5
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import statistics
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
 
-@dataclass(frozen=True)
-class Result:
-    label: str
-    latencies: list[float]
-    elapsed: float
-    statuses: dict[int, int]
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.elapsed
-
-    def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.latencies)
-
-    @property
-    def p99(self) -> float:
-        return self.percentile(0.99)
-
-
-Request = Callable[[aiohttp.ClientSession], Awaitable[int]]
-
-
-async def run_load(label: str, request: Request, total: int, concurrency: int) -> Result:
-    """Send ``total`` requests with ``concurrency`` in flight; record each one's latency."""
+async def run_bounded(
+    urls: list[str],
+    method: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    connections: int,
+    *,
+    seconds: float | None = None,
+    total: int | None = None,
+) -> dict[str, float]:
+    """Closed loop: ``connections`` requests in flight, over ``urls`` in turn, for ``seconds``
+    or until ``total`` are answered; the figures ``drive.py``'s wrk script prints."""
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    remaining = total
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    failures = {"status": 0, "socket": 0}
+    counter = 0
+    connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        deadline = started + seconds if seconds is not None else float("inf")
 
         async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                started = time.perf_counter()
-                status = await request(session)
-                latencies.append(time.perf_counter() - started)
-                statuses[status] = statuses.get(status, 0) + 1
+            nonlocal counter
+            while time.perf_counter() < deadline and (total is None or counter < total):
+                url = urls[counter % len(urls)]
+                counter += 1
+                sent = time.perf_counter()
+                try:
+                    async with session.request(method, url, data=body, headers=headers) as r:
+                        await r.read()
+                        failures["status"] += not 200 <= r.status < 400
+                except aiohttp.ClientError:
+                    failures["socket"] += 1
+                    continue
+                latencies.append(time.perf_counter() - sent)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - started
-    return Result(label, latencies, elapsed, statuses)
+    ordered = sorted(latencies) or [0.0]
+    return {
+        "requests": len(latencies),
+        "seconds": elapsed,
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p99_ms": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1000,
+        "non_2xx": failures["status"],
+        "socket_errors": failures["socket"],
+    }
 
 
-def report(title: str, baseline: Result, measured: Result) -> str:
-    """A table of rate and latency, with ratios and added latency against the baseline."""
-    ms = 1000.0
-    lines = [
-        f"\n== {title} ==",
-        f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}",
-        *(
-            f"{r.label:24}{r.rate:10.0f}{r.p50 * ms:10.2f}{r.p99 * ms:10.2f}"
-            for r in (baseline, measured)
-        ),
-        f"{'ratio / added':24}{measured.rate / baseline.rate:10.2f}"
-        f"{(measured.p50 - baseline.p50) * ms:+10.2f}{(measured.p99 - baseline.p99) * ms:+10.2f}",
-    ]
-    return "\n".join(lines)
+def main() -> None:
+    parser = argparse.ArgumentParser(description="closed-loop HTTP load; prints BENCH {json}")
+    parser.add_argument("urls", nargs="+")
+    parser.add_argument("--method", default="GET")
+    parser.add_argument("--body-file")
+    parser.add_argument("--header", action="append", default=[], help="Name: value")
+    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--requests", type=int)
+    args = parser.parse_args()
+    body = Path(args.body_file).read_bytes() if args.body_file else None
+    headers = dict(h.split(": ", 1) for h in args.header)
+    figures = asyncio.run(
+        run_bounded(
+            args.urls, args.method, body, headers, args.connections,
+            seconds=args.seconds, total=args.requests,
+        )
+    )  # fmt: skip
+    print("BENCH " + json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

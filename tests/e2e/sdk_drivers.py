@@ -1,4 +1,4 @@
-"""Drive the real TastyTrade client libraries against a plain-HTTP base URL.
+"""Drive the real TastyTrade client libraries against a base URL.
 
 Each driver logs in with the seed credentials, lists accounts, reads balances and positions,
 dry-runs and places a limit order meant to rest (buy 1 AAPL far below the market), reads
@@ -10,8 +10,11 @@ gatekeeper.
   ``session._client`` after constructing (``point_client=True``), or the caller patches
   ``tastytrade.session.API_URL`` beforehand (with monkeypatch) and passes ``point_client=False``.
 - ``tastytrade-sdk`` 1.2 (sync, requests, legacy password login, bare session tokens): its
-  constructor only takes host[:port] and always prepends https://, so the private base URL of
-  its ``RequestsSession`` is overwritten. It is blocking: call ``run_tastytrade_sdk`` through
+  constructor only takes host[:port] and always prepends https://. An ``https://`` base URL
+  is used as a user would: ``Tastytrade(api_base_url="host:port")``, the server's
+  certificate authority trusted through ``REQUESTS_CA_BUNDLE`` (the caller sets it). Only a
+  plain-HTTP base URL (the paper broker itself) needs the private base URL of its
+  ``RequestsSession`` overwritten. It is blocking: call ``run_tastytrade_sdk`` through
   ``asyncio.to_thread`` (or use ``run_tastytrade_sdk_async``). Its errors derive from
   BaseException; they are re-raised as ``DriverError``.
 """
@@ -172,9 +175,12 @@ def run_tastytrade_sdk(
     price: Decimal = RESTING_PRICE,
 ) -> SdkRun:
     """The official ``tastytrade-sdk`` 1.2 (blocking): password login, then the calls above."""
-    tasty = Tastytrade(api_base_url="paper.invalid")
-    requests_session = tasty._Tastytrade__container.get(RequestsSession)
-    requests_session._RequestsSession__base_url = base_url.rstrip("/")
+    if base_url.startswith("https://"):
+        tasty = Tastytrade(api_base_url=base_url.removeprefix("https://").rstrip("/"))
+    else:
+        tasty = Tastytrade(api_base_url="paper.invalid")
+        requests_session = tasty._Tastytrade__container.get(RequestsSession)
+        requests_session._RequestsSession__base_url = base_url.rstrip("/")
     # The SDK keeps ONE requests.Session for the whole process (a class attribute) and puts
     # the session token in its default headers: drop a token left by an earlier run.
     shared = RequestsSession._RequestsSession__session
@@ -213,6 +219,9 @@ def run_tastytrade_sdk(
         tasty.logout()
     finally:
         shared.headers.pop("Authorization", None)
+        # Close its pooled connections: a TLS server closing an idle one waits for the
+        # client's close_notify, which an idle pool in another thread never sends.
+        shared.close()
     effect = dry["buying-power-effect"]
     change = Decimal(effect["change-in-buying-power"])
     return SdkRun(

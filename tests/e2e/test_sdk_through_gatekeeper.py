@@ -13,6 +13,7 @@ from tests.e2e.sdk_drivers import (
     run_tastytrade_sdk_async,
     run_tastyware,
 )
+from tests.e2e.tls_gate import TlsGate
 from tests.fixtures.gate import Gate
 from tests.fixtures.paper import PaperBroker
 
@@ -41,11 +42,14 @@ async def test_tastyware_error_names_the_rule_and_figures(
 
 
 async def test_tastytrade_sdk_error_names_the_rule_and_figures(
-    paper_broker: PaperBroker, gatekeeper: Gate
+    paper_broker: PaperBroker, tls_gatekeeper: TlsGate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The SDK as a user runs it: HTTPS to a plain api_base_url, the authority trusted
+    # through REQUESTS_CA_BUNDLE.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_gatekeeper.authority))
     with pytest.raises(DriverError) as caught:
         await run_tastytrade_sdk_async(
-            gatekeeper.proxy_url,
+            tls_gatekeeper.gate.proxy_url,
             login=paper_broker.login,
             password=paper_broker.password,
             account_number=paper_broker.account_number,

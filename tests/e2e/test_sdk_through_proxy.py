@@ -7,6 +7,7 @@ import tastytrade.session
 
 from tests.e2e.sdk_drivers import TASTYWARE_WARNING_FILTER, run_tastytrade_sdk_async, run_tastyware
 from tests.e2e.test_sdk_paper_direct import check_run
+from tests.e2e.tls_gate import TlsGate
 from tests.fixtures.gate import Gate
 from tests.fixtures.paper import PaperBroker
 
@@ -42,14 +43,38 @@ async def test_tastyware_through_the_gatekeeper(
     assert proxied_requests(gatekeeper) >= 9
 
 
-async def test_tastytrade_sdk_through_the_gatekeeper(
-    gatekeeper: Gate, paper_broker: PaperBroker
+async def test_tastytrade_sdk_through_the_gatekeeper_over_https(
+    tls_gatekeeper: TlsGate, paper_broker: PaperBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # As a user would: a plain api_base_url (host:port; the SDK prepends https://), the
+    # gatekeeper's certificate authority trusted through the variable requests reads.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_gatekeeper.authority))
+    gate = tls_gatekeeper.gate
+    assert gate.proxy_url.startswith("https://127.0.0.1:")
     run = await run_tastytrade_sdk_async(
-        gatekeeper.proxy_url,
+        gate.proxy_url,
         login=paper_broker.login,
         password=paper_broker.password,
         account_number=paper_broker.account_number,
     )
     check_run(run, paper_broker)
-    assert proxied_requests(gatekeeper) >= 8
+    assert proxied_requests(gate) >= 8
+
+
+@pytest.mark.filterwarnings(TASTYWARE_WARNING_FILTER)
+async def test_tastyware_through_the_gatekeeper_over_https(
+    tls_gatekeeper: TlsGate, paper_broker: PaperBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tastyware's HTTP client (httpx) trusts the authority named by SSL_CERT_FILE.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_gatekeeper.authority))
+    gate = tls_gatekeeper.gate
+    monkeypatch.setattr(tastytrade.session, "API_URL", gate.proxy_url)
+    run = await run_tastyware(
+        gate.proxy_url,
+        client_secret=paper_broker.client_secret,
+        refresh_token=paper_broker.refresh_token,
+        account_number=paper_broker.account_number,
+        point_client=False,
+    )
+    check_run(run, paper_broker)
+    assert proxied_requests(gate) >= 9

@@ -182,6 +182,43 @@ def test_a_calendar_is_covered_by_its_later_long() -> None:
     assert not calendar.unbounded
 
 
+def every_placement(holdings: list[Holding], reference: Decimal, extra: set[Decimal]) -> GroupRisk:
+    """``Risk(group)`` by the general placement search (buckets summed as ``_Sum`` values),
+    which ``group_risk`` short-cuts when no long can move."""
+    live = [h for h in holdings if h.quantity != 0]
+    prices = risk.scenario_prices(reference, strikes_of(live) | extra, STRESS)
+    legs = [risk._Leg(h, *risk.payoff(h, prices)) for h in live]
+    linear = [leg for leg in legs if leg.expiry is None]
+    expiries = sorted({leg.expiry for leg in legs if leg.expiry is not None})
+    if not expiries:
+        return risk._result("XYZ", reference, prices, [risk._Sum.of(linear, len(prices))], [None])
+    position = {expiry: index for index, expiry in enumerate(expiries)}
+    fixed = [risk._Sum.empty(len(prices)) for _ in expiries]
+    movable = []
+    for leg in legs:
+        if leg.expiry is None:
+            continue
+        own = position[leg.expiry]
+        if risk.movable_to(leg.holding, own, len(expiries)):
+            movable.append((leg, own))
+        else:
+            fixed[own] = fixed[own].plus(leg)
+    line = risk._Sum.of(linear, len(prices)) if linear else None
+    best = risk._best_placement(fixed, movable, line)
+    return risk._result("XYZ", reference, prices, best, expiries)
+
+
+@SETTINGS
+@given(groups([DEC, JAN, MAR]), references, st.sets(strikes, max_size=3))
+def test_the_single_placement_shortcut_gives_the_search_result_digit_for_digit(
+    holdings: list[Holding], reference: Decimal, extra: set[int]
+) -> None:
+    holdings = priced(holdings, reference)
+    wider = {D(k) for k in extra}
+    found = group_risk("XYZ", holdings, reference, STRESS, wider)
+    assert repr(found) == repr(every_placement(holdings, reference, wider))
+
+
 # -- mutants: a model broken on purpose must fail the property ------------------------------------
 
 
@@ -191,20 +228,26 @@ def _scenarios_without_strikes(
     return (D(0), reference, max([reference, *strikes]) + reference * stress / 100)
 
 
-def _value_ignoring_short_sign(self: Holding, price: Decimal) -> Decimal:
-    option = self.instrument.option
-    units = abs(self.units) if option is not None else self.units
-    if option is None:
-        return units * price
-    if option.kind is OptionKind.CALL:
-        return units * max(price - option.strike, D(0))
-    return units * max(option.strike - price, D(0))
+_payoff = risk.payoff  # the model's own formulas, wrapped by the mutants below
 
 
-def _mark_per_contract(self: Holding) -> Decimal:
+def _value_ignoring_short_sign(
+    holding: Holding, prices: Sequence[Decimal]
+) -> tuple[date | None, Decimal, tuple[Decimal, ...], Decimal, bool]:
+    # a short option valued as if it were long: buying it back looks like it adds risk
+    expiry, mark, values, upside, short_call = _payoff(holding, prices)
+    if holding.instrument.option is not None and holding.quantity < 0:
+        values = tuple(-v for v in values)
+    return expiry, mark, values, upside, short_call
+
+
+def _mark_per_contract(
+    holding: Holding, prices: Sequence[Decimal]
+) -> tuple[date | None, Decimal, tuple[Decimal, ...], Decimal, bool]:
     # a plausible slip: the mark counted once per holding, not per contract held
-    sign = 1 if self.quantity > 0 else -1
-    return sign * self.mark * self.instrument.multiplier
+    expiry, _, values, upside, short_call = _payoff(holding, prices)
+    sign = 1 if holding.quantity > 0 else -1
+    return expiry, sign * holding.mark * holding.instrument.multiplier, values, upside, short_call
 
 
 def _any_bucket(holding: Holding, own: int, buckets: int) -> list[int]:
@@ -222,8 +265,8 @@ def _ignore_shared_strikes(
 
 MUTANTS: list[tuple[str, str, object]] = [
     ("exact", "scenario_prices", _scenarios_without_strikes),
-    ("buyback", "Holding.value_at", _value_ignoring_short_sign),
-    ("scaling", "Holding.mark_value", property(_mark_per_contract)),
+    ("buyback", "payoff", _value_ignoring_short_sign),
+    ("scaling", "payoff", _mark_per_contract),
     ("reverse_calendar", "movable_to", _any_bucket),
 ]
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from gatekeeper.core.instruments import Instrument, plain
 from gatekeeper.core.symbols import InstrumentType, parse_option_symbol
-from gatekeeper.engine_inputs import quote_pairs
+from gatekeeper.orderpath.inputs import quote_pairs
 
 EQUITY = InstrumentType.EQUITY
 FUTURE = InstrumentType.FUTURE

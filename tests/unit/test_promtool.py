@@ -41,3 +41,9 @@ def test_alert_rules_pass_their_tests() -> None:
     # Among them: a system-triggered stop fires GatekeeperEmergencyStop naming the account.
     result = _run("test", "rules", "alerts_test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_prometheus_config_is_valid() -> None:
+    # deploy/compose.yaml's Prometheus: both replicas scraped, alerts.yml loaded.
+    result = _run("check", "config", "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr

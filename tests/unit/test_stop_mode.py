@@ -10,8 +10,8 @@ import pytest
 
 from gatekeeper.adapters.protection_model import Protection, effective_stop_mode
 from gatekeeper.core import StopMode
-from gatekeeper.engine_inputs import limits_of
 from gatekeeper.limits import StopMode as StopModeName
+from gatekeeper.orderpath.inputs import limits_of
 
 NOW = datetime(2025, 7, 29, 14, 30, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gatekeeper.errors import InvalidPath
-from gatekeeper.web.paths import (
+from gatekeeper.request_paths import (
     InvalidConnectionHeader,
     InvalidTransferEncoding,
     ReservedPath,

@@ -1,5 +1,6 @@
 """The risk engine with its I/O: account state in, one locked Postgres transaction, a decision
-out. Shared by the order path (gatekeeper.gate), ``validate_trade`` and ``check-order``.
+out. Shared by the order path (gatekeeper.orderpath.handler), ``validate_trade`` and
+``check-order``.
 
 Inside the transaction, under a per-account advisory lock held by every replica, the engine
 re-reads the protections (and so the emergency stop), counts today's trades and the orders in
@@ -26,6 +27,7 @@ from gatekeeper.adapters import protections as store
 from gatekeeper.adapters.account_state import AccountPayloads, StateSource
 from gatekeeper.adapters.day_start import DayStart, DayStartSource
 from gatekeeper.adapters.instruments import InstrumentSource
+from gatekeeper.adapters.pg import DB_DOWN
 from gatekeeper.core import (
     AccountSnapshot,
     AccountStateInvalid,
@@ -47,7 +49,9 @@ from gatekeeper.core.order import to_decimal
 from gatekeeper.core.payloads import quote_from_payload
 from gatekeeper.core.snapshot import StartOfDaySource
 from gatekeeper.core.symbols import InstrumentType
-from gatekeeper.engine_inputs import (
+from gatekeeper.errors import DatabaseUnavailable, DeadlineExceeded, DuplicateOrder
+from gatekeeper.order_identity import OrderIdentity
+from gatekeeper.orderpath.inputs import (
     default_limits,
     instrument_pairs,
     limits_of,
@@ -57,21 +61,13 @@ from gatekeeper.engine_inputs import (
     risk_parameters,
     under_global_stop,
 )
-from gatekeeper.errors import DatabaseUnavailable, DuplicateOrder
-from gatekeeper.order_identity import OrderIdentity
+from gatekeeper.orderpath.record import decision_row, identity_detail
 from gatekeeper.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = stops.SYSTEM_ACTOR
 SYSTEM_USER_EMAIL = stops.SYSTEM_USER_EMAIL
-DB_DOWN: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
 
 
 @dataclass(frozen=True)
@@ -90,6 +86,22 @@ class OrderRequest:
     # A placement's external-identifiers and fingerprint (None for dry-runs and replaces):
     # a retry of an unresolved or accepted one is answered from it (DuplicateOrder).
     identity: OrderIdentity | None = None
+    # time.perf_counter() past which the order must not be forwarded (None: no deadline).
+    deadline: float | None = None
+    # The order in a few fields (gatekeeper.core.summary), kept on its decision row.
+    summary: Mapping[str, object] | None = None
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline; DeadlineExceeded when none are."""
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.perf_counter()
+        if left <= 0:
+            raise DeadlineExceeded(
+                "deadline_exceeded: the order waited in the gatekeeper past its deadline"
+                " (risk.order_deadline_seconds); it was not forwarded"
+            )
+        return left
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,7 @@ class Engine:
         quotes = await self.state.quotes(
             quote_pairs(pairs, instruments), request.client_headers, payloads, request.account
         )
+        request.remaining()  # the broker's state may have taken the order's time
         try:
             # The start of the day (broker's snapshot, deposits) for this host's New York date,
             # gathered again should the database's be another (docs/order-path.md).
@@ -188,24 +201,37 @@ class Engine:
         start: DayStart,
     ) -> Result:
         first: outcomes.FirstSubmission | None = None
-        async with self.pool.acquire() as conn, conn.transaction():
-            # A dry-run reserves nothing: no need to serialize it or hold the protections.
-            if not request.dry_run:
-                # Its own statement: the reads below must take their snapshot after the lock.
-                await db.lock_account(conn, request.account)
-                first = await self._duplicate_of(conn, request, decision_id, started)
-            if first is None:
-                result = await self._evaluate_locked(
-                    conn,
-                    request,
-                    orders,
-                    payloads,
-                    quotes,
-                    instruments,
-                    decision_id,
-                    started,
-                    start,
-                )
+        try:
+            acquiring = self.pool.acquire(timeout=request.remaining())
+            conn = await acquiring.__aenter__()
+        except TimeoutError:
+            pool = self.pool
+            if pool.get_size() >= pool.get_max_size() and pool.get_idle_size() == 0:
+                # Every connection was busy deciding other orders: this one waited its turn
+                # past its deadline (when it was connecting, the database is unreachable).
+                request.remaining()
+            raise
+        try:
+            async with conn.transaction():
+                # A dry-run reserves nothing: no need to serialize it or hold the protections.
+                if not request.dry_run:
+                    # Its own statement: the reads below take their snapshot after the lock.
+                    await _lock(conn, request)
+                    first = await self._duplicate_of(conn, request, decision_id, started)
+                if first is None:
+                    result = await self._evaluate_locked(
+                        conn,
+                        request,
+                        orders,
+                        payloads,
+                        quotes,
+                        instruments,
+                        decision_id,
+                        started,
+                        start,
+                    )
+        finally:
+            await acquiring.__aexit__(None, None, None)
         if first is not None:  # its row is committed: answer it from the first
             raise DuplicateOrder(decision_id, first)
         decision = result.decision
@@ -241,7 +267,8 @@ class Engine:
             "duplicate_of": str(first.decision_id),
             "first_outcome": first.outcome or "pending",
             "broker_order_id": first.broker_order_id,
-            **_identity_detail(identity),
+            **identity_detail(identity),
+            **({"summary": dict(request.summary)} if request.summary else {}),
         }
         now = await db.database_now(conn)
         await db.insert_decision(
@@ -326,10 +353,24 @@ class Engine:
             params=risk_parameters(risk),
         )
         decision = evaluate(orders, context)
+        if decision.allowed and not request.dry_run:
+            request.remaining()  # never commit an allow that can no longer be forwarded
         if decision.trigger_stop is not None:
             await self._trigger_stops(conn, request.account, decision)
         await db.insert_decision(
-            conn, decision_row(request, decision, decision_id, day, started, orders)
+            conn,
+            decision_row(
+                account=request.account,
+                route_kind=request.route_kind,
+                replaces_order_id=request.replaces_order_id,
+                identity=request.identity,
+                decision=decision,
+                decision_id=decision_id,
+                day=day,
+                started=started,
+                orders=orders,
+                summary=request.summary,
+            ),
         )
         if self.after_decision is not None:
             trades = reserved.trades_today
@@ -411,42 +452,13 @@ def _nlv(balances: Mapping[str, Any]) -> Decimal:
         raise AccountStateInvalid("broker balances lack a net-liquidating-value") from None
 
 
-def _identity_detail(identity: OrderIdentity | None) -> dict[str, Any]:
-    if identity is None:
-        return {}
-    return {
-        "external_identifiers": list(identity.external_identifiers),
-        "fingerprint": identity.fingerprint,
-    }
-
-
-def decision_row(
-    request: OrderRequest,
-    decision: Decision,
-    decision_id: UUID,
-    day: date,
-    started: float,
-    orders: Order | ComplexOrder,
-) -> db.DecisionRow:
-    """The audit row of a decision (the reservation, when allowed and not a dry-run)."""
-    reserve = decision.allowed and decision.trade_count > 0
-    return db.DecisionRow(
-        decision_id=decision_id,
-        account_id=request.account,
-        route_kind=request.route_kind,
-        verdict=decision.verdict.value,
-        codes=[code.value for code in decision.codes],
-        notes=[code.value for code in decision.note_codes],
-        message=decision.message,
-        detail={**decision.as_dict(), **_identity_detail(request.identity)},
-        trading_day=day,
-        trade_count=decision.trade_count if decision.allowed else 0,
-        reserved_orders=[
-            order.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for order in contained_orders(orders)
-        ]
-        if reserve
-        else [],
-        replaces_order_id=request.replaces_order_id,
-        latency_ms=(time.perf_counter() - started) * 1000,
-    )
+async def _lock(conn: Any, request: OrderRequest) -> None:
+    """The account lock, waited for until the order's deadline at most."""
+    try:
+        await db.lock_account(conn, request.account, wait_at_most=request.remaining())
+    except asyncpg.LockNotAvailableError:
+        request.remaining()
+        raise DeadlineExceeded(
+            "deadline_exceeded: the account lock was not free before the order's deadline;"
+            " it was not forwarded"
+        ) from None

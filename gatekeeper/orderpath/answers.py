@@ -13,10 +13,10 @@ from uuid import UUID
 from aiohttp import web
 
 from gatekeeper.core import Decision
-from gatekeeper.errors import GatekeeperError, error_envelope
+from gatekeeper.errors import DuplicateOrder, GatekeeperError, error_envelope
 
 DECISION_HEADER = "X-Gatekeeper-Decision-Id"
-# On the answer to a retried submission: the decision of the first (gatekeeper.gate).
+# On the answer to a retried submission: the decision of the first.
 DUPLICATE_HEADER = "X-Gatekeeper-Duplicate-Of"
 RISK_CHECK_FAILED = "risk_check_failed"
 
@@ -44,4 +44,36 @@ def error_rejection(error: GatekeeperError, code: str, decision_id: UUID) -> web
         error_envelope(code, message, [{"code": code, "message": message}]),
         status=status,
         headers={DECISION_HEADER: str(decision_id)},
+    )
+
+
+def duplicate_answer(duplicate: DuplicateOrder) -> web.Response:
+    """A retry (its row is recorded): the first's broker answer when it was accepted and
+    kept, else 409 ``duplicate_order`` naming the first decision."""
+    first = duplicate.first
+    headers = {
+        DECISION_HEADER: str(duplicate.decision_id),
+        DUPLICATE_HEADER: str(first.decision_id),
+    }
+    if first.outcome == "accepted" and first.answer_body is not None:
+        return web.Response(
+            status=first.http_status or 201,
+            body=first.answer_body.encode(),
+            content_type="application/json",
+            headers=headers,
+        )
+    if first.outcome == "accepted":
+        message = (
+            f"Rejected by risk gatekeeper: duplicate_order: this order repeats decision"
+            f" {first.decision_id}, already accepted by the broker"
+            f" (order {first.broker_order_id}); it is not forwarded again"
+        )
+    else:
+        message = f"Rejected by risk gatekeeper: {duplicate.message}"
+    return web.json_response(
+        error_envelope(
+            "duplicate_order", message, [{"code": "duplicate_order", "message": message}]
+        ),
+        status=409,
+        headers=headers,
     )

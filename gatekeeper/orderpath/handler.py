@@ -1,0 +1,329 @@
+"""The order path, one request at a time, in the order its stages run:
+
+1. the request (gatekeeper.orderpath.request): target and headers validated, body read and
+   parsed into typed orders;
+2. the decision (gatekeeper.orderpath.engine): inputs gathered (account state, instruments,
+   quotes, the day's start: gatekeeper.orderpath.inputs), then, under the account lock, the
+   day's ledger read, the pure ``evaluate()`` run and the decision row committed;
+3. the answer: a rejection in TastyTrade's format (gatekeeper.orderpath.answers), or the
+   checked bytes forwarded by the broker client (gatekeeper.adapters.broker) and the
+   broker's outcome recorded (gatekeeper.orderpath.record);
+4. the report: one RISK_DECISION line and the counters (gatekeeper.orderpath.report).
+
+Fails closed: nothing is forwarded unless the engine allowed it and its decision row is
+committed; every answer on an order route has a decision row (when Postgres answers).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+from aiohttp import web
+
+from gatekeeper.account_gauges import publish_decision
+from gatekeeper.adapters import decisions as db
+from gatekeeper.adapters.broker import BrokerClient, UpstreamAnswer
+from gatekeeper.alerts.worker import AlertWorker
+from gatekeeper.arrival import queued_seconds
+from gatekeeper.core import AccountStateInvalid, Route, RouteKind
+from gatekeeper.core.summary import order_summary
+from gatekeeper.errors import (
+    BadRequest,
+    BrokerAuthFailed,
+    DatabaseUnavailable,
+    DeadlineExceeded,
+    DuplicateOrder,
+    GatekeeperError,
+    Overloaded,
+    RequestTimeout,
+    RiskPathUnavailable,
+    UpstreamDisconnected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    error_response,
+)
+from gatekeeper.metrics import Metrics
+from gatekeeper.order_identity import identify
+from gatekeeper.orderpath.answers import (
+    DECISION_HEADER,
+    duplicate_answer,
+    error_rejection,
+    risk_rejection,
+)
+from gatekeeper.orderpath.engine import Engine, OrderRequest, Result
+from gatekeeper.orderpath.record import record_outcome, record_refusal
+from gatekeeper.orderpath.report import count, log_decision
+from gatekeeper.orderpath.request import forwarded_body, parse_request, read_body
+from gatekeeper.reconciler import Reconciler
+from gatekeeper.request_paths import ReservedPath, validate_headers, validate_target
+from gatekeeper.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_CLIENT_HEADERS = ("Authorization", "User-Agent", "Accept-Version")
+_PLACEMENTS = (RouteKind.PLACE, RouteKind.COMPLEX)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why the order path could not reach an allow/reject verdict."""
+
+    error: GatekeeperError
+    verdict: str  # reject (the request is at fault) | error (we are)
+
+
+@dataclass
+class OrderPath:
+    """Checks, records and forwards the order requests of one proxy listener."""
+
+    engine: Engine
+    broker: BrokerClient
+    pool: asyncpg.Pool
+    settings: Settings
+    metrics: Metrics
+    reconciler: Reconciler | None = None
+    alerts: AlertWorker | None = None
+    # Order requests in progress in this process (risk.order_max_in_flight).
+    in_flight: int = 0
+
+    async def handle(self, request: web.Request, route: Route) -> web.StreamResponse:
+        """Answer one checked (or unsupported) order request (see the module docstring).
+
+        Bounded waiting: the order's deadline (risk.order_deadline_seconds) runs from its
+        arrival at this host, the kernel's queues included (gatekeeper.arrival); past it, at
+        any wait (broker state, database pool, account lock, before forwarding), the order is
+        refused 503 deadline_exceeded. Beyond risk.order_max_in_flight orders in progress a
+        new one is refused 503 overloaded at once. Both with a decision row."""
+        started = time.perf_counter()
+        decision_id = uuid4()
+        risk = self.settings.risk
+        deadline = started - queued_seconds(request.transport) + risk.order_deadline_seconds
+        if self.in_flight >= risk.order_max_in_flight:
+            overloaded = Overloaded(
+                f"overloaded: {self.in_flight} orders are in progress in this gatekeeper"
+                f" (risk.order_max_in_flight); this one was not forwarded, try again"
+            )
+            return await self._fail(route, decision_id, started, Failure(overloaded, "error"))
+        self.in_flight += 1
+        try:
+            return await self._handle(request, route, decision_id, started, deadline)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle(
+        self, request: web.Request, route: Route, decision_id: UUID, started: float, deadline: float
+    ) -> web.StreamResponse:
+        account = route.account_number or "-"
+        max_bytes = self.settings.risk.max_body_bytes
+        summary: dict[str, Any] | None = None  # once the body is parsed
+        try:
+            # Every answer on these routes has a decision row, refusals of the request too.
+            validate_target(request.raw_path, method=request.method)
+            validate_headers(request.headers)
+            if route.kind is RouteKind.UNSUPPORTED or route.account_number is None:
+                return await self._reject_unsupported(route, decision_id, started)
+            raw = await read_body(request, max_bytes)
+            orders = parse_request(route.kind, raw, max_bytes)
+            summary = order_summary(orders)
+            identity = added = None
+            if route.kind in _PLACEMENTS:
+                data, identity = identify(
+                    raw,
+                    route.kind.value,
+                    decision_id,
+                    complex_order=route.kind is RouteKind.COMPLEX,
+                )
+                added = (
+                    None if identity.client_identifiers == identity.external_identifiers else data
+                )
+            headers = request.headers
+            order_request = OrderRequest(
+                account=account,
+                route_kind=route.kind.value,
+                orders=orders,
+                dry_run=route.kind.is_dry_run,
+                client_headers={h: headers[h] for h in _CLIENT_HEADERS if h in headers},
+                replaces_order_id=route.order_id,
+                identity=identity,
+                deadline=deadline,
+                summary=summary,
+            )
+            order_request.remaining()  # waited past it already (accept queue, body)
+            result = await self.engine.decide(order_request, decision_id, started)
+        except DuplicateOrder as duplicate:
+            latency = time.perf_counter() - started
+            detail = {
+                "duplicate_of": str(duplicate.first.decision_id),
+                "first_outcome": duplicate.first.outcome,
+                "summary": summary,
+            }
+            self._report(
+                account,
+                route,
+                "reject",
+                ["duplicate_order"],
+                detail,
+                duplicate.decision_id,
+                latency,
+            )
+            return duplicate_answer(duplicate)
+        except (BadRequest, ReservedPath, BrokerAuthFailed, RequestTimeout) as error:
+            # BadRequest: an unreadable order (OrderParseError: 400/413/415), an invalid
+            # target, Connection or Transfer-Encoding; ReservedPath (404); the request is at
+            # fault, and so it is when its body did not arrive in time (RequestTimeout, 408).
+            # BrokerAuthFailed: the broker refused the bot's own credentials; its 401/403 is
+            # relayed, recorded as broker_auth_failed, never forwarded.
+            return await self._fail(route, decision_id, started, Failure(error, "reject"), summary)
+        except (RiskPathUnavailable, AccountStateInvalid) as error:
+            return await self._fail(route, decision_id, started, Failure(error, "error"), summary)
+        except Exception as error:
+            # Type and frames only: an exception's text may quote request data (a token).
+            frames = "".join(traceback.format_tb(error.__traceback__))
+            log.error(
+                "order path failed (%s): %s\n%s", route.kind.value, type(error).__name__, frames
+            )
+            internal = GatekeeperError("internal_error: the gatekeeper failed to check the order")
+            return await self._fail(
+                route, decision_id, started, Failure(internal, "error"), summary
+            )
+        decision = result.decision
+        self._report(
+            account,
+            route,
+            decision.verdict.value,
+            [c.value for c in decision.codes],
+            {**decision.as_dict(), "summary": summary},
+            decision_id,
+            time.perf_counter() - started,
+        )
+        publish_decision(self.metrics, account, result)
+        if not decision.allowed:
+            return risk_rejection(decision, decision_id)
+        if self.reconciler is not None:
+            self.reconciler.credential_seen(account, order_request.client_headers)
+        body = forwarded_body(raw, added, strict=decision.strict_position_effect)
+        if time.perf_counter() > deadline and not route.kind.is_dry_run:
+            return await self._too_late(route, result)
+        try:
+            return await self._forward(request, route, result, body, order_request.client_headers)
+        except GatekeeperError as error:  # 502/504 after an allowed decision: it has its row
+            return error_response(error, headers={DECISION_HEADER: str(decision_id)})
+
+    async def _forward(
+        self,
+        request: web.Request,
+        route: Route,
+        result: Result,
+        body: bytes,
+        client_headers: Mapping[str, str],
+    ) -> web.StreamResponse:
+        account = route.account_number or "-"
+        outcome: db.Outcome = "unknown"
+        answer: UpstreamAnswer | None = None
+        lost = False
+        try:
+            answer = await self.broker.send_buffered(
+                request, body=body, route_kind=route.kind.value
+            )
+            outcome = "accepted" if 200 <= answer.status < 300 else "broker_rejected"
+        except (UpstreamTimeout, UpstreamDisconnected):
+            outcome = "unknown"  # maybe placed: counted, never retried; the reconciler finds out
+            lost = True
+            raise
+        except UpstreamUnavailable:
+            outcome = "not_sent"  # no connection was had (not even a pooled one): not counted
+            raise
+        finally:
+            if not route.kind.is_dry_run:
+                # The cached state stays: the reservation covers this order until the state
+                # shows it, and a background refresh fetches it (no broker call waits).
+                self.engine.state.order_forwarded(account, client_headers)
+            await record_outcome(self.pool, result.decision_id, account, outcome, answer)
+            if lost and self.reconciler is not None:
+                self.reconciler.wake.set()  # look the order up at the broker now
+        response = answer.response()
+        response.headers[DECISION_HEADER] = str(result.decision_id)
+        return response
+
+    async def _too_late(self, route: Route, result: Result) -> web.Response:
+        """An allowed order whose deadline passed before it could be forwarded (its decision
+        row took the last of it): not forwarded; ``not_sent`` ends its reservation."""
+        account = route.account_number or "-"
+        await record_outcome(self.pool, result.decision_id, account, "not_sent", None)
+        error = DeadlineExceeded(
+            "deadline_exceeded: the order was allowed but its deadline passed before it could"
+            " be forwarded (risk.order_deadline_seconds); it was not forwarded"
+        )
+        self.metrics.risk_decisions.labels("error", error.code).inc()
+        return error_response(error, headers={DECISION_HEADER: str(result.decision_id)})
+
+    async def _reject_unsupported(
+        self, route: Route, decision_id: UUID, started: float
+    ) -> web.Response:
+        error = GatekeeperError(
+            "unsupported_order_route: this request could create or change an order and the"
+            " gatekeeper does not understand it, so it is not forwarded"
+        )
+        failure = Failure(error, "reject")
+        return await self._fail(
+            route, decision_id, started, failure, code="unsupported_order_route"
+        )
+
+    async def _fail(
+        self,
+        route: Route,
+        decision_id: UUID,
+        started: float,
+        failure: Failure,
+        summary: Mapping[str, object] | None = None,
+        code: str | None = None,
+    ) -> web.Response:
+        """Record (if Postgres answers), log and render a request the gate did not decide."""
+        code = code or failure.error.code
+        account = route.account_number or "-"
+        latency = time.perf_counter() - started
+        detail: dict[str, object] = {
+            "verdict": failure.verdict,
+            "code": code,
+            "message": failure.error.message,
+        }
+        if summary:
+            detail["summary"] = dict(summary)
+        recorded = await record_refusal(
+            self.pool,
+            decision_id=decision_id,
+            account=account,
+            route_kind=route.kind.value,
+            replaces_order_id=route.order_id,
+            verdict=failure.verdict,
+            code=code,
+            message=failure.error.message,
+            detail=detail,
+            latency=latency,
+        )
+        if not recorded and not isinstance(failure.error, DatabaseUnavailable):
+            log.error("decision %s not recorded: the database cannot be reached", decision_id)
+        if self.alerts is not None:
+            self.alerts.note_failure(account, failure.error)  # risk path failing: no I/O
+        self._report(account, route, failure.verdict, [code], detail, decision_id, latency)
+        return error_rejection(failure.error, code, decision_id)
+
+    def _report(
+        self,
+        account: str,
+        route: Route,
+        verdict: str,
+        codes: list[str],
+        detail: Mapping[str, object],
+        decision_id: UUID,
+        latency: float,
+    ) -> None:
+        count(self.metrics, verdict, codes, route.kind.value, latency)
+        log_decision(account, route.kind.value, verdict, codes, dict(detail), decision_id, latency)

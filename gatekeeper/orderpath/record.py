@@ -1,0 +1,170 @@
+"""Stage 3, recording: what the audit trail keeps of each request — the decision row (the
+reservation, when allowed), the row of a request the gate refused without a rule verdict,
+and the broker's outcome of a forwarded order."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from datetime import date
+from uuid import UUID
+
+import asyncpg
+
+from gatekeeper.adapters import decisions as db
+from gatekeeper.adapters.broker import UpstreamAnswer
+from gatekeeper.adapters.pg import DB_DOWN
+from gatekeeper.core import ComplexOrder, Decision, Order, trading_day
+from gatekeeper.core.holdings import contained_orders
+from gatekeeper.order_identity import OrderIdentity
+
+log = logging.getLogger(__name__)
+
+# A broker answer larger than this is not kept for answering retries (they get a 409).
+_MAX_KEPT_ANSWER = 64 * 1024
+
+
+def identity_detail(identity: OrderIdentity | None) -> dict[str, object]:
+    """A placement's external-identifiers and fingerprint, as its decision row keeps them."""
+    if identity is None:
+        return {}
+    return {
+        "external_identifiers": list(identity.external_identifiers),
+        "fingerprint": identity.fingerprint,
+    }
+
+
+def decision_row(
+    *,
+    account: str,
+    route_kind: str,
+    replaces_order_id: str | None,
+    identity: OrderIdentity | None,
+    decision: Decision,
+    decision_id: UUID,
+    day: date,
+    started: float,
+    orders: Order | ComplexOrder,
+    summary: Mapping[str, object] | None = None,
+) -> db.DecisionRow:
+    """The audit row of a decision (the reservation, when allowed and not a dry-run), with
+    the order's ``summary`` (gatekeeper.core.summary) for the people reading it."""
+    reserve = decision.allowed and decision.trade_count > 0
+    return db.DecisionRow(
+        decision_id=decision_id,
+        account_id=account,
+        route_kind=route_kind,
+        verdict=decision.verdict.value,
+        codes=[code.value for code in decision.codes],
+        notes=[code.value for code in decision.note_codes],
+        message=decision.message,
+        detail={
+            **decision.as_dict(),
+            **identity_detail(identity),
+            **({"summary": dict(summary)} if summary else {}),
+        },
+        trading_day=day,
+        trade_count=decision.trade_count if decision.allowed else 0,
+        reserved_orders=[
+            order.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for order in contained_orders(orders)
+        ]
+        if reserve
+        else [],
+        replaces_order_id=replaces_order_id,
+        latency_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+async def record_refusal(
+    pool: asyncpg.Pool,
+    *,
+    decision_id: UUID,
+    account: str,
+    route_kind: str,
+    replaces_order_id: str | None,
+    verdict: str,
+    code: str,
+    message: str,
+    detail: Mapping[str, object],
+    latency: float,
+) -> bool:
+    """Append the row of a request refused without a rule verdict (``verdict`` reject: the
+    request is at fault; error: we are). False when Postgres could not be reached."""
+    try:
+        async with pool.acquire() as conn:
+            now = await db.database_now(conn)
+            await db.insert_decision(
+                conn,
+                db.DecisionRow(
+                    decision_id=decision_id,
+                    account_id=account,
+                    route_kind=route_kind,
+                    verdict="reject" if verdict == "reject" else "error",
+                    codes=[code],
+                    notes=[],
+                    message=message,
+                    detail=dict(detail),
+                    trading_day=trading_day(now),
+                    trade_count=0,
+                    reserved_orders=[],
+                    replaces_order_id=replaces_order_id,
+                    latency_ms=latency * 1000,
+                ),
+            )
+    except DB_DOWN:
+        return False
+    return True
+
+
+def _broker_order_id(answer: UpstreamAnswer) -> str | None:
+    try:
+        data = json.loads(answer.body)["data"]
+        order = data.get("order") or data.get("complex-order") or data
+        order_id = order.get("id")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return None if order_id is None else str(order_id)
+
+
+def _kept_answer(outcome: db.Outcome, answer: UpstreamAnswer | None) -> str | None:
+    if outcome != "accepted" or answer is None or len(answer.body) > _MAX_KEPT_ANSWER:
+        return None
+    try:
+        return answer.body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+async def record_outcome(
+    pool: asyncpg.Pool,
+    decision_id: UUID,
+    account: str,
+    outcome: db.Outcome,
+    answer: UpstreamAnswer | None,
+) -> None:
+    """Append the broker's outcome of a forwarded order; never raises for a database outage
+    (the reservation then stays unresolved: it keeps counting, and the reconciler finds out)."""
+    try:
+        async with pool.acquire() as conn:
+            await db.insert_outcome(
+                conn,
+                decision_id,
+                account,
+                outcome,
+                http_status=None if answer is None else answer.status,
+                broker_order_id=None if answer is None else _broker_order_id(answer),
+                answer_body=_kept_answer(outcome, answer),
+            )
+    except asyncpg.UniqueViolationError:
+        # The reconciler resolved it first (this forward outlived its grace): its row stands.
+        log.warning("order outcome %s for decision %s was already resolved", outcome, decision_id)
+    except DB_DOWN as error:
+        log.error(
+            "order outcome %s for decision %s not recorded: %s",
+            outcome,
+            decision_id,
+            type(error).__name__,
+        )

@@ -1,0 +1,50 @@
+"""What every decision tells the operator besides its row: one ``RISK_DECISION`` log line
+(never a token; the logger is pinned to INFO so configuration cannot silence it) and the
+decision counters."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from uuid import UUID
+
+from gatekeeper.metrics import Metrics
+
+decision_log = logging.getLogger("gatekeeper.decisions")
+decision_log.setLevel(logging.INFO)
+
+
+def count(
+    metrics: Metrics, verdict: str, codes: list[str], route_kind: str, latency: float
+) -> None:
+    """Count one decision (by verdict and by code) and its latency."""
+    metrics.order_path_duration.labels(route_kind).observe(latency)
+    metrics.decisions.labels(verdict).inc()
+    for code in codes or ["none"]:
+        metrics.risk_decisions.labels(verdict, code).inc()
+
+
+def log_decision(
+    account: str,
+    route_kind: str,
+    verdict: str,
+    codes: list[str],
+    detail: dict[str, Any],
+    decision_id: UUID,
+    latency: float,
+) -> None:
+    """The ``RISK_DECISION`` line of one decision."""
+    entry = {
+        "decision_id": str(decision_id),
+        "account": account,
+        "route_kind": route_kind,
+        "verdict": verdict,
+        "codes": codes,
+        "figures": detail.get("figures", {}),
+        "notes": [n.get("code") for n in detail.get("notes", [])],
+        "latency_ms": round(latency * 1000, 3),
+    }
+    if summary := detail.get("summary"):
+        entry["summary"] = summary
+    decision_log.info("RISK_DECISION %s", json.dumps(entry, sort_keys=True))

@@ -1,0 +1,78 @@
+-- The order path in two round trips before forwarding (issue 12, item 3).
+--
+-- The decision used to run in an explicit transaction: BEGIN, the account lock and the inputs
+-- (0030's order_path_inputs), the decision row, COMMIT: four round trips, the lock held until
+-- COMMIT. Here the account lock is held by the SESSION instead (the same key as
+-- gatekeeper.adapters.account_lock: session and transaction advisory locks on one key exclude
+-- each other, so protection changes and emergency stops still wait for it), and each call
+-- commits on its own:
+--   1. order_path_inputs_held(...)  waits for the account lock (at most p_wait_ms), keeps it,
+--                                   and reads the inputs after it was granted;
+--   2. record_decision_held(...)    appends the decision row (0030's triggers keep the
+--                                   ledger) unless the global emergency stop changed since
+--                                   step 1 read it (then nothing is recorded: read again);
+--   3. pg_advisory_unlock_all()     after the row committed (the gatekeeper sends it while it
+--                                   forwards; a dead connection releases it too).
+-- The lock is released only after the row is visible, so no other decision of the account
+-- can read the ledger without it.
+
+CREATE FUNCTION order_path_inputs_held(
+    p_account text, p_nlv numeric, p_day date, p_net_deposits numeric, p_clock timestamptz,
+    p_seen text[], p_state_age interval, p_horizon interval, p_settle interval,
+    p_identifiers text[], p_fingerprint text, p_window float8, p_wait_ms integer
+) RETURNS order_path_inputs
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, public AS $$
+BEGIN
+    -- local to this call's own transaction: later statements keep the server's default
+    PERFORM set_config('lock_timeout', greatest(p_wait_ms, 1) || 'ms', true);
+    PERFORM pg_advisory_lock(hashtextextended('gatekeeper.account:' || p_account, 0));
+    -- order_path_inputs is VOLATILE plpgsql too: its reads take their snapshots now, after
+    -- the lock was granted.
+    RETURN order_path_inputs(p_account, p_nlv, p_day, p_net_deposits, p_clock, p_seen,
+        p_state_age, p_horizon, p_settle, true, false, p_identifiers, p_fingerprint,
+        p_window);
+END;
+$$;
+
+CREATE FUNCTION record_decision_held(
+    p_global_stop_mode text,
+    p_decision_id uuid, p_account text, p_route_kind text, p_verdict text, p_codes text[],
+    p_notes text[], p_message text, p_detail jsonb, p_trading_day date, p_trade_count integer,
+    p_reserved_orders jsonb, p_replaces_order_id text, p_latency_ms numeric
+) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, public AS $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+          AND objsubid = 1
+          AND ((classid::bigint << 32) | objid::bigint)
+              = hashtextextended('gatekeeper.account:' || p_account, 0)
+    ) THEN
+        RAISE EXCEPTION 'record_decision_held: the account lock of % is not held', p_account;
+    END IF;
+    IF (SELECT coalesce(active_mode, '') FROM global_emergency_stop)
+            IS DISTINCT FROM p_global_stop_mode THEN
+        RETURN false;
+    END IF;
+    INSERT INTO risk_decisions
+        (decision_id, account_id, route_kind, verdict, codes, notes, message, detail,
+         trading_day, trade_count, reserved_orders, replaces_order_id, latency_ms)
+    VALUES (p_decision_id, p_account, p_route_kind, p_verdict, p_codes, p_notes, p_message,
+            p_detail, p_trading_day, p_trade_count, p_reserved_orders, p_replaces_order_id,
+            p_latency_ms);
+    RETURN true;
+END;
+$$;
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'gatekeeper_app') THEN
+        GRANT EXECUTE ON FUNCTION order_path_inputs_held(text, numeric, date, numeric,
+            timestamptz, text[], interval, interval, interval, text[], text, float8, integer)
+            TO gatekeeper_app;
+        GRANT EXECUTE ON FUNCTION record_decision_held(text, uuid, text, text, text, text[],
+            text[], text, jsonb, date, integer, jsonb, text, numeric) TO gatekeeper_app;
+    END IF;
+END;
+$$;

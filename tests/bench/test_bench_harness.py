@@ -1,0 +1,106 @@
+"""The comparison's own parts, checked in CI (seconds, not minutes), so the benchmark keeps
+measuring the real order path as the gatekeeper changes:
+
+- the static upstream serves everything the gatekeeper asks the broker for on the order path
+  (an order, a rejection, a dry-run, a pass-through), and accepted orders do not pile up as in
+  flight (the state always shows their broker id);
+- the growth series' bulk history goes through the tables, so the audit chain stays whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+
+from tests.bench.accounts import decisions_today, protect, record_history
+from tests.bench.setups import BY_KEY, JSON, ORDER, warm_and_check
+from tests.bench.static_upstream import make_app
+from tests.fixtures.audit import problems
+from tests.fixtures.gate import Gate, make_settings, start_gatekeeper
+
+ACCOUNT = "5WB90001"
+
+
+@pytest.fixture
+async def static_upstream() -> AsyncIterator[str]:
+    runner = web.AppRunner(make_app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def static_gatekeeper(
+    static_upstream: str, database_url: str, redis_url: str
+) -> AsyncIterator[Gate]:
+    await protect(database_url, (ACCOUNT,))
+    async with start_gatekeeper(make_settings(static_upstream, database_url, redis_url)) as gate:
+        yield gate
+
+
+async def _unknown(upstream: str) -> dict[str, int]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(upstream + "/__static/unknown") as answer,
+    ):
+        unknown: dict[str, int] = await answer.json()
+        return unknown
+
+
+async def test_static_upstream_serves_all_the_order_path_asks_for(
+    static_gatekeeper: Gate, static_upstream: str
+) -> None:
+    for key in ("gk_allowed", "gk_rejected", "gk_dry_run", "gk_get"):
+        setup = BY_KEY[key]
+        await warm_and_check(static_gatekeeper.proxy_url, setup, (ACCOUNT,) * setup.accounts)
+    assert await _unknown(static_upstream) == {}
+
+
+async def test_accepted_orders_are_not_left_in_flight(
+    static_gatekeeper: Gate, database_url: str
+) -> None:
+    """Free cash after each order counts working and in-flight orders: it stays the same from
+    order to order only if each accepted one leaves the reservations (its broker id is in the
+    state's orders), so a long run measures a steady account."""
+    url = f"{static_gatekeeper.proxy_url}/accounts/{ACCOUNT}/orders"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(6):
+            async with session.post(url, data=ORDER, headers=dict(JSON)) as answer:
+                assert answer.status == 201, await answer.text()
+    conn = await asyncpg.connect(database_url)
+    try:
+        details = await conn.fetch(
+            "SELECT detail FROM risk_decisions WHERE account_id = $1 AND verdict = 'allow'"
+            " ORDER BY id",
+            ACCOUNT,
+        )
+    finally:
+        await conn.close()
+    cash_after = [json.loads(row["detail"])["figures"]["cash_after"] for row in details]
+    assert len(cash_after) == 6
+    assert set(cash_after) == {cash_after[0]}, cash_after
+
+
+async def test_generated_history_keeps_the_audit_chain(
+    static_gatekeeper: Gate, database_url: str
+) -> None:
+    await warm_and_check(static_gatekeeper.proxy_url, BY_KEY["gk_allowed"], (ACCOUNT,))
+    before = await decisions_today(database_url, ACCOUNT)
+    assert await record_history(database_url, ACCOUNT, 300) == before + 300
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await problems(conn, ACCOUNT) == []
+        outcomes = await conn.fetchval(
+            "SELECT count(*) FROM order_outcomes WHERE account_id = $1", ACCOUNT
+        )
+    finally:
+        await conn.close()
+    assert outcomes >= 300
+    await warm_and_check(static_gatekeeper.proxy_url, BY_KEY["gk_allowed"], (ACCOUNT,))

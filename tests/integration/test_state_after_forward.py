@@ -1,0 +1,263 @@
+"""After an order is forwarded, the account's state is refreshed in the background, not
+dropped: the account's next order waits for no broker read (issue 12, item 2).
+
+The state source (gatekeeper.adapters.account_state) is driven directly against the paper
+broker, real Redis; the end-to-end check goes through the gatekeeper. The paper broker's
+request log (``/__paper/requests``) says which reads reached the broker and when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from gatekeeper.adapters.account_state import STATE_KEY, StateSource
+from gatekeeper.metrics import Metrics
+from gatekeeper.settings import RiskSettings, Settings
+from tests.fixtures.gate import make_settings, start_gatekeeper
+from tests.fixtures.orders import Bot, order, protect
+
+STATE_READS = ("/balances", "/positions", "/orders/live", "/trading-status")
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:
+    """Poll ``check`` until it holds (fails the test after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while not await check():
+        assert time.monotonic() < deadline, "not within the deadline"
+        await asyncio.sleep(0.02)
+
+
+async def broker_log(paper_http: aiohttp.ClientSession) -> list[str]:
+    async with paper_http.get("/__paper/requests") as response:
+        assert response.status == 200
+        return [f"{i['method']} {i['raw-path']}" for i in (await response.json())["data"]["items"]]
+
+
+async def clear_broker_log(paper_http: aiohttp.ClientSession) -> None:
+    async with paper_http.delete("/__paper/requests") as response:
+        assert response.status == 200
+
+
+def state_reads(lines: list[str], account: str) -> list[str]:
+    base = f"GET /accounts/{account}"
+    return [line for line in lines if line.startswith(base) and line.endswith(STATE_READS)]
+
+
+async def cached_order_ids(redis: Redis, account: str) -> set[str]:
+    raw = await redis.get(STATE_KEY.format(account=account))
+    if raw is None:
+        return set()
+    return {str(o.get("id")) for o in json.loads(raw)["live_orders"]}
+
+
+def slow_state_settings(paper_url: str, database_url: str, redis_url: str) -> Settings:
+    """Fresh state stays fresh for the whole test: only a refresh this test causes shows."""
+    settings = make_settings(paper_url, database_url, redis_url, account_streamer=False)
+    risk = RiskSettings(state_ttl_seconds=60, max_state_age_seconds=120, quote_ttl_seconds=60)
+    return settings.model_copy(update={"risk": risk})
+
+
+@pytest.fixture
+async def state(
+    paper_broker: Any, database_url: str, redis_url: str, redis_client: Redis
+) -> AsyncIterator[StateSource]:
+    settings = slow_state_settings(paper_broker.url, database_url, redis_url)
+    async with aiohttp.ClientSession() as session:
+        source = StateSource(session, redis_client, settings, Metrics.create())
+        yield source
+        await source.aclose()
+
+
+async def place_at_broker(
+    paper_http: aiohttp.ClientSession, auth: dict[str, str], account: str, body: dict[str, Any]
+) -> str:
+    async with paper_http.post(f"/accounts/{account}/orders", json=body, headers=auth) as answer:
+        assert answer.status == 201, await answer.text()
+        return str((await answer.json())["data"]["order"]["id"])
+
+
+async def test_order_forwarded_returns_at_once_and_the_cache_shows_the_order_soon(
+    state: StateSource,
+    paper_broker: Any,
+    paper_http: aiohttp.ClientSession,
+    paper_auth: dict[str, str],
+    redis_client: Redis,
+) -> None:
+    account = paper_broker.account_number
+    await state.account(account, paper_auth)  # warm
+    order_id = await place_at_broker(paper_http, paper_auth, account, order("AAPL", 1, "1.00"))
+    # The broker is slow to answer the refresh: order_forwarded must not wait for it.
+    fault = {"path": f"/accounts/{account}/balances", "delay": 2.0, "times": 1}
+    async with paper_http.put("/__paper/faults", json=fault) as response:
+        assert response.status == 200
+    started = time.perf_counter()
+    state.order_forwarded(account, paper_auth)
+    assert time.perf_counter() - started < 0.01
+    # Meanwhile the cached state still serves at once (the refresh takes 2 s).
+    payloads = await state.account(account, paper_auth)
+    assert time.perf_counter() - started < 1.0
+    assert order_id not in {str(o.get("id")) for o in payloads.live_orders}
+
+    async def shown() -> bool:
+        return order_id in await cached_order_ids(redis_client, account)
+
+    await eventually(shown)
+    await eventually(lambda: _idle(state))
+    await clear_broker_log(paper_http)
+    payloads = await state.account(account, paper_auth)
+    assert order_id in {str(o.get("id")) for o in payloads.live_orders}
+    assert state_reads(await broker_log(paper_http), account) == []
+
+
+async def test_order_forwarded_during_a_refresh_fetches_again_after_it(
+    state: StateSource,
+    paper_broker: Any,
+    paper_http: aiohttp.ClientSession,
+    paper_auth: dict[str, str],
+    redis_client: Redis,
+) -> None:
+    """A refresh begun before the order may not show it: one more follows (single flight)."""
+    account = paper_broker.account_number
+    await state.account(account, paper_auth)
+    fault = {"path": f"/accounts/{account}/orders/live", "delay": 0.3, "times": 1, "after": True}
+    async with paper_http.put("/__paper/faults", json=fault) as response:
+        assert response.status == 200
+    await clear_broker_log(paper_http)
+    state.refresh_soon(account, paper_auth)  # reads /orders/live before the order is placed
+    await eventually(lambda: _seen(paper_http, f"GET /accounts/{account}/orders/live"))
+    order_id = await place_at_broker(paper_http, paper_auth, account, order("AAPL", 1, "1.00"))
+    state.order_forwarded(account, paper_auth)
+    state.order_forwarded(account, paper_auth)  # joins the one queued: no third refresh
+
+    async def shown() -> bool:
+        return order_id in await cached_order_ids(redis_client, account)
+
+    await eventually(shown)
+    await eventually(lambda: _idle(state))
+    reads = [line for line in await broker_log(paper_http) if line.endswith("/balances")]
+    assert len(reads) == 2, reads
+
+
+async def _seen(paper_http: aiohttp.ClientSession, line: str) -> bool:
+    return line in await broker_log(paper_http)
+
+
+async def _idle(state: StateSource) -> bool:
+    return not state._background
+
+
+async def test_a_failed_background_refresh_is_logged_without_the_token_and_never_raises(
+    state: StateSource,
+    paper_broker: Any,
+    paper_http: aiohttp.ClientSession,
+    paper_auth: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    account = paper_broker.account_number
+    await state.account(account, paper_auth)
+    fault = {"path": f"/accounts/{account}/positions", "status": 500}
+    async with paper_http.put("/__paper/faults", json=fault) as response:
+        assert response.status == 200
+    caplog.set_level(logging.WARNING, logger="gatekeeper.adapters.account_state")
+    state.order_forwarded(account, paper_auth)
+
+    async def logged() -> bool:
+        return any("background refresh" in r.getMessage() for r in caplog.records)
+
+    await eventually(logged)
+    token = paper_auth["Authorization"].split()[1]
+    assert all(token not in r.getMessage() for r in caplog.records)
+    # The state still serves (young enough), and nothing was raised into the caller.
+    assert (await state.account(account, paper_auth)).balances
+    state.order_forwarded(account, {})  # no credential: nothing to fetch with, no error
+
+
+async def test_a_stale_state_is_still_refreshed_before_deciding(
+    paper_broker: Any,
+    paper_http: aiohttp.ClientSession,
+    paper_auth: dict[str, str],
+    database_url: str,
+    redis_url: str,
+    redis_client: Redis,
+) -> None:
+    """Streamed or background updates do not make a state younger: past state_ttl_seconds
+    the next read waits for the broker, as before."""
+    settings = make_settings(paper_broker.url, database_url, redis_url).model_copy(
+        update={"risk": RiskSettings(state_ttl_seconds=0.3, max_state_age_seconds=10)}
+    )
+    account = paper_broker.account_number
+    async with aiohttp.ClientSession() as session:
+        state = StateSource(session, redis_client, settings, Metrics.create())
+        try:
+            first = await state.account(account, paper_auth)
+            changed = await state.update_cached(account, lambda e: {**e, "positions": []})
+            assert changed
+            assert (await state.account(account, paper_auth)).positions == []
+            await asyncio.sleep(0.35)  # let the state age past state_ttl_seconds
+            await clear_broker_log(paper_http)
+            payloads = await state.account(account, paper_auth)
+            assert payloads.age_seconds < 0.3
+            assert payloads.positions == first.positions  # the broker's, not the edit
+            assert len(state_reads(await broker_log(paper_http), account)) == 4
+        finally:
+            await state.aclose()
+
+
+async def test_a_warm_accounts_repeated_symbol_needs_no_quote_from_the_broker(
+    state: StateSource,
+    paper_broker: Any,
+    paper_http: aiohttp.ClientSession,
+    paper_auth: dict[str, str],
+) -> None:
+    account = paper_broker.account_number
+    payloads = await state.account(account, paper_auth)
+    first = await state.quotes([("Equity", "AAPL")], paper_auth, payloads, account)
+    assert [q["symbol"] for q in first] == ["AAPL"]
+    await clear_broker_log(paper_http)
+    payloads = await state.account(account, paper_auth)
+    again = await state.quotes([("Equity", "AAPL")], paper_auth, payloads, account)
+    assert again == first
+    assert await broker_log(paper_http) == []
+
+
+async def test_no_broker_read_between_two_orders_of_a_warm_account(
+    paper_broker: Any,
+    paper_http: aiohttp.ClientSession,
+    paper_auth: dict[str, str],
+    database_url: str,
+    redis_url: str,
+    redis_client: Redis,
+    pg_pool: asyncpg.Pool,
+) -> None:
+    settings = slow_state_settings(paper_broker.url, database_url, redis_url)
+    account = paper_broker.account_number
+    await protect(pg_pool, account)
+    async with start_gatekeeper(settings) as gate, aiohttp.ClientSession() as session:
+        bot = Bot(gate.proxy_url, paper_auth, session, account)
+        first = await bot.place(order("AAPL", 1, "1.00"))
+        assert first.status == 201, first.body
+        first_id = str(first.body["data"]["order"]["id"])
+
+        async def shown() -> bool:
+            return first_id in await cached_order_ids(redis_client, account)
+
+        await eventually(shown)
+        await clear_broker_log(paper_http)
+        second = await bot.place(order("AAPL", 1, "1.00"))
+        assert second.status == 201, second.body
+        lines = await broker_log(paper_http)
+        forwarded = lines.index(f"POST /accounts/{account}/orders")
+        before = lines[:forwarded]
+        assert state_reads(before, account) == [], before
+        # Nor any other read (quotes, instruments, start of day): the order waited for none.
+        assert before == [], before
