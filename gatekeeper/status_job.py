@@ -84,7 +84,7 @@ class StatusJob:
             global_stop = await stops.global_stop(conn)
             read = {scope: await self._read(conn, scope) for scope in SCOPES}
         for row in accounts:
-            publish_status(self._metrics, _status(row))
+            publish_status(self._metrics, account_status_of(row))
         forget_accounts(self._metrics, {row.account_id for row in accounts})
         self._metrics.global_emergency_stop_active.set(1 if global_stop.active else 0)
         for scope, (newest, events) in read.items():
@@ -128,7 +128,8 @@ def _decimal(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def _status(row: store.AccountRow) -> AccountStatus:
+def account_status_of(row: store.AccountRow) -> AccountStatus:
+    """The per-account gauges' view of an account's stored status (also the console's)."""
     return AccountStatus(
         account=row.account_id,
         stop_active=row.stop_active,

@@ -13,10 +13,11 @@
 --                       yet, `unknown` (until the reconciler resolves it), or `accepted` until
 --                       the account state shows its broker order id. `broker_rejected`,
 --                       `not_sent` and `not_placed` delete the row and uncount the trade. The
---                       locked read deletes the rows it finds settled: an accepted order the
---                       state shows, once its answer is older than any state a decision may
---                       still use (another replica's older state may not show it yet); one
---                       without a broker id after the horizon; one of an earlier day.
+--                       locked read deletes the rows it finds settled: an accepted order,
+--                       once its answer is older than any state a decision may still use
+--                       (every such state shows it; another replica's older state may not,
+--                       until then); one without a broker id after the horizon; one of an
+--                       earlier day.
 --                       Working state, not audit. The read looks only at the orders without a
 --                       broker id and those answered after its account state was fetched.
 --
@@ -42,7 +43,10 @@ CREATE TABLE account_day_trades (
     trading_day date NOT NULL,
     trades integer NOT NULL,
     PRIMARY KEY (account_id, trading_day)
-);
+)
+-- updated at every counted decision and outcome: room on the page for HOT updates, and
+-- vacuumed after every thousand dead versions rather than a fifth of the table
+WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 
 CREATE TABLE orders_in_flight (
     -- risk_decisions.decision_id (no foreign key: rows come only from the triggers, and an
@@ -61,7 +65,11 @@ CREATE TABLE orders_in_flight (
     -- the decision's time, or its newest outcome's
     since timestamptz NOT NULL,
     CONSTRAINT orders_in_flight_outcome_check CHECK (outcome IN ('unknown', 'accepted'))
-);
+)
+-- every row is inserted, updated by its outcome and deleted within minutes: the dead versions
+-- (and their index entries, which the locked read would step over) go after every thousand
+WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+      autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 1000);
 
 CREATE INDEX index_orders_in_flight_on_account_day ON orders_in_flight (account_id, trading_day);
 -- the locked read: orders without a broker id (unresolved, or answered without one) ...
@@ -212,7 +220,11 @@ CREATE TYPE order_path_inputs AS (
     duplicate_outcome text,
     duplicate_http_status integer,
     duplicate_broker_order_id text,
-    duplicate_answer_body text
+    duplicate_answer_body text,
+    -- with p_seen NULL: every order that may be in flight, as [broker order id or null, the
+    -- orders], in decision order; the caller drops those whose id its state shows (a set
+    -- lookup in the caller instead of the state's ids sent and hashed here)
+    in_flight_unless_shown jsonb
 );
 
 -- One decision's read (docs in gatekeeper/adapters/decisions.py, decision_inputs):
@@ -222,7 +234,9 @@ CREATE TYPE order_path_inputs AS (
 --   p_clock     a clock instead of now() (tests)
 --   p_seen      the broker order ids the account state shows, separated by newlines (one
 --               text: a text[] of the day's ids costs milliseconds to send and to decode at
---               every decision; split and hashed only when some order needs looking up)
+--               every decision; split and hashed only when some order needs looking up).
+--               NULL: the caller looks them up itself (in_flight_unless_shown), and an
+--               accepted order's row goes once settled whether or not this state shows it
 --   p_state_age how long before the clock that state was fetched, with a margin for the hosts'
 --               clocks (NULL: unknown). An order answered before it is in the state (the broker
 --               lists the day's orders in any status), so only those answered after it are
@@ -293,16 +307,21 @@ BEGIN
         SELECT * FROM (SELECT * FROM inserted UNION ALL SELECT * FROM recorded) AS s
         ORDER BY (s.source = 'broker_bod') DESC LIMIT 1
     ),
-    flight AS (
-        SELECT f.decision_row_id, f.reserved_orders FROM orders_in_flight f
+    candidates AS (
+        SELECT f.decision_row_id, f.broker_order_id, f.reserved_orders FROM orders_in_flight f
         WHERE f.account_id = p_account AND f.trading_day = v_day
           AND f.broker_order_id IS NULL
           AND (f.outcome IS DISTINCT FROM 'accepted' OR f.since > v_now - p_horizon)
         UNION ALL
-        SELECT f.decision_row_id, f.reserved_orders FROM orders_in_flight f
+        SELECT f.decision_row_id, f.broker_order_id, f.reserved_orders FROM orders_in_flight f
         WHERE f.account_id = p_account AND f.broker_order_id IS NOT NULL
           AND f.since > v_state_at AND f.trading_day = v_day
-          AND f.broker_order_id NOT IN (SELECT unnest(string_to_array(p_seen, E'\n')))
+    ),
+    flight AS (
+        SELECT c.decision_row_id, c.reserved_orders FROM candidates c
+        WHERE p_seen IS NOT NULL
+          AND (c.broker_order_id IS NULL
+               OR c.broker_order_id NOT IN (SELECT unnest(string_to_array(p_seen, E'\n'))))
     ),
     cleared_with_id AS (
         DELETE FROM orders_in_flight f
@@ -311,8 +330,10 @@ BEGIN
             WHERE h.account_id = p_account AND h.broker_order_id IS NOT NULL
               AND h.since <= v_now - p_settle AND h.outcome = 'accepted'
               AND (h.trading_day < v_day
-                   OR (h.settled AND h.broker_order_id IN
-                                     (SELECT unnest(string_to_array(p_seen, E'\n')))))
+                   OR (h.settled
+                       AND (p_seen IS NULL
+                            OR h.broker_order_id IN
+                               (SELECT unnest(string_to_array(p_seen, E'\n'))))))
             FOR UPDATE SKIP LOCKED)
     ),
     cleared_without_id AS (
@@ -334,9 +355,13 @@ BEGIN
                      WHERE t.account_id = p_account AND t.trading_day = v_day), 0),
            (SELECT coalesce(jsonb_agg(e.item ORDER BY f.decision_row_id, e.n), '[]')
             FROM flight f,
-                 jsonb_array_elements(f.reserved_orders) WITH ORDINALITY AS e (item, n))
+                 jsonb_array_elements(f.reserved_orders) WITH ORDINALITY AS e (item, n)),
+           (SELECT jsonb_agg(jsonb_build_array(c.broker_order_id, c.reserved_orders)
+                             ORDER BY c.decision_row_id)
+            FROM candidates c WHERE p_seen IS NULL)
     INTO result.start_of_day_nlv, result.start_of_day_source, result.start_of_day_deposits,
-         result.protections, result.global_stop_mode, result.trades_today, result.in_flight;
+         result.protections, result.global_stop_mode, result.trades_today, result.in_flight,
+         result.in_flight_unless_shown;
     RETURN result;
 END;
 $$;

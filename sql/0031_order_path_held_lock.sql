@@ -6,15 +6,22 @@
 -- gatekeeper.adapters.account_lock: session and transaction advisory locks on one key exclude
 -- each other, so protection changes and emergency stops still wait for it), and each call
 -- commits on its own:
---   1. order_path_inputs_held(...)  waits for the account lock (at most p_wait_ms), keeps it,
---                                   and reads the inputs after it was granted;
+--   1. order_path_inputs_held(...)  waits (at most p_wait_ms) for the forwarding locks, shared
+--                                   (see below), then the account lock; keeps them; reads the
+--                                   inputs after they were granted;
 --   2. record_decision_held(...)    appends the decision row (0030's triggers keep the
 --                                   ledger) unless the global emergency stop changed since
 --                                   step 1 read it (then nothing is recorded: read again);
---   3. pg_advisory_unlock_all()     after the row committed (the gatekeeper sends it while it
---                                   forwards; a dead connection releases it too).
--- The lock is released only after the row is visible, so no other decision of the account
--- can read the ledger without it.
+--   3. pg_advisory_unlock(account)  after the row committed (sent while the order is forwarded);
+--   4. pg_advisory_unlock_all()     once the order was sent to the broker (or not forwarded).
+-- A dead connection releases them all. The account lock is released only after the row is
+-- visible, so no other decision of the account can read the ledger without it.
+--
+-- The forwarding locks close the gap between a decision's commit and its forward: an order is
+-- sent while its decision holds 'gatekeeper.forwarding:<account>' and 'gatekeeper.forwarding:*'
+-- shared; a manual emergency stop takes its account's (a global stop '*') exclusively before it
+-- commits, so it waits for the orders already decided to be sent, and every order decided after
+-- it sees it: nothing is forwarded after a committed stop. Lock order: forwarding, then account.
 
 CREATE FUNCTION order_path_inputs_held(
     p_account text, p_nlv numeric, p_day date, p_net_deposits numeric, p_clock timestamptz,
@@ -25,6 +32,8 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, public AS $$
 BEGIN
     -- local to this call's own transaction: later statements keep the server's default
     PERFORM set_config('lock_timeout', greatest(p_wait_ms, 1) || 'ms', true);
+    PERFORM pg_advisory_lock_shared(hashtextextended('gatekeeper.forwarding:*', 0));
+    PERFORM pg_advisory_lock_shared(hashtextextended('gatekeeper.forwarding:' || p_account, 0));
     PERFORM pg_advisory_lock(hashtextextended('gatekeeper.account:' || p_account, 0));
     -- order_path_inputs is VOLATILE plpgsql too: its reads take their snapshots now, after
     -- the lock was granted.
@@ -45,7 +54,7 @@ BEGIN
     IF NOT EXISTS (
         SELECT 1 FROM pg_locks
         WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-          AND objsubid = 1
+          AND objsubid = 1 AND mode = 'ExclusiveLock'
           AND ((classid::bigint << 32) | objid::bigint)
               = hashtextextended('gatekeeper.account:' || p_account, 0)
     ) THEN
@@ -76,3 +85,6 @@ BEGIN
     END IF;
 END;
 $$;
+
+-- The decisions list (gatekeeper.adapters.decision_log) pages an account's rows newest first.
+CREATE INDEX index_risk_decisions_on_account_id_desc ON risk_decisions (account_id, id DESC);

@@ -48,3 +48,30 @@ async def lock_account_of_protection(conn: Conn, protection_id: int) -> None:
         " FROM portfolio_protections WHERE id = $1",
         protection_id,
     )
+
+
+# Held SHARED by an order from its decision until it was sent to the broker (sql/0031), one
+# per account and one for every account ('*'); a manual stop takes its own EXCLUSIVELY before
+# it commits, so orders decided before it are sent before it commits and none after. Taken
+# before the account lock (the lock order).
+_FORWARDING_KEY = "hashtextextended('gatekeeper.forwarding:' || {}, 0)"
+EVERY_ACCOUNT = "*"
+
+
+async def wait_for_forwards(conn: Conn, account_id: str) -> None:
+    """In a stop's transaction, before the account lock: wait until every order of
+    ``account_id`` (EVERY_ACCOUNT: of every account) already decided has been sent; orders
+    decided from now on wait for the stop's commit and then see it."""
+    await conn.execute(
+        f"SELECT pg_advisory_xact_lock({_FORWARDING_KEY.format('$1')})",
+        account_id,
+    )
+
+
+async def wait_for_forwards_of_protection(conn: Conn, protection_id: int) -> None:
+    """:func:`wait_for_forwards` for the account of a protection (nothing if there is none)."""
+    await conn.execute(
+        f"SELECT pg_advisory_xact_lock({_FORWARDING_KEY.format('account_id')})"  # noqa: S608
+        " FROM portfolio_protections WHERE id = $1",
+        protection_id,
+    )

@@ -40,7 +40,12 @@ import aiohttp
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, WatchError
 
-from gatekeeper.adapters.broker_read import BrokerReadError, get_data, read_timeout
+from gatekeeper.adapters.broker_read import (
+    CLIENT_HEADERS,
+    BrokerReadError,
+    get_data,
+    read_timeout,
+)
 from gatekeeper.adapters.credentials import CredentialDigests, confirmed_key
 from gatekeeper.errors import BrokerAuthFailed, CacheUnavailable, StateUnavailable
 from gatekeeper.metrics import Metrics
@@ -176,7 +181,8 @@ class StateSource:
         try:
             if self._closing or not client_headers.get("Authorization"):
                 return  # nothing to fetch with: the next order fetches with its own
-            headers = dict(client_headers)
+            # Only what the reads send (never cookies), looked up case-insensitively.
+            headers = {n: v for n in CLIENT_HEADERS if (v := client_headers.get(n)) is not None}
             if account in self._background:
                 self._again[account] = headers
                 return
@@ -339,16 +345,6 @@ class StateSource:
             return True
         log.warning("cached state of account %s kept changing; a streamed update waits", account)
         return False
-
-    async def invalidate(self, account: str) -> None:
-        """Drop the cached state after an order was forwarded (it changed the account)."""
-        try:
-            await self._redis.delete(STATE_KEY.format(account=account))
-        except RedisError as error:
-            # The next order would see state up to state_ttl old, but in-flight reservations
-            # in Postgres still cover this order, so limits hold.
-            self._metrics.state_fetch_errors.labels("cache").inc()
-            log.warning("could not drop cached account state: %s", type(error).__name__)
 
     async def quotes(
         self,

@@ -21,8 +21,9 @@ so the locked read costs the same at the first order of the day and at the ten-t
   status). Given ``state_fetched_at`` (when the state was fetched), only the orders
   answered after it (less STATE_CLOCK_MARGIN) are looked up: one answered before it is in
   it. Without it, every accepted order not yet settled is. A locked read deletes an accepted
-  order's row once the state shows it and its answer is SEEN_SETTLE_AFTER old (until then a
-  decision holding an older state, on another replica, still counts it). Accepted without a
+  order's row once its answer is SEEN_SETTLE_AFTER old: every state a decision may still use
+  was fetched after it, so shows it (until then a decision holding an older state, on
+  another replica, still counts it). Accepted without a
   broker id (an answer without one): in flight for PENDING_HORIZON after the answer. Only
   the day's rows count.
 
@@ -61,10 +62,10 @@ LATEST_OUTCOME = (
 # counts as in flight this long after the answer, then its exposure is left to the state.
 PENDING_HORIZON = timedelta(minutes=5)
 
-# An accepted order the account state shows keeps its in-flight row this long after its answer
-# (the state decides whether it counts): another decision may still use an older state, one
-# that does not show it yet. Must exceed risk.max_state_age_seconds (10 s by default) plus the
-# time a state read can take; only then does the locked read delete the row.
+# An accepted order keeps its in-flight row this long after its answer (the state decides
+# whether it counts): another decision may still use an older state, one that does not show
+# it yet. Must exceed risk.max_state_age_seconds (10 s by default) plus the time a state read
+# can take; only then does the locked read delete the row.
 SEEN_SETTLE_AFTER = timedelta(seconds=60)
 
 # The account state's fetch time comes from the gatekeeper host's clock, an order's answer time
@@ -194,8 +195,8 @@ async def _read_inputs(
         day,
         net_deposits,
         clock,
-        _seen_text(seen_order_ids),
-        _state_age(state_fetched_at, clock),
+        None,  # the state's ids are looked up here (in_flight_from_row), not sent
+        state_age(state_fetched_at, clock),
         PENDING_HORIZON,
         settle_after,
         hold,
@@ -205,6 +206,17 @@ async def _read_inputs(
         duplicate_window_seconds,
     )
     assert row is not None  # noqa: S101 - the function always returns one row
+    return inputs_from_row(row, day=day, net_deposits=net_deposits, seen_order_ids=seen_order_ids)
+
+
+def inputs_from_row(
+    row: Any,
+    *,
+    day: date | None,
+    net_deposits: Decimal,
+    seen_order_ids: Collection[str] | None = None,
+) -> LockedInputs:
+    """The LockedInputs of one ``order_path_inputs`` row (sql/0030; also sql/0031's)."""
     if row["duplicate_decision_id"] is not None:
         first = FirstSubmission(
             decision_id=row["duplicate_decision_id"],
@@ -229,7 +241,7 @@ async def _read_inputs(
         trading_day=database_day,
         protections=protections,
         start_of_day_nlv=row["start_of_day_nlv"],
-        reservations=Reservations(row["trades_today"], json.loads(row["in_flight"])),
+        reservations=Reservations(row["trades_today"], in_flight_from_row(row, seen_order_ids)),
         start_of_day_source=row["start_of_day_source"],
         global_stop_mode=_global_stop_mode(row["global_stop_mode"]),
         net_deposits=net_deposits - (row["start_of_day_deposits"] or Decimal(0)),
@@ -323,13 +335,41 @@ async def decision_inputs_locked(
     )
 
 
+def in_flight_from_row(row: Any, seen_order_ids: Collection[str] | None) -> list[dict[str, Any]]:
+    """The orders in flight of an ``order_path_inputs`` row: looked up in the database when it
+    was given the state's ids (``in_flight``), else here among ``seen_order_ids``
+    (``in_flight_unless_shown``: a set lookup per order answered since the state was fetched;
+    without ``seen_order_ids``, all of them count)."""
+    candidates = row["in_flight_unless_shown"]
+    if candidates is None:
+        in_flight: list[dict[str, Any]] = json.loads(row["in_flight"])
+        return in_flight
+    seen = (
+        seen_order_ids
+        if isinstance(seen_order_ids, (set, frozenset))
+        else set(seen_order_ids or ())
+    )
+    return [
+        item
+        for order_id, orders in json.loads(candidates)
+        if order_id is None or order_id not in seen
+        for item in orders
+    ]
+
+
+def seen_text(order_ids: Collection[str]) -> str:
+    """The state's order ids as ``order_path_inputs`` takes them when it is to look them up
+    itself (one text, not a text[]: see sql/0030)."""
+    return _seen_text(order_ids)
+
+
 def _seen_text(order_ids: Collection[str]) -> str:
     """The state's order ids as sql/0030 takes them: one text, each id between newlines (an
     id with a newline in it cannot be matched: its order stays in flight)."""
     return "\n" + "\n".join(order_ids) + "\n"
 
 
-def _state_age(fetched_at: datetime | None, clock: datetime | None) -> timedelta | None:
+def state_age(fetched_at: datetime | None, clock: datetime | None) -> timedelta | None:
     """How long before the database's clock the state was fetched, at least: measured now on
     this host (the database's ``now()`` is the transaction's start, no later), plus the
     margin for the two hosts' clocks."""

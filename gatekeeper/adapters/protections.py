@@ -20,7 +20,11 @@ from typing import Any, Literal
 
 import asyncpg
 
-from gatekeeper.adapters.account_lock import lock_account, lock_account_of_protection
+from gatekeeper.adapters.account_lock import (
+    lock_account,
+    lock_account_of_protection,
+    wait_for_forwards_of_protection,
+)
 from gatekeeper.adapters.pg import Conn
 from gatekeeper.adapters.protection_errors import (
     EmergencyStopNotActive,
@@ -262,6 +266,10 @@ async def trigger_emergency_stop(
     A ``mode`` looser than the setting (halt when unset) needs ``may_loosen`` (whoever may
     edit the protection), else StopModeTooLoose is raised and nothing changes."""
     async with conn.transaction():
+        if not automatic:
+            # Orders already decided are sent first; none decided later passes (sql/0031).
+            # The engine's own stop runs inside a decision, which holds these shared.
+            await wait_for_forwards_of_protection(conn, protection_id)
         await lock_account_of_protection(conn, protection_id)
         old = await _fetch(conn, protection_id, owner, lock=True)
         if mode is not None and not may_loosen:

@@ -18,6 +18,7 @@ from typing import Literal
 
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters import users
+from gatekeeper.adapters.account_lock import EVERY_ACCOUNT, wait_for_forwards
 from gatekeeper.adapters.account_status import EventRow
 from gatekeeper.adapters.decisions import lock_account
 from gatekeeper.adapters.pg import Conn
@@ -100,6 +101,7 @@ async def stop_account(
     """Stop every protection on ``account``, whoever owns it; an account with none gets the
     system-owned one first. Returns each protection and whether this call stopped it."""
     async with conn.transaction():
+        await wait_for_forwards(conn, account)  # orders already decided are sent first
         # The order path's account lock: a decision creating the same protection never races.
         await lock_account(conn, account)
         found = await store.list_protections(conn, None, account)
@@ -182,6 +184,7 @@ async def trigger_global_stop(
             f" it (ask for {MANUAL_STOP_MODE}, or leave the mode out)"
         )
     async with conn.transaction():
+        await wait_for_forwards(conn, EVERY_ACCOUNT)  # orders already decided are sent first
         old = await global_stop(conn, lock=True)
         if old.active:
             return old, False

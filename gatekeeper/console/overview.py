@@ -18,7 +18,7 @@ from gatekeeper.adapters.pg import Conn
 from gatekeeper.auth import Principal
 from gatekeeper.checks import TodayFigures, today_figures
 from gatekeeper.core import trading_day
-from gatekeeper.status_job import _status as gauge_status
+from gatekeeper.status_job import account_status_of as gauge_status
 from gatekeeper.web.admin_stops import account_cancels
 from gatekeeper.web.cancel_models import WorkingOrdersOnStop
 

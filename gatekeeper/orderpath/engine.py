@@ -1,20 +1,27 @@
-"""The risk engine with its I/O: account state in, one locked Postgres transaction, a decision
-out. Shared by the order path (gatekeeper.orderpath.handler), ``validate_trade`` and
+"""The risk engine with its I/O: inputs gathered (gatekeeper.orderpath.gather), the day's
+ledger read under the account lock, the pure ``evaluate()``, the decision row committed.
+Shared by the order path (gatekeeper.orderpath.handler), ``validate_trade`` and
 ``check-order``.
 
-Inside the transaction, under a per-account advisory lock held by every replica, the engine
-re-reads the protections (and so the emergency stop), counts today's trades and the orders in
-flight from Postgres (never from Redis), runs the pure ``evaluate()`` and appends the decision
-row, which is also the reservation. Two replicas can therefore never jointly exceed a limit.
+A placement or replace is decided in two Postgres round trips (sql/0031,
+gatekeeper.adapters.held_decision): the account lock — held by every replica's decisions for
+the account and by every protection change — and the forwarding locks are taken and the
+inputs read in one; the decision row, which is also the reservation, is committed in the
+other. The account lock goes once the row is committed, the forwarding locks once the order
+was sent, so a manual stop commits only after orders decided before it were sent, and no two
+decisions of an account ever read the ledger without each other's row: two replicas never
+jointly exceed a limit. A decision that triggers a stop writes the stop and its row in one
+transaction. A dry-run reserves nothing: it takes no lock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -22,42 +29,39 @@ from uuid import UUID
 import asyncpg
 
 from gatekeeper.adapters import decisions as db
-from gatekeeper.adapters import outcomes, stops
-from gatekeeper.adapters import protections as store
+from gatekeeper.adapters import held_decision
 from gatekeeper.adapters.account_state import AccountPayloads, StateSource
 from gatekeeper.adapters.day_start import DayStart, DayStartSource
+from gatekeeper.adapters.held_decision import HeldLocks
 from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.adapters.pg import DB_DOWN
 from gatekeeper.core import (
-    AccountSnapshot,
     AccountStateInvalid,
     ComplexOrder,
     Decision,
     EvaluationContext,
-    InvalidOrder,
     Limits,
     Order,
     OrderPatch,
     evaluate,
     parse_order,
     snapshot_from_payloads,
-    trading_day,
 )
-from gatekeeper.core.holdings import contained_orders
-from gatekeeper.core.instruments import Instrument
 from gatekeeper.core.order import to_decimal
-from gatekeeper.core.payloads import quote_from_payload
 from gatekeeper.core.snapshot import StartOfDaySource
-from gatekeeper.core.symbols import InstrumentType
-from gatekeeper.errors import DatabaseUnavailable, DeadlineExceeded, DuplicateOrder
+from gatekeeper.errors import (
+    DatabaseUnavailable,
+    DeadlineExceeded,
+    DuplicateOrder,
+    RiskPathUnavailable,
+)
 from gatekeeper.order_identity import OrderIdentity
+from gatekeeper.orderpath.automatic_stop import trigger_stops
+from gatekeeper.orderpath.gather import Gathered, gather, with_in_flight
 from gatekeeper.orderpath.inputs import (
     default_limits,
-    instrument_pairs,
     limits_of,
     order_ids,
-    quote_pairs,
-    replaced_order,
     risk_parameters,
     under_global_stop,
 )
@@ -66,8 +70,8 @@ from gatekeeper.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SYSTEM_ACTOR = stops.SYSTEM_ACTOR
-SYSTEM_USER_EMAIL = stops.SYSTEM_USER_EMAIL
+# Reads again at most this often when the global stop changes between read and record.
+_GLOBAL_STOP_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,10 @@ class OrderRequest:
     # The order in a few fields (gatekeeper.core.summary), kept on its decision row.
     summary: Mapping[str, object] | None = None
 
-    def remaining(self) -> float | None:
-        """Seconds left before the deadline; DeadlineExceeded when none are."""
+    def remaining(self) -> float:
+        """Seconds left before the deadline (60 without one); DeadlineExceeded when none."""
         if self.deadline is None:
-            return None
+            return 60.0
         left = self.deadline - time.perf_counter()
         if left <= 0:
             raise DeadlineExceeded(
@@ -107,20 +111,35 @@ class OrderRequest:
 @dataclass(frozen=True)
 class Result:
     """The decision, its id and trading day, the protections it applied, and the account's
-    trades today with this decision (for the per-account gauges)."""
+    trades today with this decision (for the per-account gauges). ``forwarding``: an allowed
+    order's forwarding locks, to release once it was sent (gatekeeper.orderpath.handler)."""
 
     decision: Decision
     decision_id: UUID
     trading_day: date
     limits: tuple[Limits, ...]
     trades_today: int = 0
+    forwarding: HeldLocks | None = field(default=None, compare=False)
+
+    def sent(self) -> None:
+        """The order was sent to the broker, or will not be: let its locks go."""
+        if self.forwarding is not None:
+            self.forwarding.release()
 
 
-# (connection in the decision's transaction, request, decision, protections applied, trades
+# (connection the decision was recorded on, request, decision, protections applied, trades
 # today before this decision, trading day)
 DecisionHook = Callable[
     [Any, OrderRequest, Decision, tuple[Limits, ...], int, date], Awaitable[None]
 ]
+
+
+@dataclass(frozen=True)
+class _Evaluated:
+    decision: Decision
+    limits: tuple[Limits, ...]
+    trades_before: int
+    row: db.DecisionRow
 
 
 class Engine:
@@ -142,34 +161,29 @@ class Engine:
         # Told (account, the request's headers) after a decision that triggered a stop
         # committed: gatekeeper.stop_actions cancels the working orders. Never awaited.
         self.on_stop: Callable[[str, Mapping[str, str]], None] | None = None
-        # Enqueues the alerts a decision raises, in its transaction (gatekeeper.alerts.triggers).
+        # Enqueues the alerts a decision raises (gatekeeper.alerts.triggers): after its row
+        # (in its transaction when it triggered a stop).
         self.after_decision: DecisionHook | None = None
+        # Background releases of held locks (gatekeeper.adapters.held_decision).
+        self._releases: set[Any] = set()
+
+    async def aclose(self) -> None:
+        """Wait for the locks being released (at shutdown)."""
+        if self._releases:
+            await asyncio.gather(*self._releases, return_exceptions=True)
 
     async def decide(self, request: OrderRequest, decision_id: UUID, started: float) -> Result:
         """Evaluate and record one request (see the module docstring). Raises
         RiskPathUnavailable subclasses, OrderParseError, AccountStateInvalid or
-        BrokerAuthFailed (the broker refused the request's credentials: nothing recorded).
-
-        Gathers, in order: the account state; the instruments of the order's legs, the
-        positions and the working orders (group, multiplier, underlying); the quotes of those
-        instruments and of their underlyings; the start of the trading day (the broker's
-        beginning-of-day snapshot, the day's deposits). Then decides under the account lock."""
-        payloads = await self.state.account(
-            request.account, request.client_headers, operator_check=request.operator_check
-        )
-        orders: Order | ComplexOrder
-        if isinstance(request.orders, OrderPatch):
-            if request.replaces_order_id is None:
-                raise InvalidOrder("invalid_order: a replace needs the id of the order it replaces")
-            orders = replaced_order(payloads, request.replaces_order_id, request.orders)
-        else:
-            orders = request.orders
-        pairs = instrument_pairs(contained_orders(orders), payloads)
-        instruments = await self.instruments.resolve(
-            pairs, request.client_headers, payloads.positions
-        )
-        quotes = await self.state.quotes(
-            quote_pairs(pairs, instruments), request.client_headers, payloads, request.account
+        BrokerAuthFailed (the broker refused the request's credentials: nothing recorded)."""
+        gathered = await gather(
+            self.state,
+            self.instruments,
+            account=request.account,
+            client_headers=request.client_headers,
+            orders=request.orders,
+            replaces_order_id=request.replaces_order_id,
+            operator_check=request.operator_check,
         )
         request.remaining()  # the broker's state may have taken the order's time
         try:
@@ -178,9 +192,7 @@ class Engine:
             return await self.day_start.within_trading_day(
                 request.account,
                 request.client_headers,
-                lambda start: self._decide_locked(
-                    request, orders, payloads, quotes, instruments, decision_id, started, start
-                ),
+                lambda start: self._decide(request, gathered, decision_id, started, start),
                 operator_check=request.operator_check,
             )
         except DB_DOWN as error:
@@ -189,21 +201,9 @@ class Engine:
                 f" ({type(error).__name__})"
             ) from None
 
-    async def _decide_locked(
-        self,
-        request: OrderRequest,
-        orders: Order | ComplexOrder,
-        payloads: AccountPayloads,
-        quotes: Sequence[Mapping[str, Any]],
-        instruments: Mapping[str, Instrument],
-        decision_id: UUID,
-        started: float,
-        start: DayStart,
-    ) -> Result:
-        first: outcomes.FirstSubmission | None = None
+    async def _connection(self, request: OrderRequest) -> Any:
         try:
-            acquiring = self.pool.acquire(timeout=request.remaining())
-            conn = await acquiring.__aenter__()
+            return await self.pool.acquire(timeout=request.remaining())
         except TimeoutError:
             pool = self.pool
             if pool.get_size() >= pool.get_max_size() and pool.get_idle_size() == 0:
@@ -211,111 +211,136 @@ class Engine:
                 # past its deadline (when it was connecting, the database is unreachable).
                 request.remaining()
             raise
-        try:
-            async with conn.transaction():
-                # A dry-run reserves nothing: no need to serialize it or hold the protections.
-                if not request.dry_run:
-                    # Its own statement: the reads below take their snapshot after the lock.
-                    await _lock(conn, request)
-                    first = await self._duplicate_of(conn, request, decision_id, started)
-                if first is None:
-                    result = await self._evaluate_locked(
-                        conn,
-                        request,
-                        orders,
-                        payloads,
-                        quotes,
-                        instruments,
-                        decision_id,
-                        started,
-                        start,
-                    )
-        finally:
-            await acquiring.__aexit__(None, None, None)
-        if first is not None:  # its row is committed: answer it from the first
-            raise DuplicateOrder(decision_id, first)
-        decision = result.decision
-        if decision.trigger_stop is not None and self.on_stop is not None:
-            self.on_stop(request.account, request.client_headers)  # committed: cancel orders
-        return result
 
-    async def _duplicate_of(
-        self, conn: Any, request: OrderRequest, decision_id: UUID, started: float
-    ) -> outcomes.FirstSubmission | None:
-        """The first submission this one repeats (see gatekeeper.order_identity); if any, the
-        retry's own decision row (reject ``duplicate_order``, not counted) is appended."""
-        identity = request.identity
-        if identity is None:
-            return None
-        first = await outcomes.find_duplicate(
-            conn,
-            request.account,
-            identity.client_identifiers,
-            identity.fingerprint,
-            self.settings.risk.duplicate_window_seconds,
-        )
-        if first is None:
-            return None
-        message = (
-            f"duplicate_order: this order repeats decision {first.decision_id}"
-            f" ({first.outcome or 'in flight'}); it is not forwarded again"
-        )
-        detail = {
-            "verdict": "reject",
-            "code": "duplicate_order",
-            "message": message,
-            "duplicate_of": str(first.decision_id),
-            "first_outcome": first.outcome or "pending",
-            "broker_order_id": first.broker_order_id,
-            **identity_detail(identity),
-            **({"summary": dict(request.summary)} if request.summary else {}),
-        }
-        now = await db.database_now(conn)
-        await db.insert_decision(
-            conn,
-            db.DecisionRow(
-                decision_id=decision_id,
-                account_id=request.account,
-                route_kind=request.route_kind,
-                verdict="reject",
-                codes=["duplicate_order"],
-                notes=["duplicate_of"],
-                message=message,
-                detail=detail,
-                trading_day=trading_day(now),
-                trade_count=0,
-                reserved_orders=[],
-                replaces_order_id=request.replaces_order_id,
-                latency_ms=(time.perf_counter() - started) * 1000,
-            ),
-        )
-        return first
-
-    async def _evaluate_locked(
+    async def _decide(
         self,
-        conn: Any,
         request: OrderRequest,
-        orders: Order | ComplexOrder,
-        payloads: AccountPayloads,
-        quotes: Sequence[Mapping[str, Any]],
-        instruments: Mapping[str, Instrument],
+        gathered: Gathered,
         decision_id: UUID,
         started: float,
         start: DayStart,
     ) -> Result:
-        risk = self.settings.risk
-        inputs = await db.decision_inputs(
-            conn,
-            request.account,
-            _nlv(payloads.balances),
-            hold=not request.dry_run,
-            seen_order_ids=order_ids(payloads),
-            day=start.day,
-            net_deposits=start.net_deposits,
+        if request.dry_run:
+            return await self._decide_unlocked(request, gathered, decision_id, started, start)
+        conn = await self._connection(request)
+        held = HeldLocks(self.pool, conn, request.account, self._releases)
+        try:
+            result = await self._decide_held(conn, request, gathered, decision_id, started, start)
+        except BaseException:
+            held.release()
+            raise
+        held.decided()
+        if not result.decision.allowed:
+            held.release()
+            return result
+        return replace(result, forwarding=held)
+
+    async def _read_held(
+        self, conn: Any, request: OrderRequest, gathered: Gathered, start: DayStart
+    ) -> db.LockedInputs:
+        identity = request.identity
+        try:
+            return await held_decision.read(
+                conn,
+                request.account,
+                _nlv(gathered.payloads.balances),
+                seen_order_ids=order_ids(gathered.payloads),
+                day=start.day,
+                net_deposits=start.net_deposits,
+                state_fetched_at=_fetched_at(gathered.payloads),
+                client_identifiers=identity.client_identifiers if identity else (),
+                fingerprint=identity.fingerprint if identity else "",
+                duplicate_window_seconds=self.settings.risk.duplicate_window_seconds,
+                wait_at_most=request.remaining(),
+            )
+        except asyncpg.LockNotAvailableError:
+            raise DeadlineExceeded(
+                "deadline_exceeded: the account lock was not free before the order's"
+                " deadline; it was not forwarded"
+            ) from None
+
+    async def _decide_held(
+        self,
+        conn: Any,
+        request: OrderRequest,
+        gathered: Gathered,
+        decision_id: UUID,
+        started: float,
+        start: DayStart,
+    ) -> Result:
+        read = await self._read_held(conn, request, gathered, start)
+        for _ in range(_GLOBAL_STOP_RETRIES):
+            if read.duplicate is not None:
+                await self._record_duplicate(conn, request, read, decision_id, started)
+                raise DuplicateOrder(decision_id, read.duplicate)
+            assert read.inputs is not None  # noqa: S101 - no duplicate: inputs were read
+            done = await self._evaluate(request, gathered, read.inputs, decision_id, started)
+            if done.decision.allowed:
+                request.remaining()  # never commit an allow that can no longer be forwarded
+            if done.decision.trigger_stop is not None:
+                async with conn.transaction():
+                    await trigger_stops(conn, request.account, done.decision, self.settings)
+                    await db.insert_decision(conn, done.row)
+                    await self._after(conn, request, done)
+                return self._result(request, done)
+            recorded = await held_decision.record(
+                conn,
+                done.row,
+                global_stop_mode=read.inputs.global_stop_mode,
+                wait_at_most=request.remaining(),
+            )
+            if recorded:
+                await self._after(conn, request, done)
+                return self._result(request, done)
+            read = await self._read_held(conn, request, gathered, start)  # the stop moved
+        raise RiskPathUnavailable(
+            "risk_check_unavailable: the global emergency stop kept changing while the order"
+            " was decided; it was not forwarded"
         )
+
+    async def _decide_unlocked(
+        self,
+        request: OrderRequest,
+        gathered: Gathered,
+        decision_id: UUID,
+        started: float,
+        start: DayStart,
+    ) -> Result:
+        """A dry-run: it reserves nothing, so it takes no lock and holds nothing."""
+        async with self.pool.acquire(timeout=request.remaining()) as conn:
+            inputs = await db.decision_inputs(
+                conn,
+                request.account,
+                _nlv(gathered.payloads.balances),
+                hold=False,
+                seen_order_ids=order_ids(gathered.payloads),
+                day=start.day,
+                net_deposits=start.net_deposits,
+                state_fetched_at=_fetched_at(gathered.payloads),
+            )
+            done = await self._evaluate(request, gathered, inputs, decision_id, started)
+            if done.decision.trigger_stop is not None:
+                async with conn.transaction():
+                    await trigger_stops(conn, request.account, done.decision, self.settings)
+                    await db.insert_decision(conn, done.row)
+                    await self._after(conn, request, done)
+            else:
+                await db.insert_decision(conn, done.row)
+                await self._after(conn, request, done)
+        return self._result(request, done)
+
+    async def _evaluate(
+        self,
+        request: OrderRequest,
+        gathered: Gathered,
+        inputs: db.DecisionInputs,
+        decision_id: UUID,
+        started: float,
+    ) -> _Evaluated:
+        risk = self.settings.risk
+        payloads = gathered.payloads
         now, day = inputs.now, inputs.trading_day
-        fetched_at = now - timedelta(seconds=payloads.age_seconds)
-        sod, reserved = inputs.start_of_day_nlv, inputs.reservations
+        reserved = inputs.reservations
         limits = tuple(limits_of(p) for p in inputs.protections)
         if not limits and risk.unknown_account_policy == "defaults":
             limits = (default_limits(risk),)
@@ -325,11 +350,11 @@ class Engine:
             balances=payloads.balances,
             positions=payloads.positions,
             live_orders=payloads.live_orders,
-            quotes=quotes,
-            start_of_day_nlv=sod,
-            fetched_at=fetched_at,
+            quotes=gathered.quotes,
+            start_of_day_nlv=inputs.start_of_day_nlv,
+            fetched_at=now - timedelta(seconds=payloads.age_seconds),
             trading_status=payloads.trading_status,
-            instruments=instruments,
+            instruments=gathered.instruments,
         )
         snapshot = replace(
             snapshot,
@@ -340,7 +365,14 @@ class Engine:
         )
         in_flight = [parse_order(item) for item in reserved.in_flight]
         if in_flight:
-            snapshot = await self._with_in_flight(request, snapshot, in_flight, payloads)
+            snapshot = await with_in_flight(
+                self.state,
+                self.instruments,
+                request.client_headers,
+                snapshot,
+                in_flight,
+                payloads,
+            )
         context = EvaluationContext(
             snapshot=snapshot,
             protections=limits,
@@ -352,96 +384,83 @@ class Engine:
             max_state_age=timedelta(seconds=risk.max_state_age_seconds),
             params=risk_parameters(risk),
         )
-        decision = evaluate(orders, context)
-        if decision.allowed and not request.dry_run:
-            request.remaining()  # never commit an allow that can no longer be forwarded
-        if decision.trigger_stop is not None:
-            await self._trigger_stops(conn, request.account, decision)
+        decision = evaluate(gathered.orders, context)
+        row = decision_row(
+            account=request.account,
+            route_kind=request.route_kind,
+            replaces_order_id=request.replaces_order_id,
+            identity=request.identity,
+            decision=decision,
+            decision_id=decision_id,
+            day=day,
+            started=started,
+            orders=gathered.orders,
+            summary=request.summary,
+        )
+        return _Evaluated(decision, limits, reserved.trades_today, row)
+
+    async def _after(self, conn: Any, request: OrderRequest, done: _Evaluated) -> None:
+        if self.after_decision is not None:
+            day = done.row.trading_day
+            await self.after_decision(
+                conn, request, done.decision, done.limits, done.trades_before, day
+            )
+
+    def _result(self, request: OrderRequest, done: _Evaluated) -> Result:
+        decision = done.decision
+        if decision.trigger_stop is not None and self.on_stop is not None:
+            self.on_stop(request.account, request.client_headers)  # committed: cancel orders
+        counted = decision.trade_count if decision.allowed else 0
+        return Result(
+            decision,
+            done.row.decision_id,
+            done.row.trading_day,
+            done.limits,
+            done.trades_before + counted,
+        )
+
+    async def _record_duplicate(
+        self,
+        conn: Any,
+        request: OrderRequest,
+        read: db.LockedInputs,
+        decision_id: UUID,
+        started: float,
+    ) -> None:
+        """The retry's own decision row (reject ``duplicate_order``, not counted)."""
+        first = read.duplicate
+        assert first is not None  # noqa: S101 - called for a duplicate
+        message = (
+            f"duplicate_order: this order repeats decision {first.decision_id}"
+            f" ({first.outcome or 'in flight'}); it is not forwarded again"
+        )
+        detail = {
+            "verdict": "reject",
+            "code": "duplicate_order",
+            "message": message,
+            "duplicate_of": str(first.decision_id),
+            "first_outcome": first.outcome or "pending",
+            "broker_order_id": first.broker_order_id,
+            **identity_detail(request.identity),
+            **({"summary": dict(request.summary)} if request.summary else {}),
+        }
         await db.insert_decision(
             conn,
-            decision_row(
-                account=request.account,
-                route_kind=request.route_kind,
-                replaces_order_id=request.replaces_order_id,
-                identity=request.identity,
-                decision=decision,
+            db.DecisionRow(
                 decision_id=decision_id,
-                day=day,
-                started=started,
-                orders=orders,
-                summary=request.summary,
+                account_id=request.account,
+                route_kind=request.route_kind,
+                verdict="reject",
+                codes=["duplicate_order"],
+                notes=["duplicate_of"],
+                message=message,
+                detail=detail,
+                trading_day=read.trading_day,
+                trade_count=0,
+                reserved_orders=[],
+                replaces_order_id=request.replaces_order_id,
+                latency_ms=(time.perf_counter() - started) * 1000,
             ),
-        )
-        if self.after_decision is not None:
-            trades = reserved.trades_today
-            await self.after_decision(conn, request, decision, limits, trades, day)
-        counted = decision.trade_count if decision.allowed else 0
-        return Result(decision, decision_id, day, limits, reserved.trades_today + counted)
-
-    async def _with_in_flight(
-        self,
-        request: OrderRequest,
-        snapshot: AccountSnapshot,
-        in_flight: Sequence[Order],
-        payloads: AccountPayloads,
-    ) -> AccountSnapshot:
-        """The snapshot with the instruments and quotes of in-flight orders it lacks (read
-        under the lock, they were not known before it; usually all cached already)."""
-        plain = (InstrumentType.EQUITY, InstrumentType.CRYPTOCURRENCY)
-        pairs = list(
-            dict.fromkeys(
-                (leg.instrument_type.value, leg.symbol)
-                for order in in_flight
-                for leg in order.legs
-                if leg.symbol not in snapshot.quotes
-                or (leg.instrument_type not in plain and leg.symbol not in snapshot.instruments)
-            )
-        )
-        if not pairs:
-            return snapshot
-        found = await self.instruments.resolve(pairs, request.client_headers, payloads.positions)
-        instruments = {**found, **snapshot.instruments}
-        wanted = [p for p in quote_pairs(pairs, found) if p[1] not in snapshot.quotes]
-        quotes = await self.state.quotes(wanted, request.client_headers)
-        extra = {q.symbol: q for q in (quote_from_payload(item) for item in quotes)}
-        return replace(snapshot, instruments=instruments, quotes={**extra, **snapshot.quotes})
-
-    async def _trigger_stops(self, conn: Any, account: str, decision: Decision) -> None:
-        trigger = decision.trigger_stop
-        assert trigger is not None  # noqa: S101 - checked by the caller
-        for pid in trigger.protection_ids:
-            if pid.isdigit():
-                protection_id = int(pid)
-            else:
-                # The configured defaults have no row to hold a stop: make them one, owned by
-                # the system user, so the stop persists until an admin clears it.
-                protection_id = await self._default_protection_row(conn, account)
-            # automatic: reduce_only unless the protection says halt, so the account can
-            # still be flattened.
-            stopped, changed = await store.trigger_emergency_stop(
-                conn,
-                protection_id,
-                None,
-                reason=trigger.reason,
-                triggered_by=trigger.actor,
-                mode=None,
-                actor=SYSTEM_ACTOR,
-                automatic=True,
-            )
-            if changed:  # a dry-run does not hold the account lock: another may have won
-                log.warning(
-                    "emergency stop triggered on protection %s (mode %s): %s",
-                    protection_id,
-                    stopped.emergency_stop_active_mode,
-                    trigger.reason,
-                )
-
-    async def _default_protection_row(self, conn: Any, account: str) -> int:
-        """The system user's protection on ``account`` with the configured default limits
-        and stop mode (unset by default: its automatic stop is reduce_only)."""
-        await db.lock_account(conn, account)  # dry-runs come here without the account lock
-        return await stops.system_protection(
-            conn, account, self.settings.risk, self.settings.admin.default_emergency_stop_mode
         )
 
 
@@ -452,13 +471,7 @@ def _nlv(balances: Mapping[str, Any]) -> Decimal:
         raise AccountStateInvalid("broker balances lack a net-liquidating-value") from None
 
 
-async def _lock(conn: Any, request: OrderRequest) -> None:
-    """The account lock, waited for until the order's deadline at most."""
-    try:
-        await db.lock_account(conn, request.account, wait_at_most=request.remaining())
-    except asyncpg.LockNotAvailableError:
-        request.remaining()
-        raise DeadlineExceeded(
-            "deadline_exceeded: the account lock was not free before the order's deadline;"
-            " it was not forwarded"
-        ) from None
+def _fetched_at(payloads: AccountPayloads) -> datetime:
+    """When the broker's state was fetched (this host's clock): orders answered before it are
+    in it (sql/0030 looks only the later ones up among its order ids)."""
+    return datetime.now(UTC) - timedelta(seconds=payloads.age_seconds)

@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 
 _CLIENT_HEADERS = ("Authorization", "User-Agent", "Accept-Version")
 _PLACEMENTS = (RouteKind.PLACE, RouteKind.COMPLEX)
+# How long the row of a refusal may wait when the database just failed to answer in time.
+_REFUSAL_ROW_WAIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -193,28 +195,33 @@ class OrderPath:
             return await self._fail(
                 route, decision_id, started, Failure(internal, "error"), summary
             )
-        decision = result.decision
-        self._report(
-            account,
-            route,
-            decision.verdict.value,
-            [c.value for c in decision.codes],
-            {**decision.as_dict(), "summary": summary},
-            decision_id,
-            time.perf_counter() - started,
-        )
-        publish_decision(self.metrics, account, result)
-        if not decision.allowed:
-            return risk_rejection(decision, decision_id)
-        if self.reconciler is not None:
-            self.reconciler.credential_seen(account, order_request.client_headers)
-        body = forwarded_body(raw, added, strict=decision.strict_position_effect)
-        if time.perf_counter() > deadline and not route.kind.is_dry_run:
-            return await self._too_late(route, result)
         try:
-            return await self._forward(request, route, result, body, order_request.client_headers)
-        except GatekeeperError as error:  # 502/504 after an allowed decision: it has its row
-            return error_response(error, headers={DECISION_HEADER: str(decision_id)})
+            decision = result.decision
+            self._report(
+                account,
+                route,
+                decision.verdict.value,
+                [c.value for c in decision.codes],
+                {**decision.as_dict(), "summary": summary},
+                decision_id,
+                time.perf_counter() - started,
+            )
+            publish_decision(self.metrics, account, result)
+            if not decision.allowed:
+                return risk_rejection(decision, decision_id)
+            if self.reconciler is not None:
+                self.reconciler.credential_seen(account, order_request.client_headers)
+            body = forwarded_body(raw, added, strict=decision.strict_position_effect)
+            if time.perf_counter() > deadline and not route.kind.is_dry_run:
+                return await self._too_late(route, result)
+            try:
+                return await self._forward(
+                    request, route, result, body, order_request.client_headers
+                )
+            except GatekeeperError as error:  # 502/504 after an allowed decision: it has its row
+                return error_response(error, headers={DECISION_HEADER: str(decision_id)})
+        finally:
+            result.sent()  # an allowed order's locks, should it not have been sent
 
     async def _forward(
         self,
@@ -229,10 +236,21 @@ class OrderPath:
         answer: UpstreamAnswer | None = None
         lost = False
         try:
-            answer = await self.broker.send_buffered(
-                request, body=body, route_kind=route.kind.value
-            )
-            outcome = "accepted" if 200 <= answer.status < 300 else "broker_rejected"
+            try:
+                answer = await self.broker.send_buffered(
+                    request, body=body, route_kind=route.kind.value
+                )
+            finally:
+                result.sent()  # a manual stop waits for this (sql/0031), no longer
+            if 200 <= answer.status < 300:
+                outcome = "accepted"
+            elif answer.status >= 500 and not route.kind.is_dry_run:
+                # A broker (or a gateway in front of it) may fail after placing the order: only
+                # a 4xx proves it was not placed. Counted, never retried, reconciled.
+                outcome = "unknown"
+                lost = True
+            else:
+                outcome = "broker_rejected"
         except (UpstreamTimeout, UpstreamDisconnected):
             outcome = "unknown"  # maybe placed: counted, never retried; the reconciler finds out
             lost = True
@@ -245,12 +263,22 @@ class OrderPath:
                 # The cached state stays: the reservation covers this order until the state
                 # shows it, and a background refresh fetches it (no broker call waits).
                 self.engine.state.order_forwarded(account, client_headers)
-            await record_outcome(self.pool, result.decision_id, account, outcome, answer)
-            if lost and self.reconciler is not None:
-                self.reconciler.wake.set()  # look the order up at the broker now
+            await self._outcome(result, account, outcome, answer, lost)
         response = answer.response()
         response.headers[DECISION_HEADER] = str(result.decision_id)
         return response
+
+    async def _outcome(
+        self,
+        result: Result,
+        account: str,
+        outcome: db.Outcome,
+        answer: UpstreamAnswer | None,
+        lost: bool,
+    ) -> None:
+        await record_outcome(self.pool, result.decision_id, account, outcome, answer)
+        if lost and self.reconciler is not None:
+            self.reconciler.wake.set()  # look the order up at the broker now
 
     async def _too_late(self, route: Route, result: Result) -> web.Response:
         """An allowed order whose deadline passed before it could be forwarded (its decision
@@ -307,6 +335,11 @@ class OrderPath:
             message=failure.error.message,
             detail=detail,
             latency=latency,
+            # The database did not answer the decision: the row gets a moment, not another
+            # command timeout (the answer is 503 either way).
+            wait_at_most=_REFUSAL_ROW_WAIT
+            if isinstance(failure.error, DatabaseUnavailable | DeadlineExceeded)
+            else None,
         )
         if not recorded and not isinstance(failure.error, DatabaseUnavailable):
             log.error("decision %s not recorded: the database cannot be reached", decision_id)

@@ -4,6 +4,7 @@ and the broker's outcome of a forwarded order."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -90,11 +91,13 @@ async def record_refusal(
     message: str,
     detail: Mapping[str, object],
     latency: float,
+    wait_at_most: float | None = None,
 ) -> bool:
     """Append the row of a request refused without a rule verdict (``verdict`` reject: the
-    request is at fault; error: we are). False when Postgres could not be reached."""
+    request is at fault; error: we are). False when Postgres could not be reached (within
+    ``wait_at_most`` seconds, when given: the database was just found not answering)."""
     try:
-        async with pool.acquire() as conn:
+        async with asyncio.timeout(wait_at_most), pool.acquire() as conn:
             now = await db.database_now(conn)
             await db.insert_decision(
                 conn,

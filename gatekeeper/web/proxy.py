@@ -135,6 +135,7 @@ async def order_engine(app: web.Application) -> AsyncIterator[None]:
     actions = app[keys.STOP_ACTIONS] = attach_stop_actions(engine, session)
     yield
     await actions.aclose()
+    await engine.aclose()
     await state.aclose()
 
 

@@ -64,7 +64,9 @@ async def open_backends(settings: Settings) -> AsyncIterator[Backends]:
     pool = asyncpg.create_pool(
         settings.database_url.get_secret_value(),
         min_size=0,
-        max_size=10,
+        # An order's connection is held until it was sent to the broker (its forwarding
+        # locks, sql/0031): room for as many orders in progress as the broker pool sends.
+        max_size=24,
         timeout=5,
         command_timeout=5,
         reset=_keep_session,

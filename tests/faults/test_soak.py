@@ -12,6 +12,8 @@ the draw (their strict xfails in the scenarios): a 5xx after placing, a stop mid
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import random
 import time
@@ -19,10 +21,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from tests.faults.figures import record
+from tests.faults.invariants import Seen
 from tests.faults.stack import FaultBot, FaultStack, eventually
 from tests.fixtures.orders import order
 
@@ -152,20 +156,37 @@ FAULTS: dict[str, Fault] = {
 
 
 async def _trader(bot: FaultBot, number: int, until: float, statuses: Counter[str]) -> None:
-    """Submit orders; retry each one (same body) until it gets a final answer."""
+    """Submit orders, retrying each one (same body) until it gets a final answer, and cancel
+    each placed one (a pass-through request) so the account keeps its buying power."""
     n = 0
     while time.monotonic() < until:
         n += 1
-        # one body per submission: resting just under AAPL's 149.90 bid, inside the collars
-        price = Decimal("149.89") - Decimal(n % 90) / 100
-        body = order("AAPL", 1 + number + 4 * (n // 90), str(price))
-        name = f"bot{number}"
+        # one body per submission and bot: resting under AAPL's 149.90 bid, inside the collars
+        price = Decimal("149.89") - Decimal(4 * (n % 120) + number) / 100
+        body = order("AAPL", 1 + n // 120, str(price))
         for _ in range(5):
-            seen = await bot.place(body, f"{name}-{n}", within=10)
+            seen = await bot.place(body, f"bot{number}-{n}", within=10)
             statuses[f"{seen.status} {seen.code or ''}".strip()] += 1
             if seen.status in (201, 422):
                 break
             await asyncio.sleep(0.3)
+        if seen.status == 201:
+            await _cancel(bot, seen)
+
+
+async def _cancel(bot: FaultBot, seen: Seen) -> None:
+    try:
+        answer, _ = json.JSONDecoder().raw_decode(seen.text)  # the body, then the headers
+        order_id = answer["data"]["order"]["id"]
+    except (ValueError, KeyError, TypeError):
+        return
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        async with bot.session.delete(
+            f"{bot.url}/accounts/{bot.account}/orders/{order_id}",
+            headers=bot.auth,
+            timeout=aiohttp.ClientTimeout(total=10),
+        ) as response:
+            await response.read()
 
 
 @pytest.mark.soak

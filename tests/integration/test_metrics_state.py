@@ -24,7 +24,7 @@ from gatekeeper.settings import AdminSettings
 from gatekeeper.status_job import StatusJob
 from tests.fixtures.admin import run_cli
 from tests.fixtures.gate import Gate, make_settings, start_gatekeeper
-from tests.fixtures.orders import Bot, order, protect
+from tests.fixtures.orders import Bot, order, protect, state_shows
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -66,19 +66,20 @@ async def fast_gatekeeper(
         yield gate
 
 
-async def _breach_daily_loss(bot: Bot, paper_broker: Any) -> None:
+async def _breach_daily_loss(bot: Bot, paper_broker: Any, redis_url: str) -> None:
     """As test_order_daily_loss: BIL falls, day P&L -5.54 %, the engine stops the account."""
     assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
     paper_broker.book.set_quote("BIL", Decimal("69.99"), Decimal("70.01"))
+    await state_shows(redis_url, bot.account, "94465.00")
     answer = await bot.place(order("AAPL", 1, "150.00"))
     assert "max_daily_loss" in answer.codes
 
 
 async def test_a_system_stop_shows_at_once_on_the_stop_gauge(
-    bot: Bot, gatekeeper: Gate, pg_pool: asyncpg.Pool, paper_broker: Any
+    bot: Bot, gatekeeper: Gate, pg_pool: asyncpg.Pool, paper_broker: Any, redis_url: str
 ) -> None:
     await protect(pg_pool, bot.account)
-    await _breach_daily_loss(bot, paper_broker)
+    await _breach_daily_loss(bot, paper_broker, redis_url)
 
     # Set by the decision itself: the status job's next run is 15 s away.
     samples = await scrape(gatekeeper)
@@ -92,7 +93,12 @@ async def test_a_system_stop_shows_at_once_on_the_stop_gauge(
 
 
 async def test_stops_of_every_origin_are_counted_from_the_database(
-    bot: Bot, fast_gatekeeper: Gate, pg_pool: asyncpg.Pool, paper_broker: Any, database_url: str
+    bot: Bot,
+    fast_gatekeeper: Gate,
+    pg_pool: asyncpg.Pool,
+    paper_broker: Any,
+    database_url: str,
+    redis_url: str,
 ) -> None:
     account = bot.account
     bot.base_url = fast_gatekeeper.proxy_url
@@ -100,7 +106,7 @@ async def test_stops_of_every_origin_are_counted_from_the_database(
     await eventually(fast_gatekeeper, "gatekeeper_emergency_stop_active", 0, account=account)
     counter = "gatekeeper_emergency_stop_events_total"
 
-    await _breach_daily_loss(bot, paper_broker)
+    await _breach_daily_loss(bot, paper_broker, redis_url)
     await eventually(fast_gatekeeper, counter, 1, scope="account", event="triggered", via="system")
 
     cleared = await run_cli(

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.fixtures.orders import Bot, order, protect, received_count
+from tests.fixtures.orders import Bot, order, protect, received_count, state_shows
 
 
 @pytest.mark.parametrize(
@@ -18,7 +18,12 @@ from tests.fixtures.orders import Bot, order, protect, received_count
     [("halt", "halt"), ("reduce_only", "reduce_only"), (None, "reduce_only")],
 )
 async def test_daily_loss_triggers_the_stop_and_closes_follow_the_mode(
-    bot: Bot, pg_pool: asyncpg.Pool, paper_broker: Any, mode: str | None, effective: str
+    bot: Bot,
+    pg_pool: asyncpg.Pool,
+    paper_broker: Any,
+    redis_url: str,
+    mode: str | None,
+    effective: str,
 ) -> None:
     protection = await protect(pg_pool, bot.account, emergency_stop_mode=mode)
     # The broker's beginning-of-day snapshot, 100,000.00, is recorded as the start of day.
@@ -27,6 +32,7 @@ async def test_daily_loss_triggers_the_stop_and_closes_follow_the_mode(
     assert sod == Decimal("100000.00")
     # BIL (410 held) drops from 83.50 to 70.00: NLV 94,465.00, day P&L -5.54 %.
     paper_broker.book.set_quote("BIL", Decimal("69.99"), Decimal("70.01"))
+    await state_shows(redis_url, bot.account, "94465.00")
     answer = await bot.place(order("AAPL", 1, "150.00"))
     assert answer.status == 422
     assert "max_daily_loss" in answer.codes
@@ -67,12 +73,13 @@ async def test_daily_loss_triggers_the_stop_and_closes_follow_the_mode(
 
 
 async def test_daily_loss_on_an_account_guarded_by_the_defaults_records_a_lasting_stop(
-    bot: Bot, pg_pool: asyncpg.Pool, paper_broker: Any
+    bot: Bot, pg_pool: asyncpg.Pool, paper_broker: Any, redis_url: str
 ) -> None:
     # No protection: the configured defaults (daily loss 5 %) guard the account.
     assert await pg_pool.fetchval("SELECT count(*) FROM portfolio_protections") == 0
     assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
     paper_broker.book.set_quote("BIL", Decimal("69.99"), Decimal("70.01"))
+    await state_shows(redis_url, bot.account, "94465.00")
     breach = await bot.place(order("AAPL", 1, "150.00"))
     assert breach.status == 422
     assert "max_daily_loss" in breach.codes

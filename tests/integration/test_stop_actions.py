@@ -19,7 +19,7 @@ from gatekeeper.adapters import users
 from gatekeeper.auth import Role
 from gatekeeper.settings import BrokerClientSettings, StopSettings
 from tests.fixtures.gate import Gate, make_settings, start_gatekeeper
-from tests.fixtures.orders import Bot, order, protect
+from tests.fixtures.orders import Bot, order, protect, state_shows
 from tests.fixtures.paper import paper_seed
 
 STOPS = "/api/v1/emergency_stops"
@@ -71,7 +71,7 @@ async def runs(pool: asyncpg.Pool) -> int:
 
 
 async def test_an_automatic_stop_cancels_opening_orders_and_keeps_a_close(
-    bot: Bot, gatekeeper: Gate, paper_broker: Any, pg_pool: asyncpg.Pool
+    bot: Bot, gatekeeper: Gate, paper_broker: Any, pg_pool: asyncpg.Pool, redis_url: str
 ) -> None:
     await protect(pg_pool, bot.account, max_position_concentration_percentage=100)
     buys = [await bot.place(RESTING_BUY) for _ in range(2)]
@@ -81,6 +81,7 @@ async def test_an_automatic_stop_cancels_opening_orders_and_keeps_a_close(
     close_id = close.body["data"]["order"]["id"]
     # BIL (410 held) falls: day P&L -5.54 %, the next order triggers the stop.
     paper_broker.book.set_quote("BIL", Decimal("69.99"), Decimal("70.01"))
+    await state_shows(redis_url, bot.account, "94465.00")
     assert "max_daily_loss" in (await bot.place(order("AAPL", 1, "150.00"))).codes
 
     await until(lambda: runs(pg_pool))

@@ -15,7 +15,7 @@ import asyncpg
 
 from gatekeeper.paper import CONTROL_TOKEN_HEADER
 from tests.fixtures.admin import run_cli
-from tests.fixtures.orders import Bot, order, protect
+from tests.fixtures.orders import Bot, order, protect, state_shows
 from tests.integration.test_order_race import ACCOUNT, CONTROL_TOKEN, Race, race_stack
 
 CONTROL = {CONTROL_TOKEN_HEADER: CONTROL_TOKEN}
@@ -49,6 +49,7 @@ async def test_an_automatic_stop_cancels_resting_orders_once_across_replicas(
         close_id = close.body["data"]["order"]["id"]
         # BIL falls past the daily-loss limit while a stream of orders hits both replicas.
         await _paper(race, "PUT", "/__paper/quotes/BIL", {"bid": "69.99", "ask": "70.01"})
+        await state_shows(redis_url, ACCOUNT, "94465.00")  # the replicas' shared cache
         stream = await asyncio.gather(
             *(bots[i % 2].place(order("AAPL", 1, "150.00")) for i in range(20))
         )

@@ -1,0 +1,155 @@
+"""The order path's decision in two round trips before forwarding (sql/0031).
+
+:func:`read` takes the forwarding locks (shared) and the account lock as SESSION locks and
+reads the decision's inputs (0030's ``order_path_inputs``) after they were granted;
+:func:`record` appends the decision row, committed on its own, unless the global emergency
+stop changed since the read (then nothing is recorded: read again). :class:`HeldLocks` lets
+them go in the background, the account lock once the row is committed and the forwarding
+locks once the order was sent, then gives the connection back to the pool (or closes it,
+should unlocking fail: a closed connection holds no lock). No lock ever outlives its
+connection, and no connection goes back to the pool holding one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Collection, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from gatekeeper.adapters.decisions import (
+    PENDING_HORIZON,
+    SEEN_SETTLE_AFTER,
+    DecisionRow,
+    LockedInputs,
+    inputs_from_row,
+    state_age,
+)
+
+log = logging.getLogger(__name__)
+
+_READ = (
+    "SELECT * FROM order_path_inputs_held($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+)
+_RECORD = (
+    "SELECT record_decision_held"
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12::jsonb, $13, $14)"
+)
+_UNLOCK_ACCOUNT = "SELECT pg_advisory_unlock(hashtextextended('gatekeeper.account:' || $1, 0))"
+
+
+async def read(
+    conn: Any,
+    account_id: str,
+    nlv: Decimal,
+    *,
+    seen_order_ids: Collection[str],
+    day: date | None,
+    net_deposits: Decimal,
+    state_fetched_at: datetime | None,
+    client_identifiers: Sequence[str],
+    fingerprint: str,
+    duplicate_window_seconds: float,
+    wait_at_most: float,
+    clock: datetime | None = None,
+    settle_after: timedelta = SEEN_SETTLE_AFTER,
+) -> LockedInputs:
+    """The locks (waited for ``wait_at_most`` seconds at most: asyncpg.LockNotAvailableError)
+    and the inputs, in one round trip; the locks stay with the session (see the module
+    docstring). The round trip itself is bounded by ``wait_at_most`` plus a quarter second."""
+    row = await conn.fetchrow(
+        _READ,
+        account_id,
+        nlv,
+        day,
+        net_deposits,
+        clock,
+        None,  # the state's order ids are checked here, not sent (sql/0030)
+        state_age(state_fetched_at, clock),
+        PENDING_HORIZON,
+        settle_after,
+        list(client_identifiers),
+        fingerprint,
+        duplicate_window_seconds,
+        max(1, round(wait_at_most * 1000)),
+        timeout=wait_at_most + 0.25,
+    )
+    return inputs_from_row(row, day=day, net_deposits=net_deposits, seen_order_ids=seen_order_ids)
+
+
+async def record(
+    conn: Any, row: DecisionRow, *, global_stop_mode: str | None, wait_at_most: float
+) -> bool:
+    """Append the decision row (committed on its own) under the session's account lock;
+    False, recording nothing, when the global stop's mode is no longer ``global_stop_mode``."""
+    recorded: bool = await conn.fetchval(
+        _RECORD,
+        global_stop_mode or "",
+        row.decision_id,
+        row.account_id,
+        row.route_kind,
+        row.verdict,
+        list(row.codes),
+        list(row.notes),
+        row.message,
+        json.dumps(row.detail),
+        row.trading_day,
+        row.trade_count,
+        json.dumps(list(row.reserved_orders)),
+        row.replaces_order_id,
+        round(row.latency_ms, 3),
+        timeout=wait_at_most + 0.25,
+    )
+    return recorded
+
+
+class HeldLocks:
+    """The session locks of one decision's connection, let go in the background."""
+
+    def __init__(self, pool: asyncpg.Pool, conn: Any, account: str, tasks: set[Any]) -> None:
+        self._pool = pool
+        self._conn = conn
+        self._account = account
+        self._tasks = tasks
+        self._decided: asyncio.Task[None] | None = None
+        self._released = False
+
+    def decided(self) -> None:
+        """The decision row is committed: let the account lock go (the next decision of the
+        account may read the ledger now); the forwarding locks stay."""
+        if self._decided is None and not self._released:
+            self._decided = self._spawn(self._unlock_account())
+
+    def release(self) -> None:
+        """The order was sent (or will not be): let every lock go, return the connection."""
+        if not self._released:
+            self._released = True
+            self._spawn(self._release())
+
+    def _spawn(self, work: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _unlock_account(self) -> None:
+        await self._conn.fetchval(_UNLOCK_ACCOUNT, self._account, timeout=10)
+
+    async def _release(self) -> None:
+        try:
+            if self._decided is not None:
+                await self._decided
+            await self._conn.fetchval("SELECT pg_advisory_unlock_all()", timeout=10)
+        except asyncio.CancelledError:
+            self._conn.terminate()  # a lock must never go back to the pool
+            raise
+        except Exception as error:
+            log.warning("closing a decision's connection: %s", type(error).__name__)
+            self._conn.terminate()
+        finally:
+            await self._pool.release(self._conn)
