@@ -44,7 +44,11 @@ async def stop_all(processes: Iterable[asyncio.subprocess.Process]) -> None:
     for process in running:
         process.terminate()
     for process in running:
-        await process.wait()
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:  # a serve stuck in shutdown (see issue notes): do not hang the test
+            process.kill()
+            await process.wait()
 
 
 async def wait_http(url: str, within: float = 30.0) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import itertools
 import json
 import logging
@@ -169,7 +170,7 @@ class AccountStreamer:
                     delay = BACKOFF_FIRST_SECONDS  # it was up a while: start over
             except StreamRefused:
                 log.warning("account streamer: credentials for %s refused; polling", account)
-                if self._credentials.get(account) == headers:
+                if _same_credential(self._credentials.get(account), headers):
                     del self._credentials[account]
                     self._refused[account] = headers["Authorization"]
                 continue
@@ -357,3 +358,11 @@ async def running_streamer(
         state.on_confirmed = confirmed
         state.on_snapshot = None
         await streamer.aclose()
+
+
+def _same_credential(kept: Mapping[str, str] | None, headers: Mapping[str, str]) -> bool:
+    """Whether ``kept`` carries the same Authorization as ``headers`` (constant time)."""
+    if kept is None:
+        return False
+    first = kept.get("Authorization", "").encode()
+    return hmac.compare_digest(first, headers.get("Authorization", "").encode())

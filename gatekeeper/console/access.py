@@ -59,9 +59,9 @@ def error_page(request: web.Request, status: int, title: str, message: str) -> w
 
 async def token_active(conn: Conn, session: Session) -> bool:
     """The session's token is neither revoked nor expired (nor gone)."""
-    for token in await users.list_tokens(conn, session.email):
-        if token.id == session.token_id:
-            return token.state == "active" and token.role.value == session.role
+    for issued in await users.list_tokens(conn, session.email):
+        if issued.id == session.token_id:  # the token's row id, not the token
+            return issued.state == "active" and issued.role.value == session.role
     return False
 
 

@@ -28,7 +28,7 @@ from tests.fixtures.alerts import (
     with_alerts,
 )
 from tests.fixtures.gate import Gate, make_settings, start_gatekeeper
-from tests.fixtures.orders import Bot, order, protect
+from tests.fixtures.orders import Bot, order, protect, state_shows
 
 BASE = "/api/v1/portfolio_protections"
 FORMATS = ("/json", "/slack", "/discord", "/ntfy")
@@ -89,6 +89,7 @@ async def test_an_automatic_stop_a_manual_stop_and_a_clear_each_alert_once_every
     pg_pool: asyncpg.Pool,
     smtp: SmtpSink,
     hooks: WebhookSink,
+    redis_url: str,
 ) -> None:
     account = paper_broker.account_number
     protection = await protect(pg_pool, account)
@@ -98,6 +99,7 @@ async def test_an_automatic_stop_a_manual_stop_and_a_clear_each_alert_once_every
         assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
         # BIL (410 held) drops from 83.50 to 70.00: NLV 94,465.00, day P&L -5.54 %.
         paper_broker.book.set_quote("BIL", Decimal("69.99"), Decimal("70.01"))
+        await state_shows(redis_url, account, "94465.00")
         breach = await bot.place(order("AAPL", 1, "150.00"))
         assert "max_daily_loss" in breach.codes
 

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from gatekeeper.core.tradingday import trading_day
 from gatekeeper.settings import RiskSettings
 from tests.fixtures.gate import Gate, make_settings, start_gatekeeper
-from tests.fixtures.orders import Bot, order, protect, received_count
+from tests.fixtures.orders import Bot, cached_nlv, order, protect, received_count, state_shows
 from tests.fixtures.paper import PaperBroker
 
 
@@ -177,7 +177,7 @@ async def test_money_movements_that_are_gains_or_losses_stay_in_the_day_pnl(
 
 @pytest.mark.parametrize("missing", ["404", "no items"])
 async def test_without_a_broker_snapshot_the_first_sight_stands_in_with_a_note(
-    bot: Bot, pg_pool: asyncpg.Pool, paper_broker: PaperBroker, missing: str
+    bot: Bot, pg_pool: asyncpg.Pool, paper_broker: PaperBroker, missing: str, redis_url: str
 ) -> None:
     await protect(pg_pool, bot.account)
     book = paper_broker.book
@@ -199,7 +199,9 @@ async def test_without_a_broker_snapshot_the_first_sight_stands_in_with_a_note(
         " start of day 94,500.00 is the NLV at the day's first decision"
     )
     # A loss from there is measured against the first sight.
+    before = await cached_nlv(redis_url, bot.account)
     move_prices(paper_broker, bil="58.00", tqqq="49.70")  # -4,920.00: -5.21 %
+    await state_shows(redis_url, bot.account, not_nlv=before)
     second = await bot.place(order("AAPL", 1, "150.00"))
     assert second.status == 422
     assert "start of day 94,500.00" in second.body["error"]["message"]

@@ -23,7 +23,9 @@ PACKAGE = ROOT / "gatekeeper"
 SECRET_WORDS = re.compile(r"token|secret|passw(or)?d|authorization|digest|credential", re.I)
 
 # (path relative to the repository, the comparison as ast.unparse writes it) -> why it is fine.
-ALLOWED: dict[tuple[str, str], str] = {}
+ALLOWED: dict[tuple[str, str], str] = {
+    ("gatekeeper/console/access.py", "issued.id == session.token_id"): "row ids, not tokens",
+}
 
 
 def _names(node: ast.AST) -> Iterator[str]:
