@@ -61,6 +61,9 @@ from gatekeeper.settings import PRODUCTION_URL, SANDBOX_URL, Settings
 
 log = logging.getLogger(__name__)
 
+# How long closing a connection may wait for the broker's close frame.
+CLOSE_SECONDS = 2.0
+
 # TastyTrade's streamer hosts for its API hosts (tastyware's CERT_STREAMER_URL, STREAMER_URL).
 STREAMER_URLS = {
     SANDBOX_URL: "wss://streamer.cert.tastyworks.com",
@@ -153,7 +156,12 @@ class AccountStreamer:
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # A connection closing its WebSocket waits for the broker's close frame: bounded,
+            # then closing the session drops what is left (shutdown must not hang on it).
+            _, pending = await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
+            if pending:
+                log.warning("account streamer: %d connections dropped at shutdown", len(pending))
         if session is not None:
             await session.close()
 
@@ -195,7 +203,9 @@ class AccountStreamer:
         sent = {name: value for name, value in headers.items() if name != "Authorization"}
         try:
             ws = await session.ws_connect(
-                self._url, headers={**sent, "Authorization": headers["Authorization"]}
+                self._url,
+                headers={**sent, "Authorization": headers["Authorization"]},
+                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_SECONDS),
             )
         except aiohttp.WSServerHandshakeError as error:
             if error.status in (401, 403):
