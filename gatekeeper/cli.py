@@ -28,8 +28,21 @@ from gatekeeper.settings import Settings, SettingsError, load_settings
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
-def _run_until_signalled(main: Coroutine[Any, Any, int]) -> int:
-    """Run ``main``; SIGINT/SIGTERM cancel it cleanly (listeners closed, children stopped)."""
+def _loop_factory(event_loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when asked for and installed, else Python's (None)."""
+    if event_loop != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:  # a platform without its wheels: Python's loop does the same work
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def _run_until_signalled(main: Coroutine[Any, Any, int], event_loop: str = "asyncio") -> int:
+    """Run ``main`` on ``event_loop`` (proxy.event_loop); SIGINT/SIGTERM cancel it cleanly
+    (listeners closed, children stopped)."""
 
     async def runner() -> int:
         task = asyncio.ensure_future(main)
@@ -41,7 +54,8 @@ def _run_until_signalled(main: Coroutine[Any, Any, int]) -> int:
         except asyncio.CancelledError:
             return 0
 
-    return asyncio.run(runner())
+    with asyncio.Runner(loop_factory=_loop_factory(event_loop)) as loop_runner:
+        return loop_runner.run(runner())
 
 
 async def _forever() -> None:
@@ -142,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     command, _ = COMMANDS[args.command]
     try:
-        return _run_until_signalled(command(settings, args))
+        return _run_until_signalled(command(settings, args), settings.proxy.event_loop)
     except GatekeeperError as error:
         # e.g. a migration that failed for want of a privilege: say what to do about it
         cause = error.__cause__

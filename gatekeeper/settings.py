@@ -102,6 +102,9 @@ class ProxySettings(_Section):
     # streamer for its API hosts, else the upstream's /account-streamer (the paper broker's).
     account_streamer: bool = True
     account_streamer_url: str | None = None
+    # The event loop of every command: "uvloop" (libuv; the default where it is installed,
+    # which Linux and macOS wheels are) or Python's own "asyncio".
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
     _check_upstream = field_validator("upstream_url")(validate_upstream_url)
 
@@ -186,6 +189,11 @@ class RiskSettings(_Section):
     # Older than this (and unrefreshable) the order is rejected: state_unavailable.
     max_state_age_seconds: PositiveSeconds = 10.0
     quote_ttl_seconds: PositiveSeconds = 1.0
+    # After an order is forwarded the account's state is refreshed in the background, at most
+    # once per this many seconds per account (the broker's answer already put the order in
+    # the cached state, and its reservation counts it until the state shows it); 0: after
+    # every forward.
+    refresh_after_forward_seconds: Annotated[float, Field(ge=0, le=60)] = 0.5
     # Cached account state serves a request only if the broker let the request's credential
     # read that account within this many seconds (a digest of it is kept in Redis this long).
     credential_ttl_seconds: PositiveSeconds = 60.0

@@ -9,7 +9,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from gatekeeper.adapters.account_state import Entry
+import orjson
+
+Entry = dict[str, Any]  # a cached account state (gatekeeper.adapters.account_state)
 
 APPLIED = frozenset({"AccountBalance", "CurrentPosition", "Order", "ComplexOrder", "TradingStatus"})
 
@@ -54,6 +56,37 @@ def split_unpaired_fills(changes: list[Change]) -> tuple[list[Change], list[Chan
         else:
             kept.append((kind, data))
     return kept, held
+
+
+# An order the broker has just accepted and not yet filled, cancelled or rejected.
+_WORKING = frozenset({"Received", "Routed", "In Flight", "Live", "Contingent"})
+
+
+def answered_changes(body: bytes) -> list[Change]:
+    """The order(s) the broker's answer to a placement or replace names, as the streamer's
+    notification of them would be; none when an order already reports fills or is not
+    working (a fill without its position's change would leave the state counting neither,
+    so such an order is left to the next snapshot, its reservation counting it until then)
+    or when the answer cannot be read."""
+    try:
+        data = orjson.loads(body)["data"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(data, Mapping):
+        return []
+    change: Change
+    if isinstance(data.get("complex-order"), Mapping):
+        change = ("ComplexOrder", data["complex-order"])
+    elif isinstance(data.get("order"), Mapping):
+        change = ("Order", data["order"])
+    else:
+        return []
+    orders = _orders_of(*change)
+    if not orders or any(
+        o.get("id") is None or o.get("status") not in _WORKING or _fill_symbols(o) for o in orders
+    ):
+        return []
+    return [change]
 
 
 def _orders_of(kind: str, data: Mapping[str, Any]) -> list[Mapping[str, Any]]:

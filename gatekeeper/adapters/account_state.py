@@ -29,7 +29,7 @@ snapshot, and the age rules above hold unchanged.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -37,9 +37,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, WatchError
 
+from gatekeeper.adapters.account_changes import Change, Entry, answered_changes, apply_changes
 from gatekeeper.adapters.broker_read import (
     CLIENT_HEADERS,
     BrokerReadError,
@@ -68,7 +70,6 @@ MAX_BACKGROUND_REFRESHES = 256
 # Attempts of an optimistic update of a cached state (WATCH/MULTI) raced by other writers.
 UPDATE_ATTEMPTS = 5
 
-Entry = dict[str, Any]
 
 # /market-data/by-type query key per instrument type. "Index" is no instrument-type: an equity
 # option's underlying may be a stock (SPY) or an index (SPX, quoted under the `index` key) and
@@ -128,6 +129,8 @@ class StateSource:
         # block.
         self.on_snapshot: Callable[[str, Entry], Entry] | None = None
         self._background: dict[str, asyncio.Task[None]] = {}  # by account
+        self._background_at: dict[str, float] = {}  # account -> its last one's start
+        self._answers: set[asyncio.Task[None]] = set()  # answered orders being cached
         self._again: dict[str, dict[str, str]] = {}  # account -> credential of one more
         self._closing = False
 
@@ -166,13 +169,34 @@ class StateSource:
         # Quotes read before waiting for the broker could outlive quote_ttl: read them again.
         return self._payloads(fetched, {})
 
-    def order_forwarded(self, account: str, client_headers: Mapping[str, str]) -> None:
-        """An order of ``account`` was just forwarded with ``client_headers``: refresh the
-        account's state in the background (see ``refresh_soon``). Synchronous and never
+    def order_forwarded(
+        self, account: str, client_headers: Mapping[str, str], answer: bytes | None = None
+    ) -> None:
+        """An order of ``account`` was just forwarded with ``client_headers``; ``answer``: the
+        broker's answer when it accepted it. The order the answer names, still working and
+        unfilled, is added to the cached state in the background at once (as the streamer's
+        notification of it would be: the next decision sees it there and its reservation
+        ends); the state is refreshed in the background, at most once per
+        ``refresh_after_forward_seconds`` (see ``refresh_soon``). Synchronous and never
         raises: it is called on the order path."""
-        self.refresh_soon(account, client_headers)
+        try:
+            changes = answered_changes(answer) if answer else []
+            if changes and not self._closing:
+                task = asyncio.create_task(self._add_answered(account, changes))
+                self._answers.add(task)
+                task.add_done_callback(self._answers.discard)
+        except Exception as error:  # on the order path: never let it fail a request
+            log.error("could not schedule an answered order's update: %s", type(error).__name__)
+        self.refresh_soon(account, client_headers, after_forward=True)
 
-    def refresh_soon(self, account: str, client_headers: Mapping[str, str]) -> None:
+    async def _add_answered(self, account: str, changes: list[Change]) -> None:
+        # On a cache failure (counted) the reservation counts the order until a refresh shows it.
+        with contextlib.suppress(CacheUnavailable):
+            await self.update_cached(account, lambda entry: apply_changes(entry, account, changes))
+
+    def refresh_soon(
+        self, account: str, client_headers: Mapping[str, str], *, after_forward: bool = False
+    ) -> None:
         """Fetch the account's state with ``client_headers`` in the background, after any
         refresh already running for it (which may have been asked before the change that
         prompts this one): one per account at a time, at most one more queued (the latest
@@ -189,13 +213,24 @@ class StateSource:
             if len(self._background) >= MAX_BACKGROUND_REFRESHES:
                 log.warning("background account state refreshes at their limit; skipped one")
                 return
-            task = asyncio.create_task(self._background_refresh(account, headers))
+            wait = 0.0
+            if after_forward:
+                since = time.monotonic() - self._background_at.get(account, -1e9)
+                wait = max(0.0, self._risk.refresh_after_forward_seconds - since)
+            task = asyncio.create_task(self._background_refresh(account, headers, wait))
             self._background[account] = task
             task.add_done_callback(lambda _: self._background_done(account, task))
         except Exception as error:  # on the order path: never let it fail a request
             log.error("could not schedule an account state refresh: %s", type(error).__name__)
 
-    async def _background_refresh(self, account: str, headers: dict[str, str]) -> None:
+    async def _background_refresh(
+        self, account: str, headers: dict[str, str], wait: float = 0.0
+    ) -> None:
+        if wait > 0:
+            await asyncio.sleep(wait)  # forwards meanwhile share this refresh (_again)
+        if len(self._background_at) >= MAX_REMEMBERED and account not in self._background_at:
+            self._background_at.clear()
+        self._background_at[account] = time.monotonic()
         key = STATE_KEY.format(account=account)
         digest = self._digests.of(headers)
         running = self._refreshing.get((account, digest))
@@ -224,6 +259,7 @@ class StateSource:
         """Cancel the refreshes still running (at shutdown, before the session closes)."""
         self._closing = True
         pending: list[asyncio.Future[Any]] = [
+            *self._answers,
             *self._background.values(),
             *self._refreshing.values(),
             *self._quote_refreshes.values(),
@@ -333,7 +369,7 @@ class StateSource:
                     changed = change(entry) if remaining > 0 else None
                     if changed is None:
                         return False
-                    new_raw = json.dumps(changed).encode()
+                    new_raw = orjson.dumps(changed)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(key, new_raw, px=max(1, int(remaining * 1000)))
                     await pipe.execute()
@@ -377,7 +413,7 @@ class StateSource:
             raise self._cache_error(error) from None
         fresh = dict(zip(names, read, strict=True))
         cached = {s: fresh[s] if s in fresh else prefetched[s] for s in wanted}
-        found = [json.loads(raw) for raw in cached.values() if raw is not None]
+        found = [orjson.loads(raw) for raw in cached.values() if raw is not None]
         missing = [s for s, raw in cached.items() if raw is None]
         found.extend(await self._fetch_quotes(missing, wanted, client_headers))
         self._refresh_quotes_ahead(
@@ -532,7 +568,7 @@ class StateSource:
         parsed = self._parsed.get(key)
         if parsed is not None and parsed[0] == raw:
             return parsed[1]
-        entry: Entry = json.loads(raw)
+        entry: Entry = orjson.loads(raw)
         self._remember(key, raw, entry)
         return entry
 
@@ -540,7 +576,7 @@ class StateSource:
         self, key: str, entry: dict[str, Any], ttl: float, confirmation: str | None
     ) -> None:
         """Cache the state and, in the same round trip, confirm the credential that read it."""
-        raw = json.dumps(entry).encode()
+        raw = orjson.dumps(entry)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(key, raw, px=max(1, int(ttl * 1000)))
@@ -569,7 +605,7 @@ class StateSource:
                 for item in items:
                     symbol = item.get("symbol")
                     if isinstance(symbol, str):
-                        pipe.set(QUOTE_KEY.format(symbol=symbol), json.dumps(item), px=ttl)
+                        pipe.set(QUOTE_KEY.format(symbol=symbol), orjson.dumps(item), px=ttl)
                 await pipe.execute()
         except RedisError as error:
             raise self._cache_error(error) from None

@@ -48,13 +48,14 @@ import aiohttp
 
 from gatekeeper.adapters.account_changes import (
     Change,
+    Entry,
     apply_changes,
     changes_of,
     messages_of,
     of_account,
     split_unpaired_fills,
 )
-from gatekeeper.adapters.account_state import Entry, StateSource
+from gatekeeper.adapters.account_state import StateSource
 from gatekeeper.adapters.broker_read import CLIENT_HEADERS
 from gatekeeper.errors import CacheUnavailable
 from gatekeeper.settings import PRODUCTION_URL, SANDBOX_URL, Settings

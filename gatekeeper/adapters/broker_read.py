@@ -12,11 +12,11 @@ own credentials refused (BrokerAuthFailed, relayed as such), not a broker failur
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+import orjson
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -93,6 +93,6 @@ async def get_data(
     except (aiohttp.ClientError, TimeoutError) as error:
         raise BrokerReadError(type(error).__name__) from None
     try:
-        return json.loads(body)["data"]
+        return orjson.loads(body)["data"]
     except (ValueError, KeyError, TypeError):
         raise BrokerReadError("unreadable answer") from None

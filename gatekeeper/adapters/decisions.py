@@ -44,6 +44,8 @@ from typing import Any, Literal
 from uuid import UUID
 
 # The order path's account lock, also taken by every protection change (account_lock.py).
+import orjson
+
 from gatekeeper.adapters.account_lock import lock_account as lock_account
 from gatekeeper.adapters.pg import Conn
 from gatekeeper.adapters.protections import Protection
@@ -342,7 +344,7 @@ def in_flight_from_row(row: Any, seen_order_ids: Collection[str] | None) -> list
     without ``seen_order_ids``, all of them count)."""
     candidates = row["in_flight_unless_shown"]
     if candidates is None:
-        in_flight: list[dict[str, Any]] = json.loads(row["in_flight"])
+        in_flight: list[dict[str, Any]] = orjson.loads(row["in_flight"])
         return in_flight
     seen = (
         seen_order_ids
@@ -351,7 +353,7 @@ def in_flight_from_row(row: Any, seen_order_ids: Collection[str] | None) -> list
     )
     return [
         item
-        for order_id, orders in json.loads(candidates)
+        for order_id, orders in orjson.loads(candidates)
         if order_id is None or order_id not in seen
         for item in orders
     ]
@@ -401,10 +403,10 @@ async def insert_decision(conn: Conn, row: DecisionRow) -> None:
         list(row.codes),
         list(row.notes),
         row.message,
-        json.dumps(row.detail),
+        orjson.dumps(row.detail).decode(),
         row.trading_day,
         row.trade_count,
-        json.dumps(list(row.reserved_orders)),
+        orjson.dumps(list(row.reserved_orders)).decode(),
         row.replaces_order_id,
         round(row.latency_ms, 3),
     )

@@ -13,7 +13,6 @@ connection, and no connection goes back to the pool holding one.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Collection, Sequence
 from datetime import date, datetime, timedelta
@@ -21,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 
 from gatekeeper.adapters.decisions import (
     PENDING_HORIZON,
@@ -97,10 +97,10 @@ async def record(
         list(row.codes),
         list(row.notes),
         row.message,
-        json.dumps(row.detail),
+        orjson.dumps(row.detail).decode(),
         row.trading_day,
         row.trade_count,
-        json.dumps(list(row.reserved_orders)),
+        orjson.dumps(list(row.reserved_orders)).decode(),
         row.replaces_order_id,
         round(row.latency_ms, 3),
         timeout=wait_at_most + 0.25,

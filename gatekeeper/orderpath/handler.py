@@ -262,7 +262,8 @@ class OrderPath:
             if not route.kind.is_dry_run:
                 # The cached state stays: the reservation covers this order until the state
                 # shows it, and a background refresh fetches it (no broker call waits).
-                self.engine.state.order_forwarded(account, client_headers)
+                accepted = answer.body if answer is not None and outcome == "accepted" else None
+                self.engine.state.order_forwarded(account, client_headers, accepted)
             await self._outcome(result, account, outcome, answer, lost)
         response = answer.response()
         response.headers[DECISION_HEADER] = str(result.decision_id)

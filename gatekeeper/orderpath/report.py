@@ -4,10 +4,11 @@ decision counters."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 from gatekeeper.metrics import Metrics
 
@@ -47,4 +48,4 @@ def log_decision(
     }
     if summary := detail.get("summary"):
         entry["summary"] = summary
-    decision_log.info("RISK_DECISION %s", json.dumps(entry, sort_keys=True))
+    decision_log.info("RISK_DECISION %s", orjson.dumps(entry, option=orjson.OPT_SORT_KEYS).decode())

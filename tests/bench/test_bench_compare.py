@@ -26,7 +26,9 @@ for the growth series alone), BENCH_LOADGEN ("wrk", or "python" to force the fal
 BENCH_DURABLE (0: Postgres without fsync and synchronous commit, as the test suite's private
 servers, so commits cost CPU and a round trip but not the shared disk's flush, which other
 work on the machine makes noisy; 1: with them, as deployed),
-BENCH_REPORT (a file to write the report to as well).
+BENCH_REPORT (a file to write the report to as well), BENCH_PROFILE (a directory: py-spy, when
+installed, samples the gatekeeper during each of its rounds into one collapsed-stack file
+per round).
 
 Needs: Linux, 2+ cores, ``wrk`` (Debian package; else the Python load generator, which may
 be the bottleneck, with a printed note), ``nginx`` at /usr/sbin/nginx (else its setups are
@@ -37,8 +39,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import signal
 import subprocess
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,6 +74,7 @@ GROWTH_ORDERS = int(_env("BENCH_GROWTH_ORDERS", "150"))
 ONLY = {key for key in _env("BENCH_ONLY", "").split(",") if key}
 USE_WRK = _env("BENCH_LOADGEN", "wrk") != "python"
 DURABLE = _env("BENCH_DURABLE", "0") == "1"
+PROFILE = _env("BENCH_PROFILE", "")
 SUT_CORE, OTHER_CORE = 0, 1
 
 
@@ -214,10 +221,11 @@ async def _run(stack: Stack, driver: Driver) -> Report:
         accounts = plan[setup.key, index, mode, connections]
         await warm_and_check(base, setup, accounts)
         core = await pinning.apply(mode, setup.sut)
-        return await driver.shoot(
-            setup.load(base, accounts), connections, seconds=SECONDS, core=core,
-            sut=stack.pids(*setup.sut),
-        )  # fmt: skip
+        async with profiled(stack, setup, f"{index}-{mode}-{connections}c"):
+            return await driver.shoot(
+                setup.load(base, accounts), connections, seconds=SECONDS, core=core,
+                sut=stack.pids(*setup.sut),
+            )  # fmt: skip
 
     for setup in setups:  # warm-up: connection pools, caches, Postgres's buffers
         await cell(setup, 0, MODES[-1], max(CONNECTIONS))
@@ -257,6 +265,29 @@ async def _run(stack: Stack, driver: Driver) -> Report:
     if os.environ.get("BENCH_REPORT"):
         await asyncio.to_thread(Path(os.environ["BENCH_REPORT"]).write_text, text + "\n")
     return report
+
+
+@asynccontextmanager
+async def profiled(stack: Stack, setup: Setup, name: str) -> AsyncIterator[None]:
+    """With BENCH_PROFILE=<directory> (and py-spy installed): py-spy samples the gatekeeper
+    while the round runs, one collapsed-stack file per round (its overhead inflates the
+    round's figures: profile, then measure without it)."""
+    spy = shutil.which("py-spy")
+    if not PROFILE or spy is None or "gatekeeper" not in setup.sut:
+        yield
+        return
+    await asyncio.to_thread(Path(PROFILE).mkdir, parents=True, exist_ok=True)
+    out = Path(PROFILE) / f"{setup.key}-{name}.txt"
+    command = [spy, "record", "--nonblocking", "-r", "500", "-f", "raw", "-o", str(out),
+               "-p", str(stack.services["gatekeeper"].pids[0])]  # fmt: skip
+    spying = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        spying.send_signal(signal.SIGINT)
+        await spying.wait()
 
 
 def wrk_version() -> str:
