@@ -339,11 +339,12 @@ async def decision_inputs_locked(
 
 def in_flight_from_row(row: Any, seen_order_ids: Collection[str] | None) -> list[dict[str, Any]]:
     """The orders in flight of an ``order_path_inputs`` row: looked up in the database when it
-    was given the state's ids (``in_flight``), else here among ``seen_order_ids``
-    (``in_flight_unless_shown``: a set lookup per order answered since the state was fetched;
-    without ``seen_order_ids``, all of them count)."""
-    candidates = row["in_flight_unless_shown"]
-    if candidates is None:
+    was given the state's ids (``in_flight``), else here among ``seen_order_ids``: the broker
+    order ids of every order answered since the state was fetched (``candidate_order_ids``,
+    sql/0032) are looked up in a set, and only the orders of those the state does not show are
+    parsed (``candidate_orders``); without ``seen_order_ids``, all of them count."""
+    ids = row["candidate_order_ids"]
+    if ids is None:
         in_flight: list[dict[str, Any]] = orjson.loads(row["in_flight"])
         return in_flight
     seen = (
@@ -353,9 +354,9 @@ def in_flight_from_row(row: Any, seen_order_ids: Collection[str] | None) -> list
     )
     return [
         item
-        for order_id, orders in orjson.loads(candidates)
+        for order_id, orders in zip(ids, row["candidate_orders"], strict=True)
         if order_id is None or order_id not in seen
-        for item in orders
+        for item in orjson.loads(orders)
     ]
 
 
