@@ -131,7 +131,9 @@ class StateSource:
         self._background: dict[str, asyncio.Task[None]] = {}  # by account
         self._background_at: dict[str, float] = {}  # account -> its last one's start
         self._answers: set[asyncio.Task[None]] = set()  # answered orders being cached
-        self._again: dict[str, dict[str, str]] = {}  # account -> credential of one more
+        # account -> credential of one more, and whether only forwards asked for it
+        self._again: dict[str, tuple[dict[str, str], bool]] = {}
+        self._sleeping: dict[str, dict[str, str]] = {}  # account -> credential it will use
         self._closing = False
 
     async def account(
@@ -207,8 +209,12 @@ class StateSource:
                 return  # nothing to fetch with: the next order fetches with its own
             # Only what the reads send (never cookies), looked up case-insensitively.
             headers = {n: v for n in CLIENT_HEADERS if (v := client_headers.get(n)) is not None}
+            if account in self._sleeping:  # not begun: it will show this change, with these
+                self._sleeping[account] = headers
+                return
             if account in self._background:
-                self._again[account] = headers
+                queued = self._again.get(account)
+                self._again[account] = (headers, after_forward and (queued is None or queued[1]))
                 return
             if len(self._background) >= MAX_BACKGROUND_REFRESHES:
                 log.warning("background account state refreshes at their limit; skipped one")
@@ -227,7 +233,11 @@ class StateSource:
         self, account: str, headers: dict[str, str], wait: float = 0.0
     ) -> None:
         if wait > 0:
-            await asyncio.sleep(wait)  # forwards meanwhile share this refresh (_again)
+            self._sleeping[account] = headers
+            try:
+                await asyncio.sleep(wait)  # forwards meanwhile share this refresh
+            finally:
+                headers = self._sleeping.pop(account, headers)
         if len(self._background_at) >= MAX_REMEMBERED and account not in self._background_at:
             self._background_at.clear()
         self._background_at[account] = time.monotonic()
@@ -253,7 +263,7 @@ class StateSource:
             log.error("background account state refresh failed: %s", type(error).__name__)
         again = self._again.pop(account, None)
         if again is not None and not self._closing:
-            self.refresh_soon(account, again)
+            self.refresh_soon(account, again[0], after_forward=again[1])
 
     async def aclose(self) -> None:
         """Cancel the refreshes still running (at shutdown, before the session closes)."""

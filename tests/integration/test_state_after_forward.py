@@ -261,3 +261,68 @@ async def test_no_broker_read_between_two_orders_of_a_warm_account(
         assert state_reads(before, account) == [], before
         # Nor any other read (quotes, instruments, start of day): the order waited for none.
         assert before == [], before
+
+
+async def test_an_accepted_orders_answer_puts_it_in_the_cached_state_before_any_refresh(
+    paper_broker: Any,
+    paper_http: aiohttp.ClientSession,
+    paper_auth: dict[str, str],
+    database_url: str,
+    redis_url: str,
+    redis_client: Redis,
+    pg_pool: asyncpg.Pool,
+) -> None:
+    """The broker's answer names the order it placed: it is in the cached state at once (the
+    next decision sees it there, so its reservation ends), with no broker read for it."""
+    settings = slow_state_settings(paper_broker.url, database_url, redis_url)
+    risk = settings.risk.model_copy(update={"refresh_after_forward_seconds": 30.0})
+    settings = settings.model_copy(update={"risk": risk})
+    account = paper_broker.account_number
+    await protect(pg_pool, account)
+    async with start_gatekeeper(settings) as gate, aiohttp.ClientSession() as session:
+        bot = Bot(gate.proxy_url, paper_auth, session, account)
+        first = await bot.place(order("AAPL", 1, "1.00"))  # warms; its refresh starts now
+        assert first.status == 201, first.body
+        await asyncio.sleep(0.5)  # that refresh done; the next one waits 30 s
+        await clear_broker_log(paper_http)
+        placed = await bot.place(order("AAPL", 2, "1.00"))
+        assert placed.status == 201, placed.body
+        order_id = str(placed.body["data"]["order"]["id"])
+        assert placed.body["data"]["order"]["status"] in ("Received", "Routed", "Live")
+
+        async def shown() -> bool:
+            return order_id in await cached_order_ids(redis_client, account)
+
+        await eventually(shown, seconds=2.0)
+        lines = await broker_log(paper_http)
+        assert state_reads(lines, account) == [], lines
+
+
+async def test_forwards_within_the_interval_share_one_background_refresh(
+    paper_broker: Any,
+    paper_http: aiohttp.ClientSession,
+    paper_auth: dict[str, str],
+    database_url: str,
+    redis_url: str,
+    redis_client: Redis,
+) -> None:
+    settings = slow_state_settings(paper_broker.url, database_url, redis_url)
+    risk = settings.risk.model_copy(update={"refresh_after_forward_seconds": 0.4})
+    settings = settings.model_copy(update={"risk": risk})
+    account = paper_broker.account_number
+    async with aiohttp.ClientSession() as session:
+        state = StateSource(session, redis_client, settings, Metrics.create())
+        try:
+            await state.account(account, paper_auth)
+            await clear_broker_log(paper_http)
+            started = time.monotonic()
+            for _ in range(20):  # a busy bot: 20 forwards within 0.2 s
+                state.order_forwarded(account, paper_auth)
+                await asyncio.sleep(0.01)
+            await eventually(lambda: _idle(state))
+            # the first forward's refresh at once; one more, 0.4 s after it began, for the rest
+            reads = [ln for ln in await broker_log(paper_http) if ln.endswith("/balances")]
+            assert len(reads) == 2, reads
+            assert time.monotonic() - started >= 0.4
+        finally:
+            await state.aclose()
