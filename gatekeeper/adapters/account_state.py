@@ -118,6 +118,7 @@ class StateSource:
         # The last entry read or written per key, parsed: the same bytes are not parsed again.
         self._parsed: dict[str, tuple[bytes | str, dict[str, Any]]] = {}
         self._quote_hint: dict[str, tuple[str, ...]] = {}  # account -> symbols needed last
+        self._quote_parsed: dict[str, tuple[bytes | str, Mapping[str, Any]]] = {}  # by symbol
         self._quoted_at: dict[str, float] = {}  # symbol -> when this process cached it
         self._quote_refreshes: dict[str, asyncio.Task[None]] = {}  # by symbol
         self._timeout = read_timeout(settings)
@@ -423,7 +424,7 @@ class StateSource:
             raise self._cache_error(error) from None
         fresh = dict(zip(names, read, strict=True))
         cached = {s: fresh[s] if s in fresh else prefetched[s] for s in wanted}
-        found = [orjson.loads(raw) for raw in cached.values() if raw is not None]
+        found = [self._quote(s, raw) for s, raw in cached.items() if raw is not None]
         missing = [s for s, raw in cached.items() if raw is None]
         found.extend(await self._fetch_quotes(missing, wanted, client_headers))
         self._refresh_quotes_ahead(
@@ -596,6 +597,18 @@ class StateSource:
         except RedisError as error:
             raise self._cache_error(error) from None
         self._remember(key, raw, entry)
+
+    def _quote(self, symbol: str, raw: bytes | str) -> Mapping[str, Any]:
+        """A cached quote, parsed once per version (the same object while it is unchanged:
+        the order path's parse memo finds it again, gatekeeper.core.payloads.PayloadMemo)."""
+        parsed = self._quote_parsed.get(symbol)
+        if parsed is not None and parsed[0] == raw:
+            return parsed[1]
+        quote: Mapping[str, Any] = orjson.loads(raw)
+        if len(self._quote_parsed) >= MAX_REMEMBERED and symbol not in self._quote_parsed:
+            self._quote_parsed.clear()
+        self._quote_parsed[symbol] = (raw, quote)
+        return quote
 
     def _remember(self, key: str, raw: bytes | str, entry: dict[str, Any]) -> None:
         # Entries are never mutated (AccountPayloads is read only), so they can be shared.

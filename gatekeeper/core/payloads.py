@@ -8,10 +8,11 @@ would understate risk.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from gatekeeper.core.errors import AccountStateInvalid, OrderParseError
 from gatekeeper.core.instruments import Instrument
@@ -157,6 +158,36 @@ def trading_status_from_payload(item: Mapping[str, Any]) -> TradingStatus:
     return TradingStatus(**flags)
 
 
+_Parsed = TypeVar("_Parsed")
+
+
+class PayloadMemo:
+    """What each payload item parsed to, found again by the item's identity: for a caller
+    whose payloads are never changed in place once read (the account state cache,
+    gatekeeper.adapters.account_state: each order of a warm account meets the same position,
+    order and quote objects). Bounded, oldest out first; an entry holds its item, so the
+    item's id cannot be reused while the entry lives. One event loop's: not thread-safe."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._items: OrderedDict[int, tuple[object, object]] = OrderedDict()
+        self._size = size
+
+    def parsed(self, item: Mapping[str, Any], parse: Callable[[Any], _Parsed]) -> _Parsed:
+        key = id(item)
+        found = self._items.get(key)
+        if found is not None and found[0] is item:
+            return found[1]  # type: ignore[return-value]
+        value = parse(item)  # a payload it cannot parse raises, and is not kept
+        self._items[key] = (item, value)
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return value
+
+
+def _direct(item: Mapping[str, Any], parse: Callable[[Any], _Parsed]) -> _Parsed:
+    return parse(item)
+
+
 def snapshot_from_payloads(
     *,
     account_number: str,
@@ -168,17 +199,24 @@ def snapshot_from_payloads(
     fetched_at: datetime,
     trading_status: Mapping[str, Any] | None = None,
     instruments: Mapping[str, Instrument] | None = None,
+    memo: PayloadMemo | None = None,
 ) -> AccountSnapshot:
     """Assemble a snapshot from the broker's payloads (see the module docstring).
 
     ``instruments``: by symbol, every instrument the adapters could establish (see
     :mod:`gatekeeper.core.instruments`); one missing is one whose price is unavailable.
+    ``memo``: items parsed before, found by identity (see :class:`PayloadMemo`).
     """
-    held = tuple(p for p in (position_from_payload(item) for item in positions) if p is not None)
-    working = tuple(
-        w for w in (working_order_from_payload(item) for item in live_orders) if w is not None
+    parsed = _direct if memo is None else memo.parsed
+    held = tuple(
+        p for p in (parsed(item, position_from_payload) for item in positions) if p is not None
     )
-    quote_map = {quote.symbol: quote for quote in (quote_from_payload(q) for q in quotes)}
+    working = tuple(
+        w
+        for w in (parsed(item, working_order_from_payload) for item in live_orders)
+        if w is not None
+    )
+    quote_map = {q.symbol: q for q in (parsed(item, quote_from_payload) for item in quotes)}
     return AccountSnapshot(
         account_number=account_number,
         nlv=_required(balances, "net-liquidating-value"),

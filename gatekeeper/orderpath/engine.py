@@ -48,6 +48,7 @@ from gatekeeper.core import (
     snapshot_from_payloads,
 )
 from gatekeeper.core.order import to_decimal
+from gatekeeper.core.payloads import PayloadMemo
 from gatekeeper.core.snapshot import StartOfDaySource
 from gatekeeper.errors import (
     DatabaseUnavailable,
@@ -166,6 +167,8 @@ class Engine:
         self.after_decision: DecisionHook | None = None
         # Background releases of held locks (gatekeeper.adapters.held_decision).
         self._releases: set[Any] = set()
+        # The state cache's payloads are never changed in place: each is parsed once.
+        self._parsed = PayloadMemo()
 
     async def aclose(self) -> None:
         """Wait for the locks being released (at shutdown)."""
@@ -355,6 +358,7 @@ class Engine:
             fetched_at=now - timedelta(seconds=payloads.age_seconds),
             trading_status=payloads.trading_status,
             instruments=gathered.instruments,
+            memo=self._parsed,
         )
         snapshot = replace(
             snapshot,
