@@ -162,6 +162,9 @@ class FaultProxy:
             writer.transport.abort()  # the server is gone: so is this connection
             return
         link = _Link(writer, server_writer)
+        if self._server is None:  # went down while this one connected upstream: refused too
+            link.reset()
+            return
         self._links.add(link)
         pumps = [
             self._spawn(self._pump(link, "upstream", reader, server_writer)),
