@@ -10,9 +10,11 @@ balance snapshot and the day's deposits and withdrawals, read with the bot's own
   again at most every ``risk.start_of_day_retry_seconds``; once it has one, its figure wins.
 - **Deposits**: ``GET /accounts/{a}/transactions?types[]=Money Movement&start-date=DAY&
   end-date=DAY``, the sub-types ``Deposit``, ``Withdrawal`` and ``Transfer`` netted (money in
-  +, out -), cached in Redis for ``risk.money_movements_ttl_seconds``. The other Money
-  Movement sub-types (interest, fees, dividends, a future's daily mark to market, balance
-  adjustments) are the account's own gains and losses and stay in the day's P&L.
+  +, out -), cached in Redis for ``risk.money_movements_ttl_seconds`` (the entry names when
+  it expires, so each process serves it from memory until then: no Redis round trip per
+  order). The other Money Movement sub-types (interest, fees, dividends, a future's daily mark
+  to market, balance adjustments) are the account's own gains and losses and stay in the
+  day's P&L.
 
 The day is the America/New_York date of this host's clock; the locked decision uses the
 database's, and when the two differ (the request straddles midnight) :meth:`within_trading_day`
@@ -25,6 +27,7 @@ AccountStateInvalid, a Redis error CacheUnavailable: the order path fails closed
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -101,6 +104,9 @@ class DayStartSource:
         self._clock = clock
         # (account, day) -> the broker's figure, once recorded: it never changes that day.
         self._recorded: dict[tuple[str, date], Decimal] = {}
+        # (account, day) -> the net deposits cached in Redis and when its entry expires there
+        # (wall clock, written into the entry): served from here until then.
+        self._deposits: dict[tuple[str, date], tuple[Decimal, float]] = {}
 
     async def within_trading_day(
         self,
@@ -199,21 +205,38 @@ class DayStartSource:
     async def _net_deposits(
         self, account: str, day: date, client_headers: Mapping[str, str], can_fetch: bool
     ) -> Decimal:
+        known = self._deposits.get((account, day))
+        if known is not None and time.time() < known[1]:
+            return known[0]  # what Redis holds until the same moment: no round trip
         key = DEPOSITS_KEY.format(account=account, day=day.isoformat())
         try:
             cached = await self._redis.get(key)
         except RedisError as error:
             raise self._cache_error(error) from None
         if cached is not None:
-            return Decimal(cached.decode() if isinstance(cached, bytes) else cached)
+            net, expires_at = _cached_deposits(cached)
+            self._remember_deposits(account, day, net, expires_at)
+            return net
         if not can_fetch:
             raise StateUnavailable(
                 f"state_unavailable: the deposits and withdrawals of account {account} today"
                 " are not cached, and no broker credentials were given to fetch them"
             )
         net = await self._fetch_deposits(account, day, client_headers)
-        await self._set(key, str(net).encode(), self._risk.money_movements_ttl_seconds)
+        ttl = self._risk.money_movements_ttl_seconds
+        expires_at = time.time() + ttl
+        await self._set(key, f"{net}|{expires_at:.3f}".encode(), ttl)
+        self._remember_deposits(account, day, net, expires_at)
         return net
+
+    def _remember_deposits(
+        self, account: str, day: date, net: Decimal, expires_at: float | None
+    ) -> None:
+        if expires_at is None:
+            return
+        if len(self._deposits) >= MAX_REMEMBERED:
+            self._deposits.clear()
+        self._deposits[(account, day)] = (net, expires_at)
 
     async def _fetch_deposits(
         self, account: str, day: date, client_headers: Mapping[str, str]
@@ -280,6 +303,14 @@ def _items(data: Any, what: str) -> list[Mapping[str, Any]]:
     if not isinstance(items, list):
         raise AccountStateInvalid(f"the broker's {what} answer has no items")
     return [item for item in items if isinstance(item, Mapping)]
+
+
+def _cached_deposits(raw: bytes | str) -> tuple[Decimal, float | None]:
+    """A cached deposits entry: ``net|expires_at`` (Unix seconds), or ``net`` alone as
+    written before the expiry was (not kept in process then: its expiry is unknown)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    net, _, expires_at = text.partition("|")
+    return Decimal(net), float(expires_at) if expires_at else None
 
 
 def _decimal(item: Mapping[str, Any], key: str, what: str) -> Decimal:

@@ -291,3 +291,41 @@ async def test_the_start_of_day_unavailable_fails_closed(
     expected = [] if endpoint == "balance-snapshots" else [("broker_bod",)]
     sources = await pg_pool.fetch("SELECT source FROM account_day_start")
     assert [tuple(row) for row in sources] == expected
+
+
+async def test_deposits_are_served_from_memory_until_their_cached_entry_expires(
+    paper_broker: PaperBroker,
+    paper_auth: dict[str, str],
+    pg_pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    database_url: str,
+    redis_url: str,
+) -> None:
+    """The deposits entry names when it expires: a replica serves it from memory until that
+    moment (no Redis round trip per order), never after; an entry without it (written by an
+    older gatekeeper) is read from Redis each time."""
+    account = paper_broker.account_number
+    await protect(pg_pool, account)
+    key = f"gk:money-movements:v1:{account}:{today()}"
+
+    async def day_pnl() -> Decimal:
+        answer = await bot.place(order("AAPL", 1, "150.00"), dry_run=True)
+        assert answer.status < 300, answer.body
+        return Decimal((await last_detail(pg_pool))["figures"]["day_pnl_pct"])
+
+    await redis_client.set(key, "2500.00", px=60_000)  # an older gatekeeper's entry
+    base = make_settings(paper_broker.url, database_url, redis_url)
+    async with start_gatekeeper(base) as gate, aiohttp.ClientSession() as session:
+        bot = Bot(gate.proxy_url, paper_auth, session, account)
+        assert await day_pnl() == Decimal("-2.5")  # NLV unchanged, 2,500 of it deposited
+        expires = datetime.now(UTC).timestamp() + 1.0
+        await redis_client.set(key, f"4000.00|{expires:.3f}", px=1000)  # another replica's
+        assert await day_pnl() == Decimal("-4")  # the old entry was not kept in memory
+        await redis_client.delete(key)  # gone from Redis: this process still knows it
+        assert await day_pnl() == Decimal("-4")
+        await asyncio.sleep(max(0.0, expires - datetime.now(UTC).timestamp()) + 0.05)
+        assert await day_pnl() == 0  # expired: asked the broker (no deposits today)
+        cached = await redis_client.get(key)
+        assert cached is not None
+        assert cached.startswith(b"0|")  # cached with its expiry
+        assert 0 < await redis_client.pttl(key) <= 30_000
