@@ -325,7 +325,7 @@ async def test_deposits_are_served_from_memory_until_their_cached_entry_expires(
         assert await day_pnl() == Decimal("-4")
         await asyncio.sleep(max(0.0, expires - datetime.now(UTC).timestamp()) + 0.05)
         assert await day_pnl() == 0  # expired: asked the broker (no deposits today)
-        cached = await redis_client.get(key)
+        cached: Any = await redis_client.get(key)  # bytes (the client decodes nothing)
         assert cached is not None
         assert cached.startswith(b"0|")  # cached with its expiry
         assert 0 < await redis_client.pttl(key) <= 30_000
