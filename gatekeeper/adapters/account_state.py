@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -69,6 +70,13 @@ MAX_REMEMBERED = 1024
 MAX_BACKGROUND_REFRESHES = 256
 # Attempts of an optimistic update of a cached state (WATCH/MULTI) raced by other writers.
 UPDATE_ATTEMPTS = 5
+# Compare-and-set in one round trip: the entry is replaced only while it is still the one
+# whose SHA-1 is ARGV[1] (the version this process last read or wrote).
+REPLACE_IF_UNCHANGED = """
+if redis.sha1hex(redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
 
 
 # /market-data/by-type query key per instrument type. "Index" is no instrument-type: an equity
@@ -136,6 +144,7 @@ class StateSource:
         self._again: dict[str, tuple[dict[str, str], bool]] = {}
         self._sleeping: dict[str, dict[str, str]] = {}  # account -> credential it will use
         self._closing = False
+        self._replace_if_unchanged = redis.register_script(REPLACE_IF_UNCHANGED)
 
     async def account(
         self, account: str, client_headers: Mapping[str, str], *, operator_check: bool = False
@@ -362,11 +371,15 @@ class StateSource:
 
     async def update_cached(self, account: str, change: Callable[[Entry], Entry | None]) -> bool:
         """Replace the account's cached state with ``change(state)`` (a new dict; None: leave
-        it), atomically against other writers (WATCH/MULTI, retried). The state keeps its
-        ``fetched_at`` and expires when it would have: nothing cached, or too old to be used,
-        is left alone (the next order fetches it). True when a change was written. Raises
+        it), atomically against other writers: in one round trip when the entry is still the
+        version this process last saw (a compare-and-set script), else WATCH/MULTI, retried.
+        The state keeps its ``fetched_at`` and expires when it would have: nothing cached, or
+        too old to be used, is left alone (the next order fetches it). True when a change was
+        written. Raises
         CacheUnavailable."""
         key = STATE_KEY.format(account=account)
+        if await self._replace_known(key, change):
+            return True
         for _ in range(UPDATE_ATTEMPTS):
             try:
                 async with self._redis.pipeline(transaction=True) as pipe:
@@ -392,6 +405,33 @@ class StateSource:
             return True
         log.warning("cached state of account %s kept changing; a streamed update waits", account)
         return False
+
+    async def _replace_known(self, key: str, change: Callable[[Entry], Entry | None]) -> bool:
+        """update_cached in one round trip when the cached entry is still the version this
+        process last read or wrote (a busy account's usual case); False when it is not, or
+        the change needs a look at what is there now."""
+        known = self._parsed.get(key)
+        if known is None:
+            return False
+        raw, entry = known
+        remaining = float(entry["fetched_at"]) + self._risk.max_state_age_seconds - time.time()
+        changed = change(entry) if remaining > 0 else None
+        if changed is None:
+            return False
+        new_raw = orjson.dumps(changed)
+        version = hashlib.sha1(
+            raw if isinstance(raw, bytes) else raw.encode(), usedforsecurity=False
+        ).hexdigest()
+        try:
+            replaced = await self._replace_if_unchanged(
+                keys=[key], args=[version, new_raw, max(1, int(remaining * 1000))]
+            )
+        except RedisError as error:
+            raise self._cache_error(error) from None
+        if not replaced:
+            return False
+        self._remember(key, new_raw, changed)
+        return True
 
     async def quotes(
         self,

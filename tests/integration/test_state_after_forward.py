@@ -9,6 +9,7 @@ request log (``/__paper/requests``) says which reads reached the broker and when
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -20,12 +21,13 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from gatekeeper.adapters.account_state import STATE_KEY, StateSource
+from gatekeeper.adapters.account_state import REPLACE_IF_UNCHANGED, STATE_KEY, StateSource
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import RiskSettings, Settings
 from tests.fixtures.gate import make_settings, start_gatekeeper
 from tests.fixtures.orders import Bot, order, protect
 
+REPLACE_SHA = hashlib.sha1(REPLACE_IF_UNCHANGED.encode(), usedforsecurity=False).hexdigest()
 STATE_READS = ("/balances", "/positions", "/orders/live", "/trading-status")
 
 
@@ -326,3 +328,46 @@ async def test_forwards_within_the_interval_share_one_background_refresh(
             assert time.monotonic() - started >= 0.4
         finally:
             await state.aclose()
+
+
+async def test_an_update_never_overwrites_another_replicas_newer_entry(
+    paper_broker: Any, paper_auth: dict[str, str], database_url: str, redis_client: Redis
+) -> None:
+    """update_cached replaces the entry in one round trip only while it is still the version
+    this replica last saw; when another replica wrote meanwhile, the change is applied to
+    what is there now (both changes kept), and a change that needs no write writes none."""
+    settings = slow_state_settings(paper_broker.url, database_url, "redis://unused")
+    account = paper_broker.account_number
+    key = STATE_KEY.format(account=account)
+
+    def tagged(tag: str) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+        def change(entry: dict[str, Any]) -> dict[str, Any] | None:
+            tags = entry.get("tags", [])
+            return None if tag in tags else {**entry, "tags": [*tags, tag]}
+
+        return change
+
+    async def tags() -> list[str]:
+        raw: Any = await redis_client.get(key)
+        return list(json.loads(raw)["tags"])
+
+    async with aiohttp.ClientSession() as session:
+        one = StateSource(session, redis_client, settings, Metrics.create())
+        two = StateSource(session, redis_client, settings, Metrics.create())
+        try:
+            await one.account(account, paper_auth)  # fetched and cached: one knows it
+            await two.account(account, paper_auth)  # read: two knows the same version
+            await redis_client.script_flush()
+            assert await one.update_cached(account, tagged("a"))  # one round trip:
+            assert await redis_client.script_exists(REPLACE_SHA) == [True]  # compare-and-set
+            assert await two.update_cached(account, tagged("b"))  # two's version is old
+            assert await tags() == ["a", "b"]
+            assert await one.update_cached(account, tagged("c"))  # one's version is old too
+            assert await tags() == ["a", "b", "c"]
+            before = await redis_client.pttl(key)
+            assert not await two.update_cached(account, tagged("c"))  # nothing to change
+            assert await tags() == ["a", "b", "c"]
+            assert 0 < await redis_client.pttl(key) <= before  # expires when it would have
+        finally:
+            await one.aclose()
+            await two.aclose()
