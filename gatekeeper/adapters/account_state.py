@@ -375,8 +375,7 @@ class StateSource:
         version this process last saw (a compare-and-set script), else WATCH/MULTI, retried.
         The state keeps its ``fetched_at`` and expires when it would have: nothing cached, or
         too old to be used, is left alone (the next order fetches it). True when a change was
-        written. Raises
-        CacheUnavailable."""
+        written. Raises CacheUnavailable."""
         key = STATE_KEY.format(account=account)
         if await self._replace_known(key, change):
             return True
