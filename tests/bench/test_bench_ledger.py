@@ -7,16 +7,18 @@ Run: .venv/bin/pytest tests/bench/test_bench_ledger.py -m bench -s -p no:randoml
 On a fresh test database: 1,000 accounts with a protection each, three of which have 0, 1,000
 and 5,000 allowed decisions today (each answered `accepted` with a broker order id the account
 state then shows; measured in the same rounds, interleaved), then a generated history
-(decisions and outcomes over the past year, audit-chain and ledger triggers off while it is
-generated: a private test database only; the day counters of the history are then filled in
-one statement). Before and after the history it
-times, interleaved, in rounds:
+(decisions and outcomes over the past year, audit-chain, ledger and retry-key triggers off
+while it is generated: a private test database only; the day counters of the history are
+then filled in one statement). Before and after the history it times, interleaved, in
+rounds:
 
 - ``read``: the locked read alone (decision_inputs_locked: lock, duplicate lookup, inputs;
   rolled back), given when the account state was fetched (1 s before), as the engine
   should pass it,
 - ``no state age``: the same without it (every order answered in the last minute is looked
   up among the state's order ids),
+- ``named``: the read of an order that carries the bot's own external-identifier, with the
+  duplicate window on (60 s): the retry lookup by identifier and by fingerprint,
 - ``decision``: a whole allowed decision's database work (the locked read, the decision row,
   commit, then its `accepted` outcome), growing the day by one each time,
 - ``scan``: the read the order path made before sql/0030 (the day's decisions with their
@@ -120,6 +122,7 @@ async def generate_history(conn: asyncpg.Connection, rows: int) -> float:
         ("risk_decisions", "risk_decisions_order_ledger"),
         ("order_outcomes", "order_outcomes_audit_chain"),
         ("order_outcomes", "order_outcomes_order_ledger"),
+        ("risk_decisions", "risk_decisions_submission_keys"),
     ]
     for table, trigger in triggers:
         await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
@@ -178,8 +181,14 @@ def state_fetched_at() -> datetime:
 
 
 async def locked_read(
-    conn: asyncpg.Connection, account: str, seen: set[str], with_state_time: bool = True
+    conn: asyncpg.Connection,
+    account: str,
+    seen: set[str],
+    with_state_time: bool = True,
+    identified: bool = False,
 ) -> db.DecisionInputs:
+    """The locked read (rolled back); ``identified``: as for a bot that names its orders
+    (external-identifier) with the duplicate window on: a retry is looked for by both."""
     tx = conn.transaction()
     await tx.start()
     try:
@@ -189,6 +198,9 @@ async def locked_read(
             Decimal(100_000),
             seen_order_ids=seen,
             state_fetched_at=state_fetched_at() if with_state_time else None,
+            client_identifiers=(f"bot-{uuid.uuid4()}",) if identified else (),
+            fingerprint=uuid.uuid4().hex if identified else "",
+            duplicate_window_seconds=60.0 if identified else 0.0,
         )
     finally:
         await tx.rollback()
@@ -229,6 +241,7 @@ async def measure(conn: asyncpg.Connection, seen: dict[str, set[str]]) -> dict[i
         "decision": lambda account: whole_decision(conn, account, seen[account]),
         "read": lambda account: locked_read(conn, account, seen[account]),
         "no_age": lambda account: locked_read(conn, account, seen[account], False),
+        "ids": lambda account: locked_read(conn, account, seen[account], identified=True),
         "scan": lambda account: old_scan(conn, account),
     }
     samples: dict[tuple[int, str], list[float]] = {
@@ -279,14 +292,15 @@ async def test_the_locked_read_is_flat_over_the_day_the_accounts_and_the_history
     print(f"\n{ACCOUNTS:,} protected accounts; history generated in {seconds:.0f} s")
     print(
         f"{'decisions today (ms)':>40} {'read p50/p99':>14} {'no state time p50':>18}"
-        f" {'decision p50/p99':>17} {'old scan p50':>13}"
+        f" {'named p50':>10} {'decision p50/p99':>17} {'old scan p50':>13}"
     )
     for suffix, by_level in results.items():
         for level, figures in by_level.items():
             print(
                 f"{f'{level:,}{suffix}':>40} {figures['read'][0]:6.2f}/{figures['read'][1]:<7.2f}"
-                f" {figures['no_age'][0]:18.2f}"
+                f" {figures['no_age'][0]:18.2f} {figures['ids'][0]:10.2f}"
                 f" {figures['decision'][0]:8.2f}/{figures['decision'][1]:<8.2f}"
                 f" {figures['scan'][0]:12.2f}   read x{figures['read'][0] / base['read'][0]:.2f},"
+                f" named x{figures['ids'][0] / base['ids'][0]:.2f},"
                 f" decision x{figures['decision'][0] / base['decision'][0]:.2f}"
             )

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,9 +14,10 @@ import pytest
 
 from gatekeeper.adapters import audit_chain, stops
 from gatekeeper.adapters import protections as store
-from gatekeeper.adapters.migrations import DEFAULT_SQL_DIR, apply_migrations, discover
+from gatekeeper.adapters.migrations import apply_migrations
 from gatekeeper.settings import RiskSettings
 from tests.fixtures.audit import ACCOUNT, decide, problems, record_outcome
+from tests.fixtures.infra import migrations_before
 from tests.fixtures.orders import ACTOR, Bot, order, protect
 
 
@@ -158,24 +157,10 @@ async def test_the_service_role_appends_but_cannot_move_a_head(pg_pool: asyncpg.
 # -- rows written before the migration --------------------------------------------------------
 
 
-@pytest.fixture
-async def empty_conn(empty_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(empty_database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
 async def test_rows_from_before_the_migration_start_the_chain(
     empty_conn: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    directory = tmp_path / "sql"
-    directory.mkdir()
-    for migration in discover(DEFAULT_SQL_DIR):
-        if migration.version < 28:
-            shutil.copy(migration.path, directory / migration.path.name)
-    await apply_migrations(empty_conn, directory)
+    await apply_migrations(empty_conn, migrations_before(tmp_path, 28))
     user_id = await empty_conn.fetchval("INSERT INTO users (email) VALUES ('o@x') RETURNING id")
     pid = await empty_conn.fetchval(
         "INSERT INTO portfolio_protections (user_id, account_id) VALUES ($1, $2) RETURNING id",

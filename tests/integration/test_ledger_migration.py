@@ -4,7 +4,6 @@ past max_daily_trades), and the triggers carry on from there."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,8 +13,9 @@ import pytest
 
 from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters import outcomes
-from gatekeeper.adapters.migrations import DEFAULT_SQL_DIR, apply_migrations, discover
+from gatekeeper.adapters.migrations import apply_migrations
 from gatekeeper.core.tradingday import trading_day
+from tests.fixtures.infra import migrations_before
 from tests.integration.test_ledger import (
     ACCOUNT,
     OTHER,
@@ -40,12 +40,7 @@ async def conn(empty_database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 def previous_version(tmp_path: Path) -> Path:
     """The repository's migrations before 0030, unchanged (same names, same checksums)."""
-    directory = tmp_path / "sql"
-    directory.mkdir()
-    for migration in discover(DEFAULT_SQL_DIR):
-        if migration.version < VERSION:
-            shutil.copy(migration.path, directory / migration.path.name)
-    return directory
+    return migrations_before(tmp_path, VERSION)
 
 
 async def test_a_deploy_mid_day_keeps_every_count_and_every_order_in_flight(

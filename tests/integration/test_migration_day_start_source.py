@@ -3,7 +3,6 @@ previous version holding first sights; the table stays append-only."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
@@ -12,7 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gatekeeper.adapters.migrations import DEFAULT_SQL_DIR, apply_migrations, discover
+from gatekeeper.adapters.migrations import apply_migrations
+from tests.fixtures.infra import migrations_before
 
 VERSION = 25
 DAY = date(2026, 3, 9)
@@ -29,12 +29,7 @@ async def conn(empty_database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 def previous_version(tmp_path: Path) -> Path:
     """The repository's migrations before 0025, unchanged (same names, same checksums)."""
-    directory = tmp_path / "sql"
-    directory.mkdir()
-    for migration in discover(DEFAULT_SQL_DIR):
-        if migration.version < VERSION:
-            shutil.copy(migration.path, directory / migration.path.name)
-    return directory
+    return migrations_before(tmp_path, VERSION)
 
 
 async def test_existing_rows_are_first_sights_and_the_brokers_row_joins_them(

@@ -3,14 +3,14 @@ database, and from a database at the previous version holding protections and st
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from gatekeeper.adapters.migrations import DEFAULT_SQL_DIR, apply_migrations, discover
+from gatekeeper.adapters.migrations import apply_migrations
+from tests.fixtures.infra import migrations_before
 
 VERSION = 23
 STOPPED = "now(), 'ops', 'drill'"
@@ -27,12 +27,7 @@ async def conn(empty_database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 def previous_version(tmp_path: Path) -> Path:
     """The repository's migrations before 0023, unchanged (same names, same checksums)."""
-    directory = tmp_path / "sql"
-    directory.mkdir()
-    for migration in discover(DEFAULT_SQL_DIR):
-        if migration.version < VERSION:
-            shutil.copy(migration.path, directory / migration.path.name)
-    return directory
+    return migrations_before(tmp_path, VERSION)
 
 
 async def column(conn: asyncpg.Connection, name: str) -> asyncpg.Record:
