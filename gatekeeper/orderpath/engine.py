@@ -121,6 +121,8 @@ class Result:
     limits: tuple[Limits, ...]
     trades_today: int = 0
     forwarding: HeldLocks | None = field(default=None, compare=False)
+    # the decision row's detail (Decision.as_dict with the order's identity and summary)
+    detail: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def sent(self) -> None:
         """The order was sent to the broker, or will not be: let its locks go."""
@@ -421,6 +423,7 @@ class Engine:
             done.row.trading_day,
             done.limits,
             done.trades_before + counted,
+            detail=done.row.detail,
         )
 
     async def _record_duplicate(
