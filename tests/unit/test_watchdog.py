@@ -1,4 +1,5 @@
-"""The watchdog fails a test that blocks the event loop, and only such a test."""
+"""The watchdog fails a test that blocks the event loop, and only such a test (a fixture's
+setup or teardown is test harness: not reported)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ INNER_TESTS = """
 import asyncio
 import time
 
+import pytest
+
 
 async def test_blocks_the_loop():
     time.sleep(0.8)
@@ -21,6 +24,16 @@ async def test_blocks_the_loop():
 
 async def test_awaits_politely():
     await asyncio.sleep(0.8)
+
+
+@pytest.fixture
+async def slow_to_set_up():
+    time.sleep(0.8)  # test harness (a fixture's setup), not the product: not reported
+    yield
+
+
+async def test_with_a_slow_fixture(slow_to_set_up):
+    await asyncio.sleep(0)
 """
 
 
@@ -32,5 +45,5 @@ def test_a_blocking_call_fails_the_test(
     pytester.makeini("[pytest]\nasyncio_mode = auto\n")
     pytester.makepyfile(test_inner=INNER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
-    result.assert_outcomes(passed=2, errors=1)
+    result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(["*the event loop was blocked*", "*test_blocks_the_loop*"])
