@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError, ResponseError, WatchError
 
 from gatekeeper.adapters.account_changes import Change, Entry, answered_changes, apply_changes
 from gatekeeper.adapters.broker_read import (
@@ -425,6 +425,9 @@ class StateSource:
             replaced = await self._replace_if_unchanged(
                 keys=[key], args=[version, new_raw, max(1, int(remaining * 1000))]
             )
+        except ResponseError as error:  # a server that runs no scripts: WATCH/MULTI does it
+            log.debug("state update script refused (%s); using WATCH", type(error).__name__)
+            return False
         except RedisError as error:
             raise self._cache_error(error) from None
         if not replaced:

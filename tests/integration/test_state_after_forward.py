@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -371,3 +372,33 @@ async def test_an_update_never_overwrites_another_replicas_newer_entry(
         finally:
             await one.aclose()
             await two.aclose()
+
+
+async def test_an_update_works_where_the_server_runs_no_scripts(
+    paper_broker: Any, paper_auth: dict[str, str], database_url: str, redis_url: str,
+    redis_client: Redis,
+) -> None:  # fmt: skip
+    """A Redis user denied scripting (an ACL, as some managed services set): the update is
+    written with WATCH/MULTI instead, nothing lost."""
+    user = f"noscripts-{uuid.uuid4().hex[:8]}"
+    await redis_client.acl_setuser(
+        user, enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-@scripting"]
+    )
+    limited = Redis.from_url(redis_url.replace("redis://", f"redis://{user}:pw@", 1))
+    settings = slow_state_settings(paper_broker.url, database_url, redis_url)
+    account = paper_broker.account_number
+    try:
+        async with aiohttp.ClientSession() as session:
+            source = StateSource(session, limited, settings, Metrics.create())
+            try:
+                await source.account(account, paper_auth)
+                assert await source.update_cached(
+                    account, lambda entry: {**entry, "tags": ["written"]}
+                )
+            finally:
+                await source.aclose()
+        raw: Any = await redis_client.get(STATE_KEY.format(account=account))
+        assert json.loads(raw)["tags"] == ["written"]
+    finally:
+        await limited.aclose()
+        await redis_client.acl_deluser(user)
