@@ -84,8 +84,6 @@ class Reconciler:
             except asyncpg.PostgresError as error:
                 log.error("reconciler: %s", type(error).__name__)
             except Exception as error:  # it must outlive any one bad pass
-                # e.g. asyncpg's InternalClientError on a connection a Postgres shutdown
-                # left half-way through an error (seen in tests/faults/test_postgres_faults)
                 log.error("reconciler: pass failed: %s", type(error).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), interval)

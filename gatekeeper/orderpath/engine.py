@@ -119,10 +119,10 @@ class Result:
     decision_id: UUID
     trading_day: date
     limits: tuple[Limits, ...]
+    # the decision row's detail (Decision.as_dict with the order's identity and summary)
+    detail: Mapping[str, Any] = field(compare=False)
     trades_today: int = 0
     forwarding: HeldLocks | None = field(default=None, compare=False)
-    # the decision row's detail (Decision.as_dict with the order's identity and summary)
-    detail: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def sent(self) -> None:
         """The order was sent to the broker, or will not be: let its locks go."""
@@ -422,8 +422,8 @@ class Engine:
             done.row.decision_id,
             done.row.trading_day,
             done.limits,
+            done.row.detail,
             done.trades_before + counted,
-            detail=done.row.detail,
         )
 
     async def _record_duplicate(

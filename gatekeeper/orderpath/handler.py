@@ -202,7 +202,7 @@ class OrderPath:
                 route,
                 decision.verdict.value,
                 [c.value for c in decision.codes],
-                result.detail or {**decision.as_dict(), "summary": summary},
+                result.detail,
                 decision_id,
                 time.perf_counter() - started,
             )
