@@ -19,7 +19,6 @@ unresolved (the status route lists it) until a bot of the account is seen.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from gatekeeper.adapters.broker_read import CLIENT_HEADERS, BrokerReadError, get
 from gatekeeper.adapters.pg import DB_DOWN
 from gatekeeper.errors import BrokerAuthFailed
 from gatekeeper.settings import Settings
+from gatekeeper.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,7 @@ class Reconciler:
                 log.error("reconciler: %s", type(error).__name__)
             except Exception as error:  # it must outlive any one bad pass
                 log.error("reconciler: pass failed: %s", type(error).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), interval)
+            await wait_event(self.wake, interval)
 
     async def run_once(self) -> int:
         """One pass; returns how many orders it resolved."""

@@ -35,6 +35,7 @@ from gatekeeper.adapters import stops
 from gatekeeper.adapters.pg import DB_DOWN, Conn
 from gatekeeper.core import trading_day
 from gatekeeper.metrics import Metrics
+from gatekeeper.waits import wait_event
 from gatekeeper.web import keys
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,7 @@ class StatusJob:
             except _DB_ERRORS as error:
                 self._metrics.status_refresh_failures.inc()
                 log.warning("status job: database unavailable (%s)", type(error).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), interval)
+            await wait_event(wake, interval)
 
 
 def _decimal(value: str | None) -> Decimal | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -20,6 +22,9 @@ SLOW_CALLBACK_SECONDS = 1.0
 # coroutine a fixture awaits runs in them too, but every test's own body exercises the
 # product again, watched.
 _FIXTURE_TASKS = ("_asyncgen_fixture_wrapper.<locals>.", "_async_fixture_wrapper.<locals>.")
+# Seconds before pytest-timeout's deadline at which every task's stack is written out: a test
+# that hangs with its loop idle (waiting on a task that never finishes) shows what it waits on.
+DUMP_BEFORE_TIMEOUT_SECONDS = 5.0
 
 
 class _SlowCallbackRecorder(logging.Handler):
@@ -44,9 +49,44 @@ async def _no_blocking_calls(request: pytest.FixtureRequest) -> AsyncIterator[No
     recorder = _SlowCallbackRecorder()
     asyncio_logger = logging.getLogger("asyncio")
     asyncio_logger.addHandler(recorder)
+    dump = _dump_tasks_before_timeout(request, loop)
     try:
         yield
     finally:
         asyncio_logger.removeHandler(recorder)
+        if dump is not None:
+            dump.cancel()
     if recorder.records and request.node.get_closest_marker("stalls_event_loop") is None:
         pytest.fail("the event loop was blocked:\n" + "\n".join(recorder.records))
+
+
+def _timeout_seconds(request: pytest.FixtureRequest) -> float:
+    marker = request.node.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return float(request.config.getini("timeout") or 0)
+
+
+def _dump_tasks_before_timeout(
+    request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop
+) -> asyncio.TimerHandle | None:
+    """Schedule a dump of every task's stack shortly before the test's timeout."""
+    timeout = _timeout_seconds(request)
+    if timeout <= DUMP_BEFORE_TIMEOUT_SECONDS:
+        return None
+    return loop.call_later(
+        timeout - DUMP_BEFORE_TIMEOUT_SECONDS, write_task_stacks, request.node.nodeid
+    )
+
+
+def write_task_stacks(title: str) -> str:
+    """Every pending task's stack, on stderr: pytest shows it with the failing test's output."""
+    out = io.StringIO()
+    tasks = asyncio.all_tasks()
+    out.write(f"\n=== {len(tasks)} asyncio tasks near the timeout of {title} ===\n")
+    for task in tasks:
+        task.print_stack(limit=20, file=out)
+    text = out.getvalue()
+    sys.stderr.write(text)
+    sys.stderr.flush()
+    return text

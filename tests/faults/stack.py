@@ -34,7 +34,7 @@ from tests.faults.toxiproxy import FaultProxy
 from tests.fixtures.gate import Gate, make_settings, start_gatekeeper
 from tests.fixtures.orders import protect
 from tests.fixtures.paper import PaperBroker
-from tests.processes import ROOT, base_environment, free_port, wait_http
+from tests.processes import ROOT, base_environment, free_ports, wait_http
 
 DECISION_HEADER = "X-Gatekeeper-Decision-Id"
 # Fast timeouts, so a scenario's faults resolve in seconds (every one overridable).
@@ -220,7 +220,7 @@ class FaultStack:
 
     async def spawn(self, **env: str) -> GatekeeperProcess:
         """``gatekeeper serve`` through the proxies (settings as in ``settings()``)."""
-        proxy_port, admin_port = free_port(), free_port()
+        proxy_port, admin_port = free_ports(2)
         full = {
             **base_environment(via(self.postgres.url, self.pg_proxy),
                                via(self.redis.url, self.redis_proxy)),
@@ -247,7 +247,7 @@ class FaultStack:
             log_path,
         )
         self.processes.append(running)
-        await wait_http(running.admin_url + "/healthz")
+        await wait_http(running.admin_url + "/healthz", process=process, log=log_path)
         return running
 
     async def outcome(self, decision_id: str) -> str | None:

@@ -22,7 +22,7 @@ from tests.fixtures.orders import Bot, order, protect
 from tests.fixtures.paper import paper_seed
 from tests.processes import (
     base_environment,
-    free_port,
+    free_ports,
     paper_oauth_header,
     spawn_cli,
     stop_all,
@@ -46,7 +46,7 @@ class Race:
 @asynccontextmanager
 async def race_stack(database_url: str, redis_url: str) -> AsyncIterator[Race]:
     base = base_environment(database_url, redis_url)
-    paper_port = free_port()
+    paper_port, *ports = free_ports(5)
     paper_url = f"http://127.0.0.1:{paper_port}"
     paper_env = {**base, "GATEKEEPER_PAPER__PORT": str(paper_port),
                  "GATEKEEPER_PAPER__CONTROL_TOKEN": CONTROL_TOKEN}  # fmt: skip
@@ -54,8 +54,7 @@ async def race_stack(database_url: str, redis_url: str) -> AsyncIterator[Race]:
     try:
         proxy_urls = []
         admin_urls = []
-        for _ in range(2):
-            proxy_port, admin_port = free_port(), free_port()
+        for proxy_port, admin_port in (ports[:2], ports[2:]):
             env = {
                 **base,
                 "GATEKEEPER_PROXY__PORT": str(proxy_port),
@@ -65,9 +64,9 @@ async def race_stack(database_url: str, redis_url: str) -> AsyncIterator[Race]:
             processes.append(await spawn_cli(["serve"], env))
             proxy_urls.append(f"http://127.0.0.1:{proxy_port}")
             admin_urls.append(f"http://127.0.0.1:{admin_port}/healthz")
-        await wait_http(paper_url + "/__paper/quotes")
-        for url in admin_urls:
-            await wait_http(url)
+        await wait_http(paper_url + "/__paper/quotes", process=processes[0])
+        for url, process in zip(admin_urls, processes[1:], strict=True):
+            await wait_http(url, process=process)
         yield Race(paper_url, proxy_urls, await paper_oauth_header(paper_url))
     finally:
         await stop_all(processes)

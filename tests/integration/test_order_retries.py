@@ -21,7 +21,7 @@ from gatekeeper.checks import today_figures
 from gatekeeper.settings import Settings
 from tests.fixtures.gate import make_settings, start_gatekeeper
 from tests.fixtures.orders import Bot, order, protect, received_count
-from tests.processes import base_environment, free_port, spawn_cli, wait_http
+from tests.processes import base_environment, free_ports, spawn_cli, wait_http
 
 LATEST = (
     "SELECT outcome, broker_order_id, resolution FROM order_outcomes WHERE decision_id = $1::uuid"
@@ -199,7 +199,7 @@ async def test_a_killed_gatekeeper_s_order_is_resolved_after_restart(
     pg_pool: asyncpg.Pool,
 ) -> None:
     await protect(pg_pool, paper_broker.account_number)
-    proxy_port, admin_port = free_port(), free_port()
+    proxy_port, admin_port = free_ports(2)
     env = {
         **base_environment(database_url, redis_url),
         "GATEKEEPER_PROXY__PORT": str(proxy_port),
@@ -218,7 +218,7 @@ async def test_a_killed_gatekeeper_s_order_is_resolved_after_restart(
     )
     process = await spawn_cli(["serve"], env)
     try:
-        await wait_http(f"http://127.0.0.1:{admin_port}/healthz")
+        await wait_http(f"http://127.0.0.1:{admin_port}/healthz", process=process)
         async with aiohttp.ClientSession() as session:
             bot = Bot(proxy, paper_auth, session, account)
             pending = asyncio.ensure_future(bot.place(order("AAPL", 1, "150.00")))
@@ -231,7 +231,7 @@ async def test_a_killed_gatekeeper_s_order_is_resolved_after_restart(
             decision_id = await pg_pool.fetchval("SELECT decision_id::text FROM risk_decisions")
             assert await pg_pool.fetchval(LATEST, decision_id) is None  # nothing recorded
             process = await spawn_cli(["serve"], env)
-            await wait_http(f"http://127.0.0.1:{admin_port}/healthz")
+            await wait_http(f"http://127.0.0.1:{admin_port}/healthz", process=process)
             # a bot of the account is seen again (its credential lets the reconciler look)
             assert (await bot.place(order("AAPL", 1, "150.00"), dry_run=True)).status == 201
             row = await _resolved(pg_pool, decision_id, within=15.0)

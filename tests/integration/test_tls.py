@@ -21,7 +21,7 @@ from gatekeeper.settings import ProxySettings, SettingsError, load_settings
 from gatekeeper.tls import TlsSetupError, ensure_local_certificates, server_context
 from tests.e2e.tls_gate import start_tls_gatekeeper
 from tests.fixtures.paper import PaperBroker
-from tests.processes import ROOT, base_environment, free_port, paper_oauth_header
+from tests.processes import ROOT, base_environment, free_ports, paper_oauth_header
 
 TOO_BIG = {
     "order-type": "Limit",
@@ -93,8 +93,9 @@ async def test_serve_refuses_an_unusable_certificate_in_one_line(
 ) -> None:
     files = ensure_local_certificates(tmp_path / "tls")
     env = base_environment(database_url, redis_url)
-    env["GATEKEEPER_PROXY__PORT"] = str(free_port())
-    env["GATEKEEPER_ADMIN__PORT"] = str(free_port())
+    proxy_port, admin_port = free_ports(2)
+    env["GATEKEEPER_PROXY__PORT"] = str(proxy_port)
+    env["GATEKEEPER_ADMIN__PORT"] = str(admin_port)
     cases = {
         (tmp_path / "missing.pem", files.key): (
             f"error: proxy.tls_certificate {tmp_path / 'missing.pem'} cannot be read"
@@ -201,10 +202,11 @@ async def test_demo_with_tls_prints_how_to_trust_it(
     database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     env = base_environment(database_url, redis_url)
+    proxy_port, admin_port, paper_port = free_ports(3)
     env.update(
-        GATEKEEPER_PROXY__PORT=str(free_port()),
-        GATEKEEPER_ADMIN__PORT=str(free_port()),
-        GATEKEEPER_PAPER__PORT=str(free_port()),
+        GATEKEEPER_PROXY__PORT=str(proxy_port),
+        GATEKEEPER_ADMIN__PORT=str(admin_port),
+        GATEKEEPER_PAPER__PORT=str(paper_port),
         GATEKEEPER_EMBEDDED__DATA_DIR=str(tmp_path / "demo"),
         GATEKEEPER_PAPER__ACCOUNTS_FILE=str(ROOT / "config" / "paper-accounts.json"),
     )

@@ -18,7 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from tests.processes import base_environment, free_port, spawn_cli, stop_all, wait_http
+from tests.processes import base_environment, free_ports, spawn_cli, stop_all, wait_http
 
 PARSERS = ("c", "python")
 
@@ -54,7 +54,7 @@ async def served_gatekeeper(
     """``gatekeeper serve`` in front of ``upstream_url``; yields the proxy's base URL.
 
     ``settings`` are extra ``GATEKEEPER_*`` environment variables."""
-    proxy_port, admin_port = free_port(), free_port()
+    proxy_port, admin_port = free_ports(2)
     env = parser_environment(parser, base_environment(database_url, redis_url))
     env.update(
         GATEKEEPER_PROXY__PORT=str(proxy_port),
@@ -64,7 +64,7 @@ async def served_gatekeeper(
     env.update(settings or {})
     process = await spawn_cli(["serve"], env)
     try:
-        await wait_http(f"http://127.0.0.1:{admin_port}/healthz")
+        await wait_http(f"http://127.0.0.1:{admin_port}/healthz", process=process)
         yield f"http://127.0.0.1:{proxy_port}"
     finally:
         await stop_all([process])

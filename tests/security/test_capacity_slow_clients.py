@@ -26,7 +26,7 @@ import pytest
 from tests.fixtures.paper import paper_seed
 from tests.processes import (
     base_environment,
-    free_port,
+    free_ports,
     paper_oauth_header,
     spawn_cli,
     stop_all,
@@ -67,7 +67,7 @@ class Stack:
 async def stack(database_url: str, redis_url: str) -> AsyncIterator[Stack]:
     """The paper broker and the gatekeeper as processes, with short client deadlines and a
     small pass-through pool."""
-    paper_port, proxy_port, admin_port = free_port(), free_port(), free_port()
+    paper_port, proxy_port, admin_port = free_ports(3)
     env = base_environment(database_url, redis_url)
     env.update(
         GATEKEEPER_PAPER__PORT=str(paper_port),
@@ -89,8 +89,8 @@ async def stack(database_url: str, redis_url: str) -> AsyncIterator[Stack]:
             f"http://127.0.0.1:{proxy_port}",
             f"http://127.0.0.1:{admin_port}",
         )
-        await wait_http(stack.paper_url + "/api-quote-tokens")
-        await wait_http(stack.admin_url + "/healthz")
+        await wait_http(stack.paper_url + "/api-quote-tokens", process=processes[0])
+        await wait_http(stack.admin_url + "/healthz", process=processes[1])
         yield stack
     finally:
         await stop_all(processes)

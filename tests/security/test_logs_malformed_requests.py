@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, base_environment, free_port, stop_all, wait_http
+from tests.processes import ROOT, base_environment, free_ports, stop_all, wait_http
 
 # One marker shared by every canary: if it shows up, some credential did.
 MARK = secrets.token_hex(6)
@@ -81,7 +81,7 @@ async def test_malformed_requests_leave_no_credentials_in_the_log(
 ) -> None:
     if parser == "c" and not c_parser_available():
         pytest.skip("aiohttp's C extensions are not installed")
-    proxy_port, admin_port = free_port(), free_port()
+    proxy_port, admin_port = free_ports(2)
     env = base_environment(database_url, redis_url) | {
         "GATEKEEPER_LOG_LEVEL": "DEBUG",
         "GATEKEEPER_LOG_FORMAT": log_format,
@@ -98,7 +98,7 @@ async def test_malformed_requests_leave_no_credentials_in_the_log(
             cwd=ROOT, env=env, stdout=stdout, stderr=stderr,
         )  # fmt: skip
         try:
-            await wait_http(f"http://127.0.0.1:{admin_port}/healthz")
+            await wait_http(f"http://127.0.0.1:{admin_port}/healthz", process=process, log=err)
             answers = {
                 (port, name): await send_raw(port, raw.encode("latin-1"))
                 for port in (proxy_port, admin_port)

@@ -16,7 +16,7 @@ import aiohttp
 
 from tests.fixtures.gate import Gate
 from tests.fixtures.paper import PaperBroker
-from tests.processes import ROOT, base_environment, free_port, stop_all, wait_http
+from tests.processes import ROOT, base_environment, free_port, free_ports, stop_all, wait_http
 from tests.unit.test_deploy import dashboard_metric_names
 from tests.unit.test_deploy_files import read_dockerfile
 
@@ -31,8 +31,9 @@ def image_environment(database_url: str, redis_url: str, upstream: str) -> dict[
     env.update({key: value for key, value in image.env.items() if key != "PATH"})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     env["GATEKEEPER_PROXY__UPSTREAM_URL"] = upstream
-    env["GATEKEEPER_PROXY__PORT"] = str(free_port())
-    env["GATEKEEPER_ADMIN__PORT"] = str(free_port())
+    proxy_port, admin_port = free_ports(2)
+    env["GATEKEEPER_PROXY__PORT"] = str(proxy_port)
+    env["GATEKEEPER_ADMIN__PORT"] = str(admin_port)
     return env
 
 
@@ -76,7 +77,7 @@ async def test_image_command_serves_health_and_passes_its_healthcheck(
     )
     try:
         admin = f"http://127.0.0.1:{env['GATEKEEPER_ADMIN__PORT']}"
-        await wait_http(admin + "/healthz", within=READY_WITHIN_SECONDS)
+        await wait_http(admin + "/healthz", within=READY_WITHIN_SECONDS, process=process)
         async with aiohttp.ClientSession() as session, session.get(admin + "/healthz") as health:
             assert health.status == 200
         assert await wait_ready(admin + "/readyz") == 200

@@ -37,13 +37,47 @@ async def test_with_a_slow_fixture(slow_to_set_up):
 """
 
 
+def _run_inner(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: str
+) -> pytest.RunResult:
+    """``source`` as a test module, run by pytest in a subprocess with the watchdog."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makeconftest('pytest_plugins = ["tests.watchdog"]\n')
+    pytester.makeini("[pytest]\nasyncio_mode = auto\ntimeout = 60\n")
+    pytester.makepyfile(test_inner=source)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+
+
 def test_a_blocking_call_fails_the_test(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    pytester.makeconftest('pytest_plugins = ["tests.watchdog"]\n')
-    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
-    pytester.makepyfile(test_inner=INNER_TESTS)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result = _run_inner(pytester, monkeypatch, INNER_TESTS)
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(["*the event loop was blocked*", "*test_blocks_the_loop*"])
+
+
+HANGING_TEST = """
+import asyncio
+
+import pytest
+
+
+async def never_answered(event):
+    await event.wait()
+
+
+@pytest.mark.timeout(6)
+async def test_hangs():
+    await asyncio.create_task(never_answered(asyncio.Event()), name="the-stuck-one")
+"""
+
+
+def test_a_hanging_test_shows_what_its_tasks_wait_on(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _run_inner(pytester, monkeypatch, HANGING_TEST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*asyncio tasks near the timeout of test_inner.py::test_hangs*",
+         "*the-stuck-one*", "*in never_answered*"]
+    )  # fmt: skip
