@@ -4,10 +4,11 @@
 reads the decision's inputs (0030's ``order_path_inputs``) after they were granted;
 :func:`record` appends the decision row, committed on its own, unless the global emergency
 stop changed since the read (then nothing is recorded: read again). :class:`HeldLocks` lets
-them go in the background, the account lock once the row is committed and the forwarding
-locks once the order was sent, then gives the connection back to the pool (or closes it,
-should unlocking fail: a closed connection holds no lock). No lock ever outlives its
-connection, and no connection goes back to the pool holding one.
+them go, the account lock in the background once the row is committed, and the forwarding
+locks once the order was sent: with its outcome row, in the same statement
+(:meth:`HeldLocks.outcome_then_release`), or on their own; then it gives the connection
+back to the pool (or closes it, should unlocking fail: a closed connection holds no lock).
+No lock ever outlives its connection, and no connection goes back to the pool holding one.
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ _RECORD = (
     "($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12::jsonb, $13, $14)"
 )
 _UNLOCK_ACCOUNT = "SELECT pg_advisory_unlock(hashtextextended('gatekeeper.account:' || $1, 0))"
+_UNLOCK_ALL = "SELECT pg_advisory_unlock_all()"
+# One statement, one round trip: a data-modifying WITH runs to completion whatever the outer
+# SELECT reads; should the INSERT fail, the statement fails before any lock is let go.
+_OUTCOME_THEN_UNLOCK = """
+WITH added AS (
+    INSERT INTO order_outcomes
+        (decision_id, account_id, outcome, http_status, broker_order_id, answer_body)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    RETURNING 1
+)
+SELECT pg_advisory_unlock_all(), (SELECT count(*) FROM added)
+"""
 
 
 async def read(
@@ -131,6 +144,50 @@ class HeldLocks:
             self._released = True
             self._spawn(self._release())
 
+    @property
+    def held(self) -> bool:
+        """Whether the locks are still held (``release`` or ``outcome_then_release`` not yet
+        called)."""
+        return not self._released
+
+    async def outcome_then_release(
+        self,
+        decision_id: Any,
+        account_id: str,
+        outcome: str,
+        http_status: int | None,
+        broker_order_id: str | None,
+        answer_body: str | None,
+    ) -> None:
+        """The order was sent (or will not be): append its outcome row and let every lock
+        go in one round trip, then return the connection. Raises what the INSERT raised
+        (asyncpg.UniqueViolationError: the reconciler resolved it first; the locks are let
+        go on their own then); on any other error the connection is closed."""
+        self._released = True
+        try:
+            if self._decided is not None:
+                await self._decided
+            try:
+                await self._conn.fetchval(
+                    _OUTCOME_THEN_UNLOCK,
+                    decision_id,
+                    account_id,
+                    outcome,
+                    http_status,
+                    broker_order_id,
+                    answer_body,
+                )
+            except asyncpg.UniqueViolationError:
+                await self._conn.fetchval(_UNLOCK_ALL, timeout=10)
+                raise
+        except asyncpg.UniqueViolationError:
+            raise
+        except BaseException:
+            self._conn.terminate()  # a lock must never go back to the pool
+            raise
+        finally:
+            await self._pool.release(self._conn)
+
     def _spawn(self, work: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
@@ -144,7 +201,7 @@ class HeldLocks:
         try:
             if self._decided is not None:
                 await self._decided
-            await self._conn.fetchval("SELECT pg_advisory_unlock_all()", timeout=10)
+            await self._conn.fetchval(_UNLOCK_ALL, timeout=10)
         except asyncio.CancelledError:
             self._conn.terminate()  # a lock must never go back to the pool
             raise

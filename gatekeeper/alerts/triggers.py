@@ -48,8 +48,6 @@ async def decision_alerts(
 ) -> None:
     """Enqueue the alerts ``decision`` raises (see the module docstring)."""
     account = request.account
-    detail = decision.as_dict()
-    figures = detail["figures"]
     base: dict[str, Any] = {"trading_day": day.isoformat()}
     if Code.MAX_DAILY_LOSS in decision.codes:
         message = next(v.message for v in decision.violations if v.code is Code.MAX_DAILY_LOSS)
@@ -57,7 +55,7 @@ async def decision_alerts(
             conn,
             "daily_loss_limit_reached",
             account,
-            {**base, "message": message, "figures": figures},
+            {**base, "message": message, "figures": decision.as_dict()["figures"]},
             dedup_key=f"daily_loss:{account}:{day.isoformat()}",
         )
     if not decision.allowed:
@@ -94,7 +92,7 @@ async def decision_alerts(
             "threshold_pct": str(settings.utilisation_threshold_percentage),
             "trades_today": status.trades_today,
             "max_daily_trades": applied.max_daily_trades,
-            "figures": figures,
+            "figures": decision.as_dict()["figures"],
         }
         key = f"limit_utilisation:{account}:{limit}:{day.isoformat()}"
         await outbox.enqueue(conn, "limit_utilisation", account, payload, dedup_key=key)

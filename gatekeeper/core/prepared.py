@@ -6,19 +6,24 @@ strikes; :mod:`gatekeeper.core.incremental` then values again only the groups th
 a working order or an in-flight order touches. The result is exactly that of
 :func:`gatekeeper.core.facts.account_facts` (tests compare the two).
 
-The cache is a memo, not state: an entry is found only for the very same snapshot object
-(snapshots are frozen, their mappings copied behind read-only views, so its content cannot
-change), the same risk parameters, and a ``now`` at which every quote it used is judged as
-it was (a quote that ages past the maximum age, or a stale one met again earlier, is never
-served from it). A snapshot whose positions cannot all be valued is not prepared: those
-evaluations take the general path, which names every problem in order.
+The cache is a memo, not state. The order path builds a new snapshot for every order, so
+an entry is found by account and risk parameters and then used only when what the
+valuation read is the same: equal positions, equal quotes for every symbol it looked up,
+equal instruments for the held symbols (snapshots are frozen, their mappings copied behind
+read-only views, so an entry's content cannot change), and a ``now`` at which every quote it
+used is judged as it was (a quote that ages past the maximum age, or a stale one met again
+earlier, is never served from it). What the valuation did not read (cash, working orders,
+the day's start, instruments of an order's new symbols) comes from the snapshot asked
+about: the entry is handed out with that snapshot. A snapshot whose positions cannot all be
+valued is not prepared: those evaluations take the general path, which names every problem
+in order.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, Rounded, localcontext
 from threading import Lock
@@ -31,7 +36,7 @@ from gatekeeper.core.symbols import InstrumentType
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
-CACHE_SIZE = 64  # snapshots kept (each holds its positions' valuation)
+CACHE_SIZE = 64  # accounts kept (each with its last snapshot's valuation)
 WIDENED_SIZE = 256  # held groups' risks on an order's strikes, per snapshot
 
 
@@ -133,6 +138,7 @@ class PreparedAccount:
     buyback: Total
     long: Mapping[str, Decimal]
     short: Mapping[str, Decimal]
+    looked_up: frozenset[str]  # every symbol whose quote the valuation read
     # a held group's risk on wider strikes (an order's), by (group, strikes): a memo
     widened: dict[tuple[str, frozenset[str]], GroupRisk] = field(default_factory=dict)
 
@@ -149,9 +155,28 @@ class PreparedAccount:
         oldest = self.oldest_fresh
         return oldest is None or not quote_is_aged(oldest, self.params, now)
 
+    def values(self, snapshot: AccountSnapshot) -> bool:
+        """Whether ``snapshot`` gives the valuation what it read from this one."""
+        mine = self.snapshot
+        if snapshot is mine:
+            return True
+        if snapshot.positions != mine.positions:
+            return False
+        theirs, ours = snapshot.quotes, mine.quotes
+        for symbol in self.looked_up:
+            old, new = ours.get(symbol), theirs.get(symbol)
+            if old is not new and old != new:
+                return False
+        theirs_i, ours_i = snapshot.instruments, mine.instruments
+        for symbol in self.held:
+            old_i, new_i = ours_i.get(symbol), theirs_i.get(symbol)
+            if old_i is not new_i and old_i != new_i:
+                return False
+        return True
 
-_CACHE: OrderedDict[int, tuple[AccountSnapshot, RiskParameters, datetime, PreparedAccount | None]]
-_CACHE = OrderedDict()
+
+_Entry = tuple[AccountSnapshot, datetime, PreparedAccount | None]
+_CACHE: OrderedDict[tuple[str, RiskParameters], _Entry] = OrderedDict()
 _LOCK = Lock()  # evaluations may run on several threads (the CLI, tests)
 
 
@@ -164,21 +189,22 @@ def clear_cache() -> None:
 def prepared(
     snapshot: AccountSnapshot, params: RiskParameters, now: datetime
 ) -> PreparedAccount | None:
-    """The prepared positions of ``snapshot`` (from the cache when still valid at ``now``),
-    or ``None`` when a position cannot be valued (the general path then applies).
-
-    Entries hold their snapshot, so its ``id`` cannot be reused while the entry lives."""
-    key = id(snapshot)
+    """The prepared positions of ``snapshot`` (from the cache when the account's last one
+    values the same and is still valid at ``now``: see the module docstring), or ``None``
+    when a position cannot be valued (the general path then applies)."""
+    key = (snapshot.account_number, params)
     with _LOCK:
         found = _CACHE.get(key)
-        if found is not None and found[0] is snapshot and found[1] == params:
-            ready = found[3]
-            if ready.valid_at(now) if ready is not None else found[2] == now:
-                _CACHE.move_to_end(key)
-                return ready
+    if found is not None:
+        ready = found[2]
+        if ready is None:
+            if found[0] is snapshot and found[1] == now:
+                return None
+        elif ready.valid_at(now) and ready.values(snapshot):
+            return ready if ready.snapshot is snapshot else replace(ready, snapshot=snapshot)
     ready = prepare(snapshot, params, now)
     with _LOCK:
-        _CACHE[key] = (snapshot, params, now, ready)
+        _CACHE[key] = (snapshot, now, ready)
         _CACHE.move_to_end(key)
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
@@ -246,6 +272,7 @@ def prepare(
         buyback=buyback,
         long=long,
         short=short,
+        looked_up=frozenset(prices.checked()),
     )
 
 

@@ -236,12 +236,9 @@ class OrderPath:
         answer: UpstreamAnswer | None = None
         lost = False
         try:
-            try:
-                answer = await self.broker.send_buffered(
-                    request, body=body, route_kind=route.kind.value
-                )
-            finally:
-                result.sent()  # a manual stop waits for this (sql/0031), no longer
+            answer = await self.broker.send_buffered(
+                request, body=body, route_kind=route.kind.value
+            )
             if 200 <= answer.status < 300:
                 outcome = "accepted"
             elif answer.status >= 500 and not route.kind.is_dry_run:
@@ -277,7 +274,11 @@ class OrderPath:
         answer: UpstreamAnswer | None,
         lost: bool,
     ) -> None:
-        await record_outcome(self.pool, result.decision_id, account, outcome, answer)
+        # The forwarding locks go with the outcome row, in its round trip: a manual stop
+        # waits for them (sql/0031), so for the order to have been sent, and no longer.
+        await record_outcome(
+            self.pool, result.decision_id, account, outcome, answer, result.forwarding
+        )
         if lost and self.reconciler is not None:
             self.reconciler.wake.set()  # look the order up at the broker now
 
@@ -285,7 +286,9 @@ class OrderPath:
         """An allowed order whose deadline passed before it could be forwarded (its decision
         row took the last of it): not forwarded; ``not_sent`` ends its reservation."""
         account = route.account_number or "-"
-        await record_outcome(self.pool, result.decision_id, account, "not_sent", None)
+        await record_outcome(
+            self.pool, result.decision_id, account, "not_sent", None, result.forwarding
+        )
         error = DeadlineExceeded(
             "deadline_exceeded: the order was allowed but its deadline passed before it could"
             " be forwarded (risk.order_deadline_seconds); it was not forwarded"

@@ -16,6 +16,7 @@ import asyncpg
 
 from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters.broker import UpstreamAnswer
+from gatekeeper.adapters.held_decision import HeldLocks
 from gatekeeper.adapters.pg import DB_DOWN
 from gatekeeper.core import ComplexOrder, Decision, Order, trading_day
 from gatekeeper.core.holdings import contained_orders
@@ -147,19 +148,30 @@ async def record_outcome(
     account: str,
     outcome: db.Outcome,
     answer: UpstreamAnswer | None,
+    held: HeldLocks | None = None,
 ) -> None:
     """Append the broker's outcome of a forwarded order; never raises for a database outage
-    (the reservation then stays unresolved: it keeps counting, and the reconciler finds out)."""
+    (the reservation then stays unresolved: it keeps counting, and the reconciler finds out).
+    With the decision's ``held`` locks still held, on their connection, letting them go in
+    the same round trip (gatekeeper.adapters.held_decision)."""
+    http_status = None if answer is None else answer.status
+    broker_order_id = None if answer is None else _broker_order_id(answer)
+    answer_body = _kept_answer(outcome, answer)
     try:
+        if held is not None and held.held:
+            await held.outcome_then_release(
+                decision_id, account, outcome, http_status, broker_order_id, answer_body
+            )
+            return
         async with pool.acquire() as conn:
             await db.insert_outcome(
                 conn,
                 decision_id,
                 account,
                 outcome,
-                http_status=None if answer is None else answer.status,
-                broker_order_id=None if answer is None else _broker_order_id(answer),
-                answer_body=_kept_answer(outcome, answer),
+                http_status=http_status,
+                broker_order_id=broker_order_id,
+                answer_body=answer_body,
             )
     except asyncpg.UniqueViolationError:
         # The reconciler resolved it first (this forward outlived its grace): its row stands.

@@ -368,3 +368,43 @@ def test_a_held_groups_risk_on_one_orders_strikes_is_not_served_for_anothers() -
     assert before(farther) == D("19900.00")  # S_hi 300, not the remembered 250
     cache.clear_cache()
     assert before(farther) == D("19900.00")
+
+
+def test_an_equal_snapshot_built_again_is_served_from_the_cache() -> None:
+    # The order path builds a new snapshot object for every order of a warm account.
+    first = account()
+    again = replace(first, quotes=dict(first.quotes), positions=tuple(first.positions))
+    assert again is not first
+    one = cache.prepared(first, PARAMS, NOW)
+    two = cache.prepared(again, PARAMS, NOW)
+    assert one is not None
+    assert two is not None
+    assert two.positions is one.positions  # valued once
+    assert two.snapshot is again  # handed out with the snapshot asked about
+
+
+def test_what_the_valuation_did_not_read_comes_from_the_snapshot_asked_about() -> None:
+    first = account()
+    assert spy_risk(first) == D("89600.00")
+    working = WorkingOrder(bto("AAPL", 100, "150.00"), order_id="w1")
+    poorer = replace(first, cash_balance=D(1_000), working_orders=(working,), nlv=D(90_000))
+    new = bto("AAPL", 1, "150.00")
+    warm = decide(new, poorer, [protection_p()])
+    cache.clear_cache()
+    cold = decide(new, poorer, [protection_p()])
+    assert repr(warm) == repr(cold)
+    assert warm.figures.cash_balance == D(1_000)  # not the cached snapshot's 60,000
+    assert warm.figures.cash_after is not None
+    assert warm.figures.cash_after < 0  # the working order's 15,000 counts, too
+
+
+def test_a_changed_instrument_of_a_held_symbol_is_valued_again() -> None:
+    first = account()
+    ready = cache.prepared(first, PARAMS, NOW)
+    assert ready is not None
+    other = replace(first, instruments=instruments(option(SPY_PUT, multiplier="10")))
+    again = cache.prepared(other, PARAMS, NOW)
+    assert again is not None
+    assert again.positions is not ready.positions
+    assert again.held[SPY_PUT].symbol == SPY_PUT
+    assert again.positions[0].instrument.multiplier == D(10)
