@@ -44,7 +44,10 @@ _RECORD = (
 _UNLOCK_ACCOUNT = "SELECT pg_advisory_unlock(hashtextextended('gatekeeper.account:' || $1, 0))"
 _UNLOCK_ALL = "SELECT pg_advisory_unlock_all()"
 # One statement, one round trip: a data-modifying WITH runs to completion whatever the outer
-# SELECT reads; should the INSERT fail, the statement fails before any lock is let go.
+# SELECT reads. Postgres runs the outer SELECT first and the INSERT's constraints are checked
+# after it, and a session lock let go stays let go when the statement then fails: the locks
+# go whether or not the row could be added (as they did when they were let go on their own,
+# right after the order was sent).
 _OUTCOME_THEN_UNLOCK = """
 WITH added AS (
     INSERT INTO order_outcomes
@@ -160,9 +163,10 @@ class HeldLocks:
         answer_body: str | None,
     ) -> None:
         """The order was sent (or will not be): append its outcome row and let every lock
-        go in one round trip, then return the connection. Raises what the INSERT raised
-        (asyncpg.UniqueViolationError: the reconciler resolved it first; the locks are let
-        go on their own then); on any other error the connection is closed."""
+        go in one round trip, then return the connection. Raises what the INSERT raised:
+        asyncpg.UniqueViolationError when the reconciler resolved it first (the locks are let
+        go again on their own then, should the statement not have reached its unlock); on
+        any other error the connection is closed."""
         self._released = True
         try:
             if self._decided is not None:

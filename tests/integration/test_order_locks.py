@@ -5,11 +5,15 @@ answer, and no connection goes back to the pool holding one."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
+import aiohttp
 import asyncpg
+import pytest
 
+from tests.fixtures.gate import make_settings, start_gatekeeper
 from tests.fixtures.orders import Bot, order, protect
 
 _HELD = (
@@ -50,3 +54,39 @@ async def test_every_answer_lets_the_locks_go(
             " pg_advisory_xact_lock(hashtextextended('gatekeeper.account:' || $1, 0))",
             bot.account,
         )
+
+
+async def test_an_outcome_the_reconciler_recorded_first_still_lets_the_locks_go(
+    paper_broker: Any,
+    paper_auth: dict[str, str],
+    database_url: str,
+    redis_url: str,
+    pg_pool: asyncpg.Pool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The broker places the order and answers 1.5 s later; the reconciler finds it placed
+    # first, so the answer's outcome row is refused (one answer per decision): the locks the
+    # outcome's statement would have let go are let go on their own.
+    account = paper_broker.account_number
+    await protect(pg_pool, account)
+    settings = make_settings(paper_broker.url, database_url, redis_url)
+    risk = settings.risk.model_copy(
+        update={"reconcile_interval_seconds": 0.1, "reconcile_grace_seconds": 0.3}
+    )
+    target = f"/accounts/{account}/orders"
+    paper_broker.book.add_fault(target, delay_seconds=1.5, method="POST", times=1, after=True)
+    with caplog.at_level(logging.WARNING, logger="gatekeeper.orderpath.record"):
+        async with (
+            start_gatekeeper(settings.model_copy(update={"risk": risk})) as gate,
+            aiohttp.ClientSession() as session,
+        ):
+            bot = Bot(gate.proxy_url, paper_auth, session, account)
+            answer = await bot.place(order("AAPL", 1, "150.00"))
+            assert answer.status == 201, answer.body
+            await _no_advisory_locks(pg_pool)
+    decision_id = answer.headers["X-Gatekeeper-Decision-Id"]
+    rows = await pg_pool.fetch(
+        "SELECT outcome, resolution FROM order_outcomes WHERE decision_id = $1::uuid", decision_id
+    )
+    assert [(r["outcome"], r["resolution"] is not None) for r in rows] == [("accepted", True)]
+    assert f"order outcome accepted for decision {decision_id} was already resolved" in caplog.text
