@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -54,10 +53,8 @@ def identify(
         for o in orders
         if isinstance(o.get(EXTERNAL_IDENTIFIER), str) and o[EXTERNAL_IDENTIFIER]
     )
-    bare = json.loads(raw, parse_float=Decimal)
-    for order in _contained(bare):
-        order.pop(EXTERNAL_IDENTIFIER, None)
-    digest = hashlib.sha256(f"{route_kind}\n{dump(bare, sort_keys=True)}".encode()).hexdigest()
+    bare = _dump(data, True, frozenset(id(o) for o in orders))  # without their identifiers
+    digest = hashlib.sha256(f"{route_kind}\n{bare}".encode()).hexdigest()
     assigned: list[str] = []
     for n, order in enumerate(orders):
         value = order.get(EXTERNAL_IDENTIFIER)
@@ -68,15 +65,25 @@ def identify(
     return data, OrderIdentity(tuple(assigned), client, digest)
 
 
+_ENCODE = json.JSONEncoder().encode  # what json.dumps(value) gives, without its set-up
+
+
 def dump(value: Any, *, sort_keys: bool = False) -> str:
     """Compact JSON of ``value``; Decimals as written (``150.10`` stays ``150.10``, never a
     float's rounding)."""
-    write: Callable[[Any], str] = lambda v: dump(v, sort_keys=sort_keys)  # noqa: E731
+    return _dump(value, sort_keys, frozenset())
+
+
+def _dump(value: Any, sort_keys: bool, bare: frozenset[int]) -> str:
+    """:func:`dump`, leaving out the ``external-identifier`` of the dicts whose id is in
+    ``bare``."""
     if isinstance(value, dict):
         items = sorted(value.items()) if sort_keys else value.items()
-        return "{" + ",".join(f"{json.dumps(k)}:{write(v)}" for k, v in items) + "}"
+        if id(value) in bare:
+            items = [(k, v) for k, v in items if k != EXTERNAL_IDENTIFIER]
+        return "{" + ",".join(f"{_ENCODE(k)}:{_dump(v, sort_keys, bare)}" for k, v in items) + "}"
     if isinstance(value, list):
-        return "[" + ",".join(write(v) for v in value) + "]"
+        return "[" + ",".join(_dump(v, sort_keys, bare) for v in value) + "]"
     if isinstance(value, Decimal):
         return str(value)
-    return json.dumps(value)
+    return _ENCODE(value)
