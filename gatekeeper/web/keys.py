@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import asyncpg
 from aiohttp import web
@@ -18,6 +20,11 @@ from gatekeeper.stop_actions import StopActions
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
+# The proxy listener's request counter and duration series by (route kind, method, status
+# class): labels() looked up once per combination (a handful), not on every request.
+REQUEST_METRICS: web.AppKey[dict[tuple[str, str, int], tuple[Any, Any]]] = web.AppKey(
+    "request_metrics", dict
+)
 # The pooled client sessions to the broker (proxy listener only): pass-through traffic's,
 # and the order path's own (account state, instruments, quotes, order forwards), so that
 # pass-through traffic cannot take the connections orders need.

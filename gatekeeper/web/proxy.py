@@ -24,7 +24,7 @@ from gatekeeper.adapters.broker import (
 from gatekeeper.adapters.day_start import DayStartSource
 from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.core import RouteKind, classify
-from gatekeeper.errors import GatekeeperError, error_response
+from gatekeeper.errors import GatekeeperError, UpstreamDisconnected, error_response
 from gatekeeper.metrics import Metrics
 from gatekeeper.orderpath.engine import Engine
 from gatekeeper.orderpath.handler import OrderPath
@@ -47,9 +47,35 @@ async def forward(request: web.Request, *, route_kind: str = "passthrough") -> w
         return await _relay(request, upstream, route_kind)
 
 
+def _whole_answer_fits(request: web.Request, upstream: aiohttp.ClientResponse) -> bool:
+    """An answer with a body of known length up to one chunk (most of the broker's): read
+    whole, then sent with its headers in one write, as a buffering proxy does."""
+    length = upstream.content_length
+    return (
+        length is not None
+        and 0 < length <= STREAM_CHUNK
+        and request.method != "HEAD"
+        and upstream.status >= 200
+        and upstream.status not in (204, 304)
+    )
+
+
 async def _relay(
     request: web.Request, upstream: aiohttp.ClientResponse, route_kind: str
 ) -> web.StreamResponse:
+    if _whole_answer_fits(request, upstream):
+        try:
+            body = await upstream.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            # Nothing of the answer was relayed yet: the client gets a whole 502 instead.
+            request.app[keys.METRICS].upstream_errors.labels("disconnected").inc()
+            log.warning("broker answer cut short (%s): %s", route_kind, type(error).__name__)
+            raise UpstreamDisconnected("The broker's answer was cut short.") from None
+        headers = end_to_end_headers(upstream.headers)
+        headers.popall("Content-Length", None)  # the Response writes the body's own
+        return web.Response(
+            status=upstream.status, reason=upstream.reason, headers=headers, body=body
+        )
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     response.headers.extend(end_to_end_headers(upstream.headers))
     if upstream.content_length is not None:
@@ -92,10 +118,16 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
             metrics.refused_requests.labels(error.code).inc()
         return error_response(error)
     finally:
-        metrics.proxy_requests.labels(
-            route_kind, _method_label(request.method), f"{status // 100}xx"
-        ).inc()
-        metrics.proxy_request_duration.labels(route_kind).observe(time.perf_counter() - started)
+        counted = (route_kind, _method_label(request.method), status // 100)
+        children = request.app[keys.REQUEST_METRICS]
+        found = children.get(counted)
+        if found is None:
+            found = children[counted] = (
+                metrics.proxy_requests.labels(counted[0], counted[1], f"{counted[2]}xx"),
+                metrics.proxy_request_duration.labels(route_kind),
+            )
+        found[0].inc()
+        found[1].observe(time.perf_counter() - started)
 
 
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -188,6 +220,7 @@ def create_proxy_app(settings: Settings, metrics: Metrics) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics
+    app[keys.REQUEST_METRICS] = {}
     app.cleanup_ctx.append(upstream_session)
     app.cleanup_ctx.append(order_engine)
     app.cleanup_ctx.append(order_reconciler)

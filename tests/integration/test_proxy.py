@@ -135,6 +135,31 @@ async def test_upstream_status_is_relayed(
         assert response.status == status
 
 
+async def test_an_answer_cut_short_is_a_whole_502(
+    echo_gatekeeper: Gate, client: aiohttp.ClientSession
+) -> None:
+    # A small answer is read whole before it is relayed: a broker that hangs up part-way
+    # gets the bot a clean 502 in TastyTrade's envelope, not a truncated 200.
+    async with client.get(echo_gatekeeper.proxy_url + "/_short") as response:
+        assert response.status == 502
+        body = await response.json()
+    assert body["error"]["code"] == "broker_unavailable"
+    assert echo_gatekeeper.metrics.upstream_errors.labels("disconnected")._value.get() == 1
+
+
+async def test_head_and_small_answers_keep_their_length(
+    echo_gatekeeper: Gate, client: aiohttp.ClientSession
+) -> None:
+    async with client.get(echo_gatekeeper.proxy_url + "/plain") as response:
+        body = await response.read()
+        assert response.headers["Content-Length"] == str(len(body))
+        assert response.headers["X-Upstream"] == "echo"
+        assert "X-Hop" not in response.headers  # named in Connection: hop-by-hop
+    async with client.head(echo_gatekeeper.proxy_url + "/plain") as response:
+        assert response.status == 200
+        assert response.headers["Content-Length"] == str(len(body) - len("GET") + len("HEAD"))
+
+
 async def test_unreachable_broker_is_502_in_tastytrade_envelope(
     database_url: str, redis_url: str, client: aiohttp.ClientSession, unused_tcp_port: int
 ) -> None:
