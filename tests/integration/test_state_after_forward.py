@@ -402,3 +402,32 @@ async def test_an_update_works_where_the_server_runs_no_scripts(
     finally:
         await limited.aclose()
         await redis_client.acl_deluser(user)
+
+
+async def test_answers_that_arrive_while_one_is_written_share_the_next_write(
+    state: StateSource, paper_broker: Any, paper_auth: dict[str, str], redis_client: Redis
+) -> None:
+    """A busy account's answers are written one update at a time: those that arrive while
+    one is written go together in the next, none is lost."""
+    account = paper_broker.account_number
+    await state.account(account, paper_auth)  # cached, and known to this process
+
+    def answer(order_id: int) -> bytes:
+        placed = {"id": order_id, "account-number": account, "status": "Live", "legs": []}
+        return json.dumps({"data": {"order": placed}}).encode()
+
+    async def writes() -> int:  # state writes that took effect (a NOSCRIPT reply is failed)
+        stats = await redis_client.info("commandstats")
+        done = [stats.get(f"cmdstat_{c}", {}) for c in ("evalsha", "exec")]
+        return sum(c.get("calls", 0) - c.get("failed_calls", 0) for c in done)
+
+    before = await writes()
+    for order_id in range(900_001, 900_013):  # twelve answers in one turn of the loop
+        state.order_forwarded(account, {}, answer(order_id))  # no credential: no refresh
+
+    async def all_shown() -> bool:
+        shown = await cached_order_ids(redis_client, account)
+        return {str(i) for i in range(900_001, 900_013)} <= shown
+
+    await eventually(all_shown)
+    assert await writes() - before == 1
