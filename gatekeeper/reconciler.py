@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Mapping
 from typing import Any
 from uuid import uuid4
@@ -39,6 +40,8 @@ from gatekeeper.settings import Settings
 from gatekeeper.waits import wait_event
 
 log = logging.getLogger(__name__)
+# How often each replica deletes the retry lookup's keys older than yesterday (sql/0034).
+PRUNE_EVERY_SECONDS = 3600.0
 
 Headers = Mapping[str, str]
 
@@ -73,11 +76,16 @@ class Reconciler:
         return self._credentials.get(account)
 
     async def run(self) -> None:
-        """Reconcile every ``reconcile_interval_seconds``, or at once when woken."""
+        """Reconcile every ``reconcile_interval_seconds``, or at once when woken; prune the
+        retry lookup's old keys at the first pass and then hourly."""
         interval = self._settings.risk.reconcile_interval_seconds
+        pruned_at: float | None = None
         while True:
             self.wake.clear()
             try:
+                if pruned_at is None or time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+                    await self.prune()
+                    pruned_at = time.monotonic()
                 await self.run_once()
             except DB_DOWN as error:
                 log.warning("reconciler: database unavailable (%s)", type(error).__name__)
@@ -86,6 +94,15 @@ class Reconciler:
             except Exception as error:  # it must outlive any one bad pass
                 log.error("reconciler: pass failed: %s", type(error).__name__)
             await wait_event(self.wake, interval)
+
+    async def prune(self) -> int:
+        """Delete the retry lookup's keys no decision can repeat any more (sql/0034); how
+        many."""
+        async with self._pool.acquire() as conn:
+            count: int = await conn.fetchval("SELECT prune_order_submission_keys()")
+        if count:
+            log.info("reconciler: pruned %d order submission keys older than yesterday", count)
+        return count
 
     async def run_once(self) -> int:
         """One pass; returns how many orders it resolved."""

@@ -1,21 +1,27 @@
 """Migration 0033: a retry is found by an index probe per key (order_submission_keys, written
 by a trigger beside each allowed decision) instead of a scan of the day's decisions, with the
 same answers as the scan gave: deployed mid-day, it finds the decisions recorded before it,
-and the ones recorded after."""
+and the ones recorded after. Migration 0034: keys no retry can repeat are pruned."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
+import pytest
 
 from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters import outcomes
 from gatekeeper.adapters.migrations import DEFAULT_SQL_DIR, apply_migrations
 from gatekeeper.core.tradingday import trading_day
+from gatekeeper.reconciler import Reconciler
+from tests.fixtures.gate import make_settings
 from tests.fixtures.infra import migrations_before
 from tests.integration.test_ledger import ACCOUNT, OTHER, answer, decide, order
 
@@ -109,3 +115,48 @@ async def test_a_fingerprint_repeats_only_within_its_window(empty_conn: asyncpg.
     )
     assert await answers(conn, [(ACCOUNT, (), "F", WINDOW), (ACCOUNT, ("gk-1",), "", 0.0)]) == [
         None, first]  # fmt: skip
+
+
+async def test_keys_no_retry_can_repeat_are_pruned_by_the_reconciler(
+    pg_pool: asyncpg.Pool, database_url: str, redis_url: str
+) -> None:
+    """Migration 0034: keys older than yesterday (New York) are deleted, at the reconciler's
+    first pass and hourly after; what a retry may still repeat stays, and so do the
+    decisions."""
+    async with pg_pool.acquire() as conn:
+        today = trading_day(await db.database_now(conn))
+        days = {"today": today, "yesterday": today - timedelta(days=1)}
+        days |= {"older": today - timedelta(days=2), "last week": today - timedelta(days=7)}
+        for name, day in days.items():
+            await decide(conn, ACCOUNT, day, orders=[order("AAPL")], detail=detail(name))
+
+    async def kept() -> set[str]:
+        rows = await pg_pool.fetch("SELECT key FROM order_submission_keys")
+        return {row["key"] for row in rows}
+
+    assert await kept() == {f"id:{name}" for name in days}
+    settings = make_settings("http://127.0.0.1:9", database_url, redis_url)
+    async with aiohttp.ClientSession() as session:
+        reconciler = Reconciler(pg_pool, session, settings)
+        task = asyncio.create_task(reconciler.run())
+        try:
+            deadline = time.monotonic() + 5
+            while await kept() != {"id:today", "id:yesterday"}:
+                assert time.monotonic() < deadline, await kept()
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert await reconciler.prune() == 0  # nothing left to prune
+    assert await pg_pool.fetchval("SELECT count(*) FROM risk_decisions") == 4
+
+
+async def test_the_application_role_may_prune_and_nothing_else(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    async with pg_pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL ROLE gatekeeper_app")
+        assert await conn.fetchval("SELECT prune_order_submission_keys()") == 0
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("DELETE FROM order_submission_keys")
