@@ -15,7 +15,9 @@ concurrent requests share a refresh only when they carry the same credential. Th
 401 or 403 is BrokerAuthFailed and drops the credential's confirmation; a cached copy is
 never the fallback for it. An operator's check (validate_trade, check-order) given no broker
 credential may use the cached state: the admin API has authorized the operator for the
-account. Quotes and instruments are public: their cache is shared.
+account. Quotes and instruments are public: their caches are shared
+(gatekeeper.adapters.quote_cache, gatekeeper.adapters.instruments); the quotes an account
+needed last are read in the same Redis round trip as its state.
 
 After an order is forwarded the state is not dropped: the order's reservation counts it until
 the state shows it (gatekeeper.adapters.decisions), and ``order_forwarded`` refreshes the
@@ -51,6 +53,7 @@ from gatekeeper.adapters.broker_read import (
     read_timeout,
 )
 from gatekeeper.adapters.credentials import CredentialDigests, confirmed_key
+from gatekeeper.adapters.quote_cache import REFRESH_AHEAD, QuoteCache, items_of
 from gatekeeper.errors import BrokerAuthFailed, CacheUnavailable, StateUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
@@ -58,13 +61,10 @@ from gatekeeper.settings import Settings
 log = logging.getLogger(__name__)
 
 STATE_KEY = "gk:state:v1:{account}"
-QUOTE_KEY = "gk:quote:v1:{symbol}"
-MAX_QUOTES_PER_CALL = 100
-# Fresh state older than this share of state_ttl_seconds is refreshed in the background, so
-# a busy account's orders rarely wait for the broker; the state used stays within the TTL.
-REFRESH_AHEAD = 0.75
-# Entries kept per process (parsed state and quote hints per account, quote ages per
-# symbol): beyond it, start over.
+# Fresh state older than REFRESH_AHEAD (a share of state_ttl_seconds, as for quotes) is
+# refreshed in the background, so a busy account's orders rarely wait for the broker; the
+# state used stays within the TTL.
+# Parsed state entries kept per process: beyond it, start over.
 MAX_REMEMBERED = 1024
 # Background refreshes (after a forward, or asked by the streamer) running at once; beyond
 # it none is started: the state then ages as usual and the next order refreshes it.
@@ -78,20 +78,6 @@ if redis.sha1hex(redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
-
-
-# /market-data/by-type query key per instrument type. "Index" is no instrument-type: an equity
-# option's underlying may be a stock (SPY) or an index (SPX, quoted under the `index` key) and
-# nothing in the option says which, so its quote is asked as ("Equity", s) and ("Index", s):
-# both keys in one request, and whichever the broker knows answers.
-QUERY_KEYS = {
-    "Equity": "equity",
-    "Index": "index",
-    "Equity Option": "equity-option",
-    "Future": "future",
-    "Future Option": "future-option",
-    "Cryptocurrency": "cryptocurrency",
-}
 
 
 @dataclass(frozen=True)
@@ -126,11 +112,8 @@ class StateSource:
         self._refreshing: dict[tuple[str, str | None], asyncio.Future[dict[str, Any]]] = {}
         # The last entry read or written per key, parsed: the same bytes are not parsed again.
         self._parsed: dict[str, tuple[bytes | str, dict[str, Any]]] = {}
-        self._quote_hint: dict[str, tuple[str, ...]] = {}  # account -> symbols needed last
-        self._quote_parsed: dict[str, tuple[bytes | str, Mapping[str, Any]]] = {}  # by symbol
-        self._quoted_at: dict[str, float] = {}  # symbol -> when this process cached it
-        self._quote_refreshes: dict[str, asyncio.Task[None]] = {}  # by symbol
         self._timeout = read_timeout(settings)
+        self._quotes = QuoteCache(redis, settings.risk, self._get, self._cache_error)
         # Told (account, headers) each time the broker confirms a credential for an account
         # (gatekeeper.stop_actions: a stop's cancels wait for one). Must not raise or block.
         self.on_confirmed: Callable[[str, Mapping[str, str]], None] | None = None
@@ -159,7 +142,7 @@ class StateSource:
         key = STATE_KEY.format(account=account)
         digest = self._digests.of(client_headers)
         confirmation = None if digest is None else confirmed_key(digest, account)
-        hint = self._quote_hint.get(account, ())
+        hint = self._quotes.hint(account)
         cached, confirmed, quotes = await self._cache_get(key, confirmation, hint)
         prefetched = dict(zip(hint, quotes, strict=True))
         operator_only = operator_check and digest is None
@@ -296,7 +279,7 @@ class StateSource:
             *self._answers,
             *self._background.values(),
             *self._refreshing.values(),
-            *self._quote_refreshes.values(),
+            *self._quotes.pending(),
         ]
         for refresh in pending:
             refresh.cancel()
@@ -456,91 +439,11 @@ class StateSource:
         payloads: AccountPayloads | None = None,
         account: str | None = None,
     ) -> list[Mapping[str, Any]]:
-        """Quotes for ``(instrument_type, symbol)`` pairs (``"Index"`` too, see QUERY_KEYS);
-        missing ones are simply absent. A symbol named with several types is asked under each
-        of their keys. Those read along with ``payloads`` (the account's state) are not read
-        again; cached quotes about to expire are refreshed in the background while they still
-        serve."""
-        wanted: dict[str, tuple[str, ...]] = {}  # symbol -> its query keys
-        for kind, symbol in symbols:
-            key = QUERY_KEYS.get(kind)
-            if key is not None and key not in wanted.get(symbol, ()):
-                wanted[symbol] = (*wanted.get(symbol, ()), key)
-        if account is not None:
-            self._remember_hint(account, tuple(wanted))
-        if not wanted:
-            return []
+        """Quotes for ``(instrument_type, symbol)`` pairs, from the shared quote cache
+        (gatekeeper.adapters.quote_cache); those read along with ``payloads`` (the account's
+        state) are not read again, and ``account`` remembers the symbols for its next read."""
         prefetched = {} if payloads is None else payloads.prefetched_quotes
-        names = [s for s in wanted if prefetched.get(s) is None]
-        try:
-            read = (
-                await self._redis.mget([QUOTE_KEY.format(symbol=s) for s in names]) if names else []
-            )
-        except RedisError as error:
-            raise self._cache_error(error) from None
-        fresh = dict(zip(names, read, strict=True))
-        cached = {s: fresh[s] if s in fresh else prefetched[s] for s in wanted}
-        found = [self._quote(s, raw) for s, raw in cached.items() if raw is not None]
-        missing = [s for s, raw in cached.items() if raw is None]
-        found.extend(await self._fetch_quotes(missing, wanted, client_headers))
-        self._refresh_quotes_ahead(
-            [s for s, raw in cached.items() if raw is not None], wanted, client_headers
-        )
-        return found
-
-    async def _fetch_quotes(
-        self,
-        names: list[str],
-        keys: Mapping[str, tuple[str, ...]],
-        client_headers: Mapping[str, str],
-    ) -> list[Mapping[str, Any]]:
-        found: list[Mapping[str, Any]] = []
-        # The broker's limit counts symbols under every key: a symbol asked twice counts twice.
-        asked = [(key, s) for s in names for key in keys[s]]
-        for start in range(0, len(asked), MAX_QUOTES_PER_CALL):
-            query = asked[start : start + MAX_QUOTES_PER_CALL]
-            data = await self._get("/market-data/by-type", client_headers, query)
-            items = _items(data)
-            found.extend(items)
-            await self._cache_quotes(items)
-        return found
-
-    def _refresh_quotes_ahead(
-        self,
-        names: list[str],
-        keys: Mapping[str, tuple[str, ...]],
-        client_headers: Mapping[str, str],
-    ) -> None:
-        due = time.monotonic() - self._risk.quote_ttl_seconds * REFRESH_AHEAD
-        # Only quotes this process cached (it knows their age); others expire as before.
-        stale = [
-            s
-            for s in names
-            if self._quoted_at.get(s, due + 1) <= due and s not in self._quote_refreshes
-        ]
-        if not stale:
-            return
-        task = asyncio.create_task(self._fetch_quotes_quietly(stale, dict(keys), client_headers))
-        for symbol in stale:
-            self._quote_refreshes[symbol] = task
-        task.add_done_callback(lambda _: self._quote_refreshes_done(stale, task))
-
-    async def _fetch_quotes_quietly(
-        self,
-        names: list[str],
-        keys: Mapping[str, tuple[str, ...]],
-        client_headers: Mapping[str, str],
-    ) -> None:
-        try:
-            await self._fetch_quotes(names, keys, client_headers)
-        except (StateUnavailable, CacheUnavailable, BrokerAuthFailed):
-            # Counted already; the next order that needs these quotes fetches them itself.
-            log.warning("background quote refresh failed")
-
-    def _quote_refreshes_done(self, names: list[str], task: asyncio.Task[None]) -> None:
-        for symbol in names:
-            if self._quote_refreshes.get(symbol) is task:
-                del self._quote_refreshes[symbol]
+        return await self._quotes.quotes(symbols, client_headers, prefetched, account)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -577,8 +480,8 @@ class StateSource:
         return {
             "fetched_at": fetched_at,
             "balances": balances,
-            "positions": _items(positions),
-            "live_orders": _items(live),
+            "positions": items_of(positions),
+            "live_orders": items_of(live),
             "trading_status": status,
         }
 
@@ -622,7 +525,7 @@ class StateSource:
         confirmations = [] if confirmation is None else [confirmation]
         try:
             raw, *rest = await self._redis.mget(
-                [key, *confirmations, *(QUOTE_KEY.format(symbol=s) for s in quote_symbols)]
+                [key, *confirmations, *self._quotes.keys(quote_symbols)]
             )
         except RedisError as error:
             raise self._cache_error(error) from None
@@ -654,54 +557,11 @@ class StateSource:
             raise self._cache_error(error) from None
         self._remember(key, raw, entry)
 
-    def _quote(self, symbol: str, raw: bytes | str) -> Mapping[str, Any]:
-        """A cached quote, parsed once per version (the same object while it is unchanged:
-        the order path's parse memo finds it again, gatekeeper.core.payloads.PayloadMemo)."""
-        parsed = self._quote_parsed.get(symbol)
-        if parsed is not None and parsed[0] == raw:
-            return parsed[1]
-        quote: Mapping[str, Any] = orjson.loads(raw)
-        if len(self._quote_parsed) >= MAX_REMEMBERED and symbol not in self._quote_parsed:
-            self._quote_parsed.clear()
-        self._quote_parsed[symbol] = (raw, quote)
-        return quote
-
     def _remember(self, key: str, raw: bytes | str, entry: dict[str, Any]) -> None:
         # Entries are never mutated (AccountPayloads is read only), so they can be shared.
         if len(self._parsed) >= MAX_REMEMBERED and key not in self._parsed:
             self._parsed.clear()
         self._parsed[key] = (raw, entry)
-
-    def _remember_hint(self, account: str, symbols: tuple[str, ...]) -> None:
-        if len(self._quote_hint) >= MAX_REMEMBERED and account not in self._quote_hint:
-            self._quote_hint.clear()
-        self._quote_hint[account] = symbols
-
-    async def _cache_quotes(self, items: list[Mapping[str, Any]]) -> None:
-        ttl = max(1, int(self._risk.quote_ttl_seconds * 1000))
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for item in items:
-                    symbol = item.get("symbol")
-                    if isinstance(symbol, str):
-                        pipe.set(QUOTE_KEY.format(symbol=symbol), orjson.dumps(item), px=ttl)
-                await pipe.execute()
-        except RedisError as error:
-            raise self._cache_error(error) from None
-        cached_at = time.monotonic()
-        if len(self._quoted_at) + len(items) > MAX_REMEMBERED:
-            self._quoted_at.clear()
-        for item in items:
-            symbol = item.get("symbol")
-            if isinstance(symbol, str):
-                self._quoted_at[symbol] = cached_at
-
-
-def _items(data: Any) -> list[Mapping[str, Any]]:
-    items = data.get("items") if isinstance(data, Mapping) else None
-    if not isinstance(items, list):
-        raise StateUnavailable("state_unavailable: the broker's answer has no items")
-    return [item for item in items if isinstance(item, Mapping)]
 
 
 def _applied(account: str, changes: list[Change], entry: Entry) -> Entry:

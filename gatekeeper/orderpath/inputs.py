@@ -125,7 +125,7 @@ def quote_pairs(
     the instrument names it (``/ESZ6`` for a future option, ``SPX`` for an SPXW option).
 
     An equity option's underlying is asked as an equity and as an index (``"Index"``, see
-    account_state.QUERY_KEYS): SPX is quoted only as the latter, SPY only as the former.
+    quote_cache.QUERY_KEYS): SPX is quoted only as the latter, SPY only as the former.
     """
     quotes = list(pairs)  # unresolved ones too: their quote costs nothing extra to ask
     for instrument in instruments.values():
