@@ -47,6 +47,8 @@ REFUSAL_LINGER_SECONDS = 1.0
 MAX_LINGERING_REFUSALS = 64
 # After a body timeout, the handler has this long to answer 408 before the connection closes.
 BODY_TIMEOUT_GRACE_SECONDS = 1.0
+# A close this close to a deadline, by another timer of the same length, is the deadline's.
+_SAME_DEADLINE_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,16 @@ class GuardedConnection(asyncio.Protocol):
             self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        timer = self._timer
+        if (
+            timer is not None
+            and self._inner is not None
+            and self._awaiting is not _Awaiting.NOTHING
+            and asyncio.get_running_loop().time() >= timer.when() - _SAME_DEADLINE_SECONDS
+        ):
+            # aiohttp's own keep-alive timer, set to the same length, closed the connection a
+            # moment before this deadline fired: it is this deadline's close all the same.
+            self._guard.count_closed(f"{self._awaiting.value}_timeout")
         self._cancel_timer()
         self._transport = None
         if self._inner is None:
