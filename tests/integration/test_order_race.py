@@ -60,6 +60,11 @@ async def race_stack(database_url: str, redis_url: str) -> AsyncIterator[Race]:
                 "GATEKEEPER_PROXY__PORT": str(proxy_port),
                 "GATEKEEPER_ADMIN__PORT": str(admin_port),
                 "GATEKEEPER_PROXY__UPSTREAM_URL": paper_url,
+                # The burst's orders of one account pass its lock one at a time: on a slow
+                # machine the last ones would wait past the 2.5 s default and be refused 503
+                # deadline_exceeded, which is not what these tests are about (deadlines have
+                # their own: tests/integration/test_order_deadlines.py).
+                "GATEKEEPER_RISK__ORDER_DEADLINE_SECONDS": "30",
             }
             processes.append(await spawn_cli(["serve"], env))
             proxy_urls.append(f"http://127.0.0.1:{proxy_port}")
