@@ -8,7 +8,8 @@ each connection's protocol (the one aiohttp makes, unchanged) is wrapped by a
 :func:`connection_deadlines` (the outermost middleware), each request start and finish:
 
 - a request's head must be complete within ``request_head_timeout_seconds`` of the
-  connection's opening or of the request's first byte, else the connection is closed;
+  connection's opening or of the request's first byte, else the connection is closed (a head
+  that came in time but waits for a busy event loop to start its handler is not cut off);
 - its body within ``request_body_timeout_seconds`` of the head: the handler's read then fails
   with RequestTimeout (408, the connection closed after the answer), and the connection is
   closed outright shortly after if the handler is still busy;
@@ -325,6 +326,11 @@ class GuardedConnection(asyncio.Protocol):
         what, self._awaiting = self._awaiting, _Awaiting.NOTHING
         if self._inner is None or self._transport is None:
             return
+        if what is _Awaiting.HEAD and self._head_arrived():
+            # The head came in time; its handler has not started because the event loop is
+            # behind (a busy process), which is not the client's delay: request_started
+            # takes over when it does.
+            return
         self._guard.count_closed(f"{what.value}_timeout")
         request = self._handling
         if what is _Awaiting.BODY and request is not None:
@@ -338,6 +344,11 @@ class GuardedConnection(asyncio.Protocol):
             self._timer = loop.call_later(BODY_TIMEOUT_GRACE_SECONDS, self._close)
             return
         self._close()
+
+    def _head_arrived(self) -> bool:
+        """Whether aiohttp has parsed a request head its handler has not picked up yet
+        (aiohttp keeps them in ``RequestHandler._messages``; none when that changes)."""
+        return bool(getattr(self._inner, "_messages", None))
 
     def _close(self) -> None:
         self._timer = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -80,9 +81,17 @@ def _head(kind: SlowKind) -> bytes:
 async def slow_connection(url: str, kind: SlowKind, source: str, interval: float) -> SlowResult:
     """Open a connection and trickle a request (one header line, or one body byte, every
     ``interval`` seconds) until the server closes it."""
-    reader, writer = await connect(url, source)
+    # Connected and the head sent in one step, outside the event loop: on a busy machine the
+    # test's own loop may lag, and a head written late is the client's delay, not a slow head
+    # the gatekeeper should tell apart.
     started = time.monotonic()
-    writer.write(_head(kind))
+    sock = socket.create_connection(host_port(url), source_address=(source, 0))
+    try:
+        sock.sendall(_head(kind))
+        reader, writer = await asyncio.open_connection(sock=sock)
+    except BaseException:
+        sock.close()
+        raise
     reading = asyncio.ensure_future(read_until_closed(reader))
     try:
         while not reading.done():
