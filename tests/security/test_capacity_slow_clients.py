@@ -128,6 +128,20 @@ async def _read(
     return answers
 
 
+async def _metrics(session: aiohttp.ClientSession, admin_url: str) -> str:
+    async with session.get(admin_url + "/metrics") as response:
+        return await response.text()
+
+
+def _closes(metrics: str) -> list[str]:
+    """The gatekeeper's client-connection close counters, by reason."""
+    return [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("gatekeeper_client_connections_closed_total")
+    ]
+
+
 def _figures(values: list[float]) -> str:
     ordered = sorted(values)
     return (
@@ -154,12 +168,16 @@ async def test_orders_keep_flowing_while_200_slow_connections_are_cut_off(stack:
         ]
         await asyncio.sleep(1.0)  # every slow connection is open
         balances = f"{stack.proxy_url}/accounts/{account}/balances"
-        under_attack, reads = await asyncio.gather(
-            _trade(session, url, headers, until), _read(session, balances, headers, until)
-        )
+        try:
+            under_attack, reads = await asyncio.gather(
+                _trade(session, url, headers, until), _read(session, balances, headers, until)
+            )
+        except aiohttp.ClientError:
+            # Which deadline closed the bot's connection, if one did.
+            print("\n".join(_closes(await _metrics(session, stack.admin_url))))
+            raise
         slow = [result for results in await asyncio.gather(*attack) for result in results]
-        async with session.get(stack.admin_url + "/metrics") as response:
-            metrics = await response.text()
+        metrics = await _metrics(session, stack.admin_url)
 
     by_kind: dict[SlowKind, list[SlowResult]] = {kind: [] for kind in SLOW_CONNECTIONS}
     for result in slow:
@@ -176,8 +194,7 @@ async def test_orders_keep_flowing_while_200_slow_connections_are_cut_off(stack:
             f"slow {kind}: {len(results)} connections, lifetime"
             f" {_figures([r.lifetime for r in results])}, answers {answers}"
         )
-    closed = [line for line in metrics.splitlines() if "client_connections_closed" in line]
-    print("\n".join(line for line in closed if not line.startswith("#")))
+    print("\n".join(_closes(metrics)))
 
     # Orders keep flowing the whole attack: one after another, each within MAX_ORDER_SECONDS
     # (below), so at least this many fit in it. How many more depends on how fast the machine
