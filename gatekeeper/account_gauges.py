@@ -21,7 +21,7 @@ from prometheus_client import Gauge
 
 from gatekeeper.core import Limits
 from gatekeeper.metrics import Metrics
-from gatekeeper.orderpath.engine import Result
+from gatekeeper.orderpath.decided import Result
 
 _HUNDRED = Decimal(100)
 FIGURE_NAMES = ("day_pnl_pct", "cash_after_pct", "exposure_after_pct", "largest_concentration_pct")

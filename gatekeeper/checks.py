@@ -19,7 +19,8 @@ from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters import outcomes
 from gatekeeper.adapters.pg import Conn
 from gatekeeper.core import InvalidOrder, parse_order, trading_day
-from gatekeeper.orderpath.engine import Engine, OrderRequest, Result
+from gatekeeper.orderpath.decided import OrderRequest, Result
+from gatekeeper.orderpath.engine import Engine
 
 ROUTE_KIND = "validate_trade"
 # Goes into the broker's URL path: letters, digits, '-' and '_' only.

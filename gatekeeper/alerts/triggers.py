@@ -27,7 +27,7 @@ from gatekeeper.alerts import outbox
 from gatekeeper.core import Decision, Limits
 from gatekeeper.core.codes import Code
 from gatekeeper.errors import RiskPathUnavailable
-from gatekeeper.orderpath.engine import DecisionHook, OrderRequest
+from gatekeeper.orderpath.decided import DecisionHook, OrderRequest
 from gatekeeper.settings import AlertSettings
 
 _HUNDRED = Decimal(100)

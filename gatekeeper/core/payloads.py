@@ -18,7 +18,14 @@ from gatekeeper.core.errors import AccountStateInvalid, OrderParseError
 from gatekeeper.core.instruments import Instrument
 from gatekeeper.core.order import to_decimal
 from gatekeeper.core.parse import parse_live_order
-from gatekeeper.core.snapshot import AccountSnapshot, Position, Quote, TradingStatus, WorkingOrder
+from gatekeeper.core.snapshot import (
+    AccountSnapshot,
+    Position,
+    Quote,
+    StartOfDaySource,
+    TradingStatus,
+    WorkingOrder,
+)
 from gatekeeper.core.symbols import InstrumentType, underlying_of
 
 # Statuses after which an order can no longer fill.
@@ -200,6 +207,8 @@ def snapshot_from_payloads(
     trading_status: Mapping[str, Any] | None = None,
     instruments: Mapping[str, Instrument] | None = None,
     memo: PayloadMemo | None = None,
+    start_of_day_source: StartOfDaySource | None = None,
+    day_net_deposits: Decimal = Decimal(0),
 ) -> AccountSnapshot:
     """Assemble a snapshot from the broker's payloads (see the module docstring).
 
@@ -228,4 +237,6 @@ def snapshot_from_payloads(
         working_orders=working,
         quotes=quote_map,
         instruments=dict(instruments or {}),
+        start_of_day_source=start_of_day_source,
+        day_net_deposits=day_net_deposits,
     )

@@ -8,17 +8,26 @@ top-level one). A request the gate could not decide gets its own status and code
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from aiohttp import web
 
 from gatekeeper.core import Decision
-from gatekeeper.errors import DuplicateOrder, GatekeeperError, error_envelope
+from gatekeeper.errors import DeadlineExceeded, DuplicateOrder, GatekeeperError, error_envelope
 
 DECISION_HEADER = "X-Gatekeeper-Decision-Id"
 # On the answer to a retried submission: the decision of the first.
 DUPLICATE_HEADER = "X-Gatekeeper-Duplicate-Of"
 RISK_CHECK_FAILED = "risk_check_failed"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why the order path could not reach an allow/reject verdict."""
+
+    error: GatekeeperError
+    verdict: str  # reject (the request is at fault) | error (we are)
 
 
 def risk_rejection(decision: Decision, decision_id: UUID) -> web.Response:
@@ -36,13 +45,13 @@ def risk_rejection(decision: Decision, decision_id: UUID) -> web.Response:
     )
 
 
-def error_rejection(error: GatekeeperError, code: str, decision_id: UUID) -> web.Response:
+def error_rejection(error: GatekeeperError, decision_id: UUID) -> web.Response:
     """A request the gate refused without a rule verdict (bad body, backend down)."""
+    code = error.code
     message = f"Rejected by risk gatekeeper: {error.message}"
-    status = 422 if code == "unsupported_order_route" else error.status
     return web.json_response(
         error_envelope(code, message, [{"code": code, "message": message}]),
-        status=status,
+        status=error.status,
         headers={DECISION_HEADER: str(decision_id)},
     )
 
@@ -76,4 +85,25 @@ def duplicate_answer(duplicate: DuplicateOrder) -> web.Response:
         ),
         status=409,
         headers=headers,
+    )
+
+
+class UnsupportedOrderRoute(GatekeeperError):
+    """An order route the gate cannot check: refused, with a decision row."""
+
+    status = 422
+    code = "unsupported_order_route"
+
+
+def unsupported_route() -> UnsupportedOrderRoute:
+    return UnsupportedOrderRoute(
+        "unsupported_order_route: this request could create or change an order and the"
+        " gatekeeper does not understand it, so it is not forwarded"
+    )
+
+
+def deadline_passed_after_decision() -> DeadlineExceeded:
+    return DeadlineExceeded(
+        "deadline_exceeded: the order was allowed but its deadline passed before it could"
+        " be forwarded (risk.order_deadline_seconds); it was not forwarded"
     )

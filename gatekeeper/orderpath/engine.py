@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -30,111 +28,45 @@ import asyncpg
 
 from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters import held_decision
-from gatekeeper.adapters.account_state import AccountPayloads, StateSource
+from gatekeeper.adapters.account_state import StateSource
 from gatekeeper.adapters.day_start import DayStart, DayStartSource
 from gatekeeper.adapters.held_decision import HeldLocks
 from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.adapters.pg import DB_DOWN
 from gatekeeper.core import (
-    AccountStateInvalid,
-    ComplexOrder,
     Decision,
     EvaluationContext,
     Limits,
-    Order,
-    OrderPatch,
+    RiskParameters,
     evaluate,
     parse_order,
-    snapshot_from_payloads,
 )
-from gatekeeper.core.order import to_decimal
 from gatekeeper.core.payloads import PayloadMemo
-from gatekeeper.core.snapshot import StartOfDaySource
 from gatekeeper.errors import (
     DatabaseUnavailable,
     DeadlineExceeded,
     DuplicateOrder,
     RiskPathUnavailable,
 )
-from gatekeeper.order_identity import OrderIdentity
 from gatekeeper.orderpath.automatic_stop import trigger_stops
+from gatekeeper.orderpath.decided import DecisionHook, OrderRequest, Result
 from gatekeeper.orderpath.gather import Gathered, gather, with_in_flight
 from gatekeeper.orderpath.inputs import (
     default_limits,
     limits_of,
+    nlv_of,
     order_ids,
     risk_parameters,
+    state_fetched_at,
     under_global_stop,
 )
-from gatekeeper.orderpath.record import decision_row, identity_detail
+from gatekeeper.orderpath.record import decision_row, duplicate_row
 from gatekeeper.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Reads again at most this often when the global stop changes between read and record.
 _GLOBAL_STOP_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class OrderRequest:
-    """One request to decide: the order(s) (or a replace patch) for an account."""
-
-    account: str
-    route_kind: str
-    orders: Order | ComplexOrder | OrderPatch
-    dry_run: bool
-    client_headers: Mapping[str, str]
-    replaces_order_id: str | None = None
-    # An operator's check (validate_trade, check-order): given no broker credentials, it may
-    # be decided on the cached state (the caller is authorized for the account elsewhere).
-    operator_check: bool = False
-    # A placement's external-identifiers and fingerprint (None for dry-runs and replaces):
-    # a retry of an unresolved or accepted one is answered from it (DuplicateOrder).
-    identity: OrderIdentity | None = None
-    # time.perf_counter() past which the order must not be forwarded (None: no deadline).
-    deadline: float | None = None
-    # The order in a few fields (gatekeeper.core.summary), kept on its decision row.
-    summary: Mapping[str, object] | None = None
-
-    def remaining(self) -> float:
-        """Seconds left before the deadline (60 without one); DeadlineExceeded when none."""
-        if self.deadline is None:
-            return 60.0
-        left = self.deadline - time.perf_counter()
-        if left <= 0:
-            raise DeadlineExceeded(
-                "deadline_exceeded: the order waited in the gatekeeper past its deadline"
-                " (risk.order_deadline_seconds); it was not forwarded"
-            )
-        return left
-
-
-@dataclass(frozen=True)
-class Result:
-    """The decision, its id and trading day, the protections it applied, and the account's
-    trades today with this decision (for the per-account gauges). ``forwarding``: an allowed
-    order's forwarding locks, to release once it was sent (gatekeeper.orderpath.handler)."""
-
-    decision: Decision
-    decision_id: UUID
-    trading_day: date
-    limits: tuple[Limits, ...]
-    # the decision row's detail (Decision.as_dict with the order's identity and summary)
-    detail: Mapping[str, Any] = field(compare=False)
-    trades_today: int = 0
-    forwarding: HeldLocks | None = field(default=None, compare=False)
-
-    def sent(self) -> None:
-        """The order was sent to the broker, or will not be: let its locks go."""
-        if self.forwarding is not None:
-            self.forwarding.release()
-
-
-# (connection the decision was recorded on, request, decision, protections applied, trades
-# today before this decision, trading day)
-DecisionHook = Callable[
-    [Any, OrderRequest, Decision, tuple[Limits, ...], int, date], Awaitable[None]
-]
 
 
 @dataclass(frozen=True)
@@ -171,6 +103,8 @@ class Engine:
         self._releases: set[Any] = set()
         # The state cache's payloads are never changed in place: each is parsed once.
         self._parsed = PayloadMemo()
+        # The configured defaults and risk parameters, built once per [risk] settings.
+        self._from_risk: tuple[object, Limits, RiskParameters] | None = None
 
     async def aclose(self) -> None:
         """Wait for the locks being released (at shutdown)."""
@@ -248,11 +182,11 @@ class Engine:
             return await held_decision.read(
                 conn,
                 request.account,
-                _nlv(gathered.payloads.balances),
+                nlv_of(gathered.payloads.balances),
                 seen_order_ids=order_ids(gathered.payloads),
                 day=start.day,
                 net_deposits=start.net_deposits,
-                state_fetched_at=_fetched_at(gathered.payloads),
+                state_fetched_at=state_fetched_at(gathered.payloads),
                 client_identifiers=identity.client_identifiers if identity else (),
                 fingerprint=identity.fingerprint if identity else "",
                 duplicate_window_seconds=self.settings.risk.duplicate_window_seconds,
@@ -276,7 +210,7 @@ class Engine:
         read = await self._read_held(conn, request, gathered, start)
         for _ in range(_GLOBAL_STOP_RETRIES):
             if read.duplicate is not None:
-                await self._record_duplicate(conn, request, read, decision_id, started)
+                await db.insert_decision(conn, duplicate_row(request, read, decision_id, started))
                 raise DuplicateOrder(decision_id, read.duplicate)
             assert read.inputs is not None  # noqa: S101 - no duplicate: inputs were read
             done = await self._evaluate(request, gathered, read.inputs, decision_id, started)
@@ -316,12 +250,12 @@ class Engine:
             inputs = await db.decision_inputs(
                 conn,
                 request.account,
-                _nlv(gathered.payloads.balances),
+                nlv_of(gathered.payloads.balances),
                 hold=False,
                 seen_order_ids=order_ids(gathered.payloads),
                 day=start.day,
                 net_deposits=start.net_deposits,
-                state_fetched_at=_fetched_at(gathered.payloads),
+                state_fetched_at=state_fetched_at(gathered.payloads),
             )
             done = await self._evaluate(request, gathered, inputs, decision_id, started)
             if done.decision.trigger_stop is not None:
@@ -346,29 +280,12 @@ class Engine:
         payloads = gathered.payloads
         now, day = inputs.now, inputs.trading_day
         reserved = inputs.reservations
+        defaults, params = self._risk_inputs()
         limits = tuple(limits_of(p) for p in inputs.protections)
         if not limits and risk.unknown_account_policy == "defaults":
-            limits = (default_limits(risk),)
+            limits = (defaults,)
         limits = under_global_stop(limits, inputs.global_stop_mode)
-        snapshot = snapshot_from_payloads(
-            account_number=request.account,
-            balances=payloads.balances,
-            positions=payloads.positions,
-            live_orders=payloads.live_orders,
-            quotes=gathered.quotes,
-            start_of_day_nlv=inputs.start_of_day_nlv,
-            fetched_at=now - timedelta(seconds=payloads.age_seconds),
-            trading_status=payloads.trading_status,
-            instruments=gathered.instruments,
-            memo=self._parsed,
-        )
-        snapshot = replace(
-            snapshot,
-            start_of_day_source=StartOfDaySource(inputs.start_of_day_source)
-            if inputs.start_of_day_source
-            else None,
-            day_net_deposits=inputs.net_deposits,
-        )
+        snapshot = gathered.snapshot(request.account, inputs, self._parsed)
         in_flight = [parse_order(item) for item in reserved.in_flight]
         if in_flight:
             snapshot = await with_in_flight(
@@ -388,7 +305,7 @@ class Engine:
             in_flight=in_flight,
             replaces_order_id=request.replaces_order_id,
             max_state_age=timedelta(seconds=risk.max_state_age_seconds),
-            params=risk_parameters(risk),
+            params=params,
         )
         decision = evaluate(gathered.orders, context)
         row = decision_row(
@@ -404,6 +321,12 @@ class Engine:
             summary=request.summary,
         )
         return _Evaluated(decision, limits, reserved.trades_today, row)
+
+    def _risk_inputs(self) -> tuple[Limits, RiskParameters]:
+        risk = self.settings.risk
+        if self._from_risk is None or self._from_risk[0] is not risk:
+            self._from_risk = (risk, default_limits(risk), risk_parameters(risk))
+        return self._from_risk[1], self._from_risk[2]
 
     async def _after(self, conn: Any, request: OrderRequest, done: _Evaluated) -> None:
         if self.after_decision is not None:
@@ -425,60 +348,3 @@ class Engine:
             done.row.detail,
             done.trades_before + counted,
         )
-
-    async def _record_duplicate(
-        self,
-        conn: Any,
-        request: OrderRequest,
-        read: db.LockedInputs,
-        decision_id: UUID,
-        started: float,
-    ) -> None:
-        """The retry's own decision row (reject ``duplicate_order``, not counted)."""
-        first = read.duplicate
-        assert first is not None  # noqa: S101 - called for a duplicate
-        message = (
-            f"duplicate_order: this order repeats decision {first.decision_id}"
-            f" ({first.outcome or 'in flight'}); it is not forwarded again"
-        )
-        detail = {
-            "verdict": "reject",
-            "code": "duplicate_order",
-            "message": message,
-            "duplicate_of": str(first.decision_id),
-            "first_outcome": first.outcome or "pending",
-            "broker_order_id": first.broker_order_id,
-            **identity_detail(request.identity),
-            **({"summary": dict(request.summary)} if request.summary else {}),
-        }
-        await db.insert_decision(
-            conn,
-            db.DecisionRow(
-                decision_id=decision_id,
-                account_id=request.account,
-                route_kind=request.route_kind,
-                verdict="reject",
-                codes=["duplicate_order"],
-                notes=["duplicate_of"],
-                message=message,
-                detail=detail,
-                trading_day=read.trading_day,
-                trade_count=0,
-                reserved_orders=[],
-                replaces_order_id=request.replaces_order_id,
-                latency_ms=(time.perf_counter() - started) * 1000,
-            ),
-        )
-
-
-def _nlv(balances: Mapping[str, Any]) -> Decimal:
-    try:
-        return to_decimal(balances.get("net-liquidating-value"))
-    except ValueError:
-        raise AccountStateInvalid("broker balances lack a net-liquidating-value") from None
-
-
-def _fetched_at(payloads: AccountPayloads) -> datetime:
-    """When the broker's state was fetched (this host's clock): orders answered before it are
-    in it (sql/0030 looks only the later ones up among its order ids)."""
-    return datetime.now(UTC) - timedelta(seconds=payloads.age_seconds)

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from gatekeeper.adapters.account_state import AccountPayloads, StateSource
+from gatekeeper.adapters.decisions import DecisionInputs
 from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.core import AccountSnapshot, ComplexOrder, InvalidOrder, Order, OrderPatch
 from gatekeeper.core.holdings import contained_orders
 from gatekeeper.core.instruments import Instrument
-from gatekeeper.core.payloads import quote_from_payload
+from gatekeeper.core.payloads import PayloadMemo, quote_from_payload, snapshot_from_payloads
+from gatekeeper.core.snapshot import StartOfDaySource
 from gatekeeper.core.symbols import InstrumentType
 from gatekeeper.orderpath.inputs import instrument_pairs, quote_pairs, replaced_order
 
@@ -30,6 +33,28 @@ class Gathered:
     payloads: AccountPayloads
     instruments: Mapping[str, Instrument]
     quotes: Sequence[Mapping[str, Any]]
+
+    def snapshot(
+        self, account: str, inputs: DecisionInputs, memo: PayloadMemo | None = None
+    ) -> AccountSnapshot:
+        """The account as the core sees it: what was gathered, with the start of the day and
+        the clock the locked read gave (``memo``: payloads parsed before)."""
+        payloads = self.payloads
+        source = inputs.start_of_day_source
+        return snapshot_from_payloads(
+            account_number=account,
+            balances=payloads.balances,
+            positions=payloads.positions,
+            live_orders=payloads.live_orders,
+            quotes=self.quotes,
+            start_of_day_nlv=inputs.start_of_day_nlv,
+            fetched_at=inputs.now - timedelta(seconds=payloads.age_seconds),
+            trading_status=payloads.trading_status,
+            instruments=self.instruments,
+            memo=memo,
+            start_of_day_source=StartOfDaySource(source) if source else None,
+            day_net_deposits=inputs.net_deposits,
+        )
 
 
 async def gather(

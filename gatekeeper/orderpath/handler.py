@@ -53,11 +53,15 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.order_identity import identify
 from gatekeeper.orderpath.answers import (
     DECISION_HEADER,
+    Failure,
+    deadline_passed_after_decision,
     duplicate_answer,
     error_rejection,
     risk_rejection,
+    unsupported_route,
 )
-from gatekeeper.orderpath.engine import Engine, OrderRequest, Result
+from gatekeeper.orderpath.decided import OrderRequest, Result
+from gatekeeper.orderpath.engine import Engine
 from gatekeeper.orderpath.record import record_outcome, record_refusal
 from gatekeeper.orderpath.report import count, log_decision
 from gatekeeper.orderpath.request import forwarded_body, parse_request, read_body
@@ -71,14 +75,6 @@ _CLIENT_HEADERS = ("Authorization", "User-Agent", "Accept-Version")
 _PLACEMENTS = (RouteKind.PLACE, RouteKind.COMPLEX)
 # How long the row of a refusal may wait when the database just failed to answer in time.
 _REFUSAL_ROW_WAIT = 0.5
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why the order path could not reach an allow/reject verdict."""
-
-    error: GatekeeperError
-    verdict: str  # reject (the request is at fault) | error (we are)
 
 
 @dataclass
@@ -130,7 +126,8 @@ class OrderPath:
             validate_target(request.raw_path, method=request.method)
             validate_headers(request.headers)
             if route.kind is RouteKind.UNSUPPORTED or route.account_number is None:
-                return await self._reject_unsupported(route, decision_id, started)
+                unsupported = Failure(unsupported_route(), "reject")
+                return await self._fail(route, decision_id, started, unsupported)
             raw = await read_body(request, max_bytes)
             orders = parse_request(route.kind, raw, max_bytes)
             summary = order_summary(orders)
@@ -289,24 +286,9 @@ class OrderPath:
         await record_outcome(
             self.pool, result.decision_id, account, "not_sent", None, result.forwarding
         )
-        error = DeadlineExceeded(
-            "deadline_exceeded: the order was allowed but its deadline passed before it could"
-            " be forwarded (risk.order_deadline_seconds); it was not forwarded"
-        )
+        error = deadline_passed_after_decision()
         self.metrics.risk_decisions.labels("error", error.code).inc()
         return error_response(error, headers={DECISION_HEADER: str(result.decision_id)})
-
-    async def _reject_unsupported(
-        self, route: Route, decision_id: UUID, started: float
-    ) -> web.Response:
-        error = GatekeeperError(
-            "unsupported_order_route: this request could create or change an order and the"
-            " gatekeeper does not understand it, so it is not forwarded"
-        )
-        failure = Failure(error, "reject")
-        return await self._fail(
-            route, decision_id, started, failure, code="unsupported_order_route"
-        )
 
     async def _fail(
         self,
@@ -315,10 +297,9 @@ class OrderPath:
         started: float,
         failure: Failure,
         summary: Mapping[str, object] | None = None,
-        code: str | None = None,
     ) -> web.Response:
         """Record (if Postgres answers), log and render a request the gate did not decide."""
-        code = code or failure.error.code
+        code = failure.error.code
         account = route.account_number or "-"
         latency = time.perf_counter() - started
         detail: dict[str, object] = {
@@ -350,7 +331,7 @@ class OrderPath:
         if self.alerts is not None:
             self.alerts.note_failure(account, failure.error)  # risk path failing: no I/O
         self._report(account, route, failure.verdict, [code], detail, decision_id, latency)
-        return error_rejection(failure.error, code, decision_id)
+        return error_rejection(failure.error, decision_id)
 
     def _report(
         self,

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters.account_state import AccountPayloads
 from gatekeeper.core import (
+    AccountStateInvalid,
     InvalidOrder,
     Limits,
     Order,
@@ -26,6 +28,7 @@ from gatekeeper.core import (
     apply_replace,
 )
 from gatekeeper.core.instruments import Instrument
+from gatekeeper.core.order import to_decimal
 from gatekeeper.core.payloads import working_order_from_payload
 from gatekeeper.core.symbols import InstrumentType
 from gatekeeper.settings import RiskSettings
@@ -164,3 +167,17 @@ def replaced_order(payloads: AccountPayloads, order_id: str, patch: OrderPatch) 
                 break
             return apply_replace(working.order, patch)
     raise InvalidOrder(f"invalid_order: order {order_id} is not a working order of the account")
+
+
+def nlv_of(balances: Mapping[str, Any]) -> Decimal:
+    """The account's net liquidating value in the broker's balances."""
+    try:
+        return to_decimal(balances.get("net-liquidating-value"))
+    except ValueError:
+        raise AccountStateInvalid("broker balances lack a net-liquidating-value") from None
+
+
+def state_fetched_at(payloads: AccountPayloads) -> datetime:
+    """When the broker's state was fetched (this host's clock): orders answered before it are
+    in it (sql/0030 looks only the later ones up among its order ids)."""
+    return datetime.now(UTC) - timedelta(seconds=payloads.age_seconds)

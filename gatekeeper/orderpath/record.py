@@ -5,7 +5,6 @@ and the broker's outcome of a forwarded order."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -13,6 +12,7 @@ from datetime import date
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters.broker import UpstreamAnswer
@@ -21,6 +21,7 @@ from gatekeeper.adapters.pg import DB_DOWN
 from gatekeeper.core import ComplexOrder, Decision, Order, trading_day
 from gatekeeper.core.holdings import contained_orders
 from gatekeeper.order_identity import OrderIdentity
+from gatekeeper.orderpath.decided import OrderRequest
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +124,46 @@ async def record_refusal(
     return True
 
 
+def duplicate_row(
+    request: OrderRequest, read: db.LockedInputs, decision_id: UUID, started: float
+) -> db.DecisionRow:
+    """A retry's own decision row (reject ``duplicate_order``, not counted)."""
+    first = read.duplicate
+    assert first is not None  # noqa: S101 - called for a duplicate
+    message = (
+        f"duplicate_order: this order repeats decision {first.decision_id}"
+        f" ({first.outcome or 'in flight'}); it is not forwarded again"
+    )
+    detail = {
+        "verdict": "reject",
+        "code": "duplicate_order",
+        "message": message,
+        "duplicate_of": str(first.decision_id),
+        "first_outcome": first.outcome or "pending",
+        "broker_order_id": first.broker_order_id,
+        **identity_detail(request.identity),
+        **({"summary": dict(request.summary)} if request.summary else {}),
+    }
+    return db.DecisionRow(
+        decision_id=decision_id,
+        account_id=request.account,
+        route_kind=request.route_kind,
+        verdict="reject",
+        codes=["duplicate_order"],
+        notes=["duplicate_of"],
+        message=message,
+        detail=detail,
+        trading_day=read.trading_day,
+        trade_count=0,
+        reserved_orders=[],
+        replaces_order_id=request.replaces_order_id,
+        latency_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
 def _broker_order_id(answer: UpstreamAnswer) -> str | None:
     try:
-        data = json.loads(answer.body)["data"]
+        data = orjson.loads(answer.body)["data"]
         order = data.get("order") or data.get("complex-order") or data
         order_id = order.get("id")
     except (ValueError, KeyError, TypeError, AttributeError):

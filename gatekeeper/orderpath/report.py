@@ -5,6 +5,7 @@ decision counters."""
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -20,10 +21,18 @@ def count(
     metrics: Metrics, verdict: str, codes: list[str], route_kind: str, latency: float
 ) -> None:
     """Count one decision (by verdict and by code) and its latency."""
-    metrics.order_path_duration.labels(route_kind).observe(latency)
-    metrics.decisions.labels(verdict).inc()
+    _series(metrics.order_path_duration, route_kind).observe(latency)
+    _series(metrics.decisions, verdict).inc()
     for code in codes or ["none"]:
-        metrics.risk_decisions.labels(verdict, code).inc()
+        _series(metrics.risk_decisions, verdict, code).inc()
+
+
+@lru_cache(maxsize=4096)
+def _series(metric: Any, *labels: str) -> Any:
+    """A metric's series for ``labels``, looked up once (``labels()`` takes a lock and checks
+    its arguments on every call). Codes and route kinds are a fixed set: the cache stays
+    small; the registry keeps every series anyway."""
+    return metric.labels(*labels)
 
 
 def log_decision(
