@@ -47,6 +47,11 @@ class Setup:
     accounts: int = 0  # fresh accounts per round (0: the static one)
     error_code: str | None = None
 
+    @property
+    def uses_postgres(self) -> bool:
+        """Gatekeeper's orders and the prototype (a pass-through GET asks nothing of it)."""
+        return self.accounts > 0 or self.key == "prototype"
+
     def load(self, base: str, accounts: tuple[str, ...]) -> Load:
         paths = tuple(f"/accounts/{a}{self.route}" for a in accounts or (STATIC_ACCOUNT,))
         headers = JSON if self.body is not None else HEADERS

@@ -29,7 +29,8 @@ servers, so commits cost CPU and a round trip but not the shared disk's flush, w
 work on the machine makes noisy; 1: with them, as deployed),
 BENCH_REPORT (a file to write the report to as well), BENCH_PROFILE (a directory: py-spy, when
 installed, samples the gatekeeper during each of its rounds into one collapsed-stack file
-per round).
+per round), BENCH_PG_STATS (1: after each round that uses Postgres, the statements it spent
+the most time on, per request: ``pg_stats.py``).
 
 Needs: Linux, 2+ cores, ``wrk`` (Debian package; else the Python load generator, which may
 be the bottleneck, with a printed note), ``nginx`` at /usr/sbin/nginx (else its setups are
@@ -53,6 +54,7 @@ import aiohttp
 import pytest
 
 from gatekeeper.embedded import EmbeddedRedis
+from tests.bench import pg_stats
 from tests.bench.accounts import (
     AccountNames,
     decisions_today,
@@ -81,6 +83,7 @@ GROWTH_ORDERS = int(_env("BENCH_GROWTH_ORDERS", "150"))
 ONLY = {key for key in _env("BENCH_ONLY", "").split(",") if key}
 USE_WRK = _env("BENCH_LOADGEN", "wrk") != "python"
 DURABLE = _env("BENCH_DURABLE", "0") == "1"
+PG_STATS = _env("BENCH_PG_STATS", "0") == "1"
 PROFILE = _env("BENCH_PROFILE", "")
 SUT_CORE, OTHER_CORE = 0, 1
 
@@ -170,7 +173,8 @@ async def test_bench_compare(
 ) -> None:
     if len(ALL_CORES) < 2 and "pinned" in MODES:
         pytest.skip("pinning needs 2 cores")
-    postgres = await asyncio.to_thread(private_postgres_factory, durable=DURABLE)
+    options = pg_stats.OPTIONS if PG_STATS else None
+    postgres = await asyncio.to_thread(private_postgres_factory, durable=DURABLE, options=options)
     assert postgres.pid is not None
     assert private_redis.pid is not None
     backends = [Service("postgres", [postgres.pid]), Service("redis", [private_redis.pid])]
@@ -240,11 +244,19 @@ async def _run(stack: Stack, driver: Driver) -> Report:
         accounts = plan[setup.key, index, mode, connections]
         await warm_and_check(base, setup, accounts)
         core = await pinning.apply(mode, setup.sut)
+        counted = PG_STATS and setup.uses_postgres
+        if counted:
+            await pg_stats.reset(stack.database_url)
         async with profiled(stack, setup, f"{index}-{mode}-{connections}c"):
-            return await driver.shoot(
+            shot = await driver.shoot(
                 setup.load(base, accounts), connections, seconds=SECONDS, core=core,
                 sut=stack.pids(*setup.sut),
             )  # fmt: skip
+        if counted:
+            where = f"round {index} {mode} {connections}c {setup.key}"
+            statements = await pg_stats.report(stack.database_url, shot.requests)
+            print(f"Postgres, {where} ({shot.requests:,} requests):\n{statements}", flush=True)
+        return shot
 
     for setup in setups:  # warm-up: connection pools, caches, Postgres's buffers
         await cell(setup, 0, MODES[-1], max(CONNECTIONS))
