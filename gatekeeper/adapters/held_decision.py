@@ -4,7 +4,8 @@
 reads the decision's inputs (0030's ``order_path_inputs``) after they were granted;
 :func:`record` appends the decision row, committed on its own, unless the global emergency
 stop changed since the read (then nothing is recorded: read again). :class:`HeldLocks` lets
-them go, the account lock in the background once the row is committed, and the forwarding
+them go, the account lock with the row's commit (or, for a row written otherwise, in the background
+once it is committed), and the forwarding
 locks once the order was sent: with its outcome row, in the same statement
 (:meth:`HeldLocks.outcome_then_release`), or on their own; then it gives the connection
 back to the pool (or closes it, should unlocking fail: a closed connection holds no lock).
@@ -101,8 +102,9 @@ async def read(
 async def record(
     conn: Any, row: DecisionRow, *, global_stop_mode: str | None, wait_at_most: float
 ) -> bool:
-    """Append the decision row (committed on its own) under the session's account lock;
-    False, recording nothing, when the global stop's mode is no longer ``global_stop_mode``."""
+    """Append the decision row (committed on its own) under the session's account lock, which
+    the commit lets go (one of the session's holds: sql/0036); False, recording nothing and
+    letting nothing go, when the global stop's mode is no longer ``global_stop_mode``."""
     recorded: bool = await conn.fetchval(
         _RECORD,
         global_stop_mode or "",
@@ -134,11 +136,19 @@ class HeldLocks:
         self._tasks = tasks
         self._decided: asyncio.Task[None] | None = None
         self._released = False
+        # The session's holds of the account lock: one per :func:`read`, one fewer once
+        # :func:`record` committed a row (its commit let that one go: sql/0036).
+        self.account_holds = 0
+
+    @property
+    def conn(self) -> Any:
+        return self._conn
 
     def decided(self) -> None:
-        """The decision row is committed: let the account lock go (the next decision of the
-        account may read the ledger now); the forwarding locks stay."""
-        if self._decided is None and not self._released:
+        """The decision row is committed: let the account lock go, unless its commit already
+        did (the next decision of the account may read the ledger now); the forwarding locks
+        stay."""
+        if self._decided is None and not self._released and self.account_holds > 0:
             self._decided = self._spawn(self._unlock_account())
 
     def release(self) -> None:

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
+from gatekeeper.adapters.decisions import DecisionRow
 from gatekeeper.adapters.held_decision import HeldLocks
 from gatekeeper.core import ComplexOrder, Decision, Limits, Order, OrderPatch
 from gatekeeper.errors import DeadlineExceeded
@@ -78,3 +79,14 @@ class Result:
 DecisionHook = Callable[
     [Any, OrderRequest, Decision, tuple[Limits, ...], int, date], Awaitable[None]
 ]
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """A decision evaluated and not yet recorded: the protections it applied, the account's
+    trades today before it, and its row."""
+
+    decision: Decision
+    limits: tuple[Limits, ...]
+    trades_before: int
+    row: DecisionRow

@@ -7,11 +7,11 @@ A placement or replace is decided in two Postgres round trips (sql/0031,
 gatekeeper.adapters.held_decision): the account lock — held by every replica's decisions for
 the account and by every protection change — and the forwarding locks are taken and the
 inputs read in one; the decision row, which is also the reservation, is committed in the
-other. The account lock goes once the row is committed, the forwarding locks once the order
-was sent, so a manual stop commits only after orders decided before it were sent, and no two
-decisions of an account ever read the ledger without each other's row: two replicas never
-jointly exceed a limit. A decision that triggers a stop writes the stop and its row in one
-transaction. A dry-run reserves nothing: it takes no lock.
+other, whose commit lets the account lock go (sql/0036). The forwarding locks go once the
+order was sent, so a manual stop commits only after orders decided before it were sent; no
+two decisions of an account ever read the ledger without each other's row: two replicas
+never jointly exceed a limit. A decision that triggers a stop writes the stop and its row in
+one transaction. A dry-run reserves nothing: it takes no lock.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -34,7 +34,6 @@ from gatekeeper.adapters.held_decision import HeldLocks
 from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.adapters.pg import DB_DOWN
 from gatekeeper.core import (
-    Decision,
     EvaluationContext,
     Limits,
     RiskParameters,
@@ -49,7 +48,7 @@ from gatekeeper.errors import (
     RiskPathUnavailable,
 )
 from gatekeeper.orderpath.automatic_stop import trigger_stops
-from gatekeeper.orderpath.decided import DecisionHook, OrderRequest, Result
+from gatekeeper.orderpath.decided import DecisionHook, Evaluated, OrderRequest, Result
 from gatekeeper.orderpath.gather import Gathered, gather, with_in_flight
 from gatekeeper.orderpath.inputs import (
     default_limits,
@@ -67,14 +66,6 @@ log = logging.getLogger(__name__)
 
 # Reads again at most this often when the global stop changes between read and record.
 _GLOBAL_STOP_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class _Evaluated:
-    decision: Decision
-    limits: tuple[Limits, ...]
-    trades_before: int
-    row: db.DecisionRow
 
 
 class Engine:
@@ -164,7 +155,7 @@ class Engine:
         conn = await self._connection(request)
         held = HeldLocks(self.pool, conn, request.account, self._releases)
         try:
-            result = await self._decide_held(conn, request, gathered, decision_id, started, start)
+            result = await self._decide_held(held, request, gathered, decision_id, started, start)
         except BaseException:
             held.release()
             raise
@@ -175,12 +166,12 @@ class Engine:
         return replace(result, forwarding=held)
 
     async def _read_held(
-        self, conn: Any, request: OrderRequest, gathered: Gathered, start: DayStart
+        self, held: HeldLocks, request: OrderRequest, gathered: Gathered, start: DayStart
     ) -> db.LockedInputs:
         identity = request.identity
         try:
-            return await held_decision.read(
-                conn,
+            read = await held_decision.read(
+                held.conn,
                 request.account,
                 nlv_of(gathered.payloads.balances),
                 seen_order_ids=order_ids(gathered.payloads),
@@ -197,17 +188,20 @@ class Engine:
                 "deadline_exceeded: the account lock was not free before the order's"
                 " deadline; it was not forwarded"
             ) from None
+        held.account_holds += 1
+        return read
 
     async def _decide_held(
         self,
-        conn: Any,
+        held: HeldLocks,
         request: OrderRequest,
         gathered: Gathered,
         decision_id: UUID,
         started: float,
         start: DayStart,
     ) -> Result:
-        read = await self._read_held(conn, request, gathered, start)
+        conn = held.conn
+        read = await self._read_held(held, request, gathered, start)
         for _ in range(_GLOBAL_STOP_RETRIES):
             if read.duplicate is not None:
                 await db.insert_decision(conn, duplicate_row(request, read, decision_id, started))
@@ -229,9 +223,10 @@ class Engine:
                 wait_at_most=request.remaining(),
             )
             if recorded:
+                held.account_holds -= 1  # the commit let it go
                 await self._after(conn, request, done)
                 return self._result(request, done)
-            read = await self._read_held(conn, request, gathered, start)  # the stop moved
+            read = await self._read_held(held, request, gathered, start)  # the stop moved
         raise RiskPathUnavailable(
             "risk_check_unavailable: the global emergency stop kept changing while the order"
             " was decided; it was not forwarded"
@@ -275,7 +270,7 @@ class Engine:
         inputs: db.DecisionInputs,
         decision_id: UUID,
         started: float,
-    ) -> _Evaluated:
+    ) -> Evaluated:
         risk = self.settings.risk
         payloads = gathered.payloads
         now, day = inputs.now, inputs.trading_day
@@ -320,7 +315,7 @@ class Engine:
             orders=gathered.orders,
             summary=request.summary,
         )
-        return _Evaluated(decision, limits, reserved.trades_today, row)
+        return Evaluated(decision, limits, reserved.trades_today, row)
 
     def _risk_inputs(self) -> tuple[Limits, RiskParameters]:
         risk = self.settings.risk
@@ -328,14 +323,14 @@ class Engine:
             self._from_risk = (risk, default_limits(risk), risk_parameters(risk))
         return self._from_risk[1], self._from_risk[2]
 
-    async def _after(self, conn: Any, request: OrderRequest, done: _Evaluated) -> None:
+    async def _after(self, conn: Any, request: OrderRequest, done: Evaluated) -> None:
         if self.after_decision is not None:
             day = done.row.trading_day
             await self.after_decision(
                 conn, request, done.decision, done.limits, done.trades_before, day
             )
 
-    def _result(self, request: OrderRequest, done: _Evaluated) -> Result:
+    def _result(self, request: OrderRequest, done: Evaluated) -> Result:
         decision = done.decision
         if decision.trigger_stop is not None and self.on_stop is not None:
             self.on_stop(request.account, request.client_headers)  # committed: cancel orders
