@@ -9,8 +9,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 Entry = dict[str, Any]  # a cached account state (gatekeeper.adapters.account_state)
 
 APPLIED = frozenset({"AccountBalance", "CurrentPosition", "Order", "ComplexOrder", "TradingStatus"})
@@ -62,18 +60,12 @@ def split_unpaired_fills(changes: list[Change]) -> tuple[list[Change], list[Chan
 _WORKING = frozenset({"Received", "Routed", "In Flight", "Live", "Contingent"})
 
 
-def answered_changes(body: bytes) -> list[Change]:
+def answered_changes(data: Mapping[str, Any]) -> list[Change]:
     """The order(s) the broker's answer to a placement or replace names, as the streamer's
     notification of them would be; none when an order already reports fills or is not
     working (a fill without its position's change would leave the state counting neither,
     so such an order is left to the next snapshot, its reservation counting it until then)
-    or when the answer cannot be read."""
-    try:
-        data = orjson.loads(body)["data"]
-    except (ValueError, KeyError, TypeError):
-        return []
-    if not isinstance(data, Mapping):
-        return []
+    or when the answer cannot be read. ``data``: the answer's parsed ``data`` object."""
     change: Change
     if isinstance(data.get("complex-order"), Mapping):
         change = ("ComplexOrder", data["complex-order"])

@@ -168,11 +168,14 @@ class StateSource:
         return self._payloads(fetched, {})
 
     def order_forwarded(
-        self, account: str, client_headers: Mapping[str, str], answer: bytes | None = None
+        self,
+        account: str,
+        client_headers: Mapping[str, str],
+        answer: Mapping[str, Any] | None = None,
     ) -> None:
         """An order of ``account`` was just forwarded with ``client_headers``; ``answer``: the
-        broker's answer when it accepted it. The order the answer names, still working and
-        unfilled, is added to the cached state in the background at once (as the streamer's
+        ``data`` of the broker's answer when it accepted it. The order it names, still working
+        and unfilled, is added to the cached state in the background at once (as the streamer's
         notification of it would be: the next decision sees it there and its reservation
         ends); the state is refreshed in the background, at most once per
         ``refresh_after_forward_seconds`` (see ``refresh_soon``). Synchronous and never

@@ -12,10 +12,13 @@ relayed, never followed. Nothing here retries.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -124,6 +127,16 @@ class UpstreamAnswer:
     reason: str | None
     headers: CIMultiDict[str]
     body: bytes
+
+    @cached_property
+    def data(self) -> Mapping[str, Any] | None:
+        """The answer's ``data`` object, parsed once for all who read it (the outcome row's
+        broker order id, the cached state's answered order); None when there is none."""
+        try:
+            data = orjson.loads(self.body)["data"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return data if isinstance(data, Mapping) else None
 
     def response(self) -> web.Response:
         """The answer as the client gets it: same status, end-to-end headers and bytes."""

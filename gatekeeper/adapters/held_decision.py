@@ -3,10 +3,10 @@
 :func:`read` takes the forwarding locks (shared) and the account lock as SESSION locks and
 reads the decision's inputs (0030's ``order_path_inputs``) after they were granted;
 :func:`record` appends the decision row, committed on its own, unless the global emergency
-stop changed since the read (then nothing is recorded: read again). :class:`HeldLocks` lets
-them go, the account lock with the row's commit (or, for a row written otherwise, in the background
-once it is committed), and the forwarding
-locks once the order was sent: with its outcome row, in the same statement
+stop changed since the read (then nothing is recorded: read again); its commit lets the
+account lock go (sql/0036). :class:`HeldLocks` lets the rest go: the account lock of a row
+written otherwise, in the background once it is committed, and the forwarding locks once the
+order was sent: with its outcome row, in the same statement
 (:meth:`HeldLocks.outcome_then_release`), or on their own; then it gives the connection
 back to the pool (or closes it, should unlocking fail: a closed connection holds no lock).
 No lock ever outlives its connection, and no connection goes back to the pool holding one.

@@ -256,7 +256,7 @@ class OrderPath:
             if not route.kind.is_dry_run:
                 # The cached state stays: the reservation covers this order until the state
                 # shows it, and a background refresh fetches it (no broker call waits).
-                accepted = answer.body if answer is not None and outcome == "accepted" else None
+                accepted = answer.data if answer is not None and outcome == "accepted" else None
                 self.engine.state.order_forwarded(account, client_headers, accepted)
             await self._outcome(result, account, outcome, answer, lost)
         response = answer.response()

@@ -12,7 +12,6 @@ from datetime import date
 from uuid import UUID
 
 import asyncpg
-import orjson
 
 from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters.broker import UpstreamAnswer
@@ -162,11 +161,13 @@ def duplicate_row(
 
 
 def _broker_order_id(answer: UpstreamAnswer) -> str | None:
+    data = answer.data
+    if data is None:
+        return None
     try:
-        data = orjson.loads(answer.body)["data"]
         order = data.get("order") or data.get("complex-order") or data
         order_id = order.get("id")
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except AttributeError:
         return None
     return None if order_id is None else str(order_id)
 

@@ -412,9 +412,9 @@ async def test_answers_that_arrive_while_one_is_written_share_the_next_write(
     account = paper_broker.account_number
     await state.account(account, paper_auth)  # cached, and known to this process
 
-    def answer(order_id: int) -> bytes:
+    def answer(order_id: int) -> dict[str, Any]:  # the answer's data (UpstreamAnswer.data)
         placed = {"id": order_id, "account-number": account, "status": "Live", "legs": []}
-        return json.dumps({"data": {"order": placed}}).encode()
+        return {"order": placed}
 
     async def writes() -> int:  # state writes that took effect (a NOSCRIPT reply is failed)
         stats = await redis_client.info("commandstats")

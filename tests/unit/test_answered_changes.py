@@ -1,5 +1,6 @@
 """Which broker answers put their order in the cached state (gatekeeper.adapters.account_changes,
-``answered_changes``): only a working order without fills; anything unreadable, none."""
+``answered_changes``, given the answer's data as UpstreamAnswer.data parses it once): only a
+working order without fills; anything unreadable, none."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import json
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
-from gatekeeper.adapters.account_changes import answered_changes, apply_changes
+from gatekeeper.adapters.account_changes import Change, answered_changes, apply_changes
+from gatekeeper.adapters.broker import UpstreamAnswer
 
 
 def _order(status: str = "Routed", fills: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -22,9 +25,15 @@ def _answer(data: dict[str, Any]) -> bytes:
     return json.dumps({"data": data, "context": "/accounts/5WT00001/orders"}).encode()
 
 
+def _changes(body: bytes) -> list[Change]:
+    """As the order path gets them: the answer's data parsed once, then its changes."""
+    data = UpstreamAnswer(201, "Created", CIMultiDict(), body).data
+    return answered_changes(data) if data else []
+
+
 @pytest.mark.parametrize("status", ["Received", "Routed", "In Flight", "Live", "Contingent"])
 def test_a_working_order_is_added_to_the_state(status: str) -> None:
-    changes = answered_changes(_answer({"order": _order(status), "warnings": []}))
+    changes = _changes(_answer({"order": _order(status), "warnings": []}))
     assert changes == [("Order", _order(status))]
     entry = {"balances": {}, "positions": [], "live_orders": [{"id": 1, "status": "Live"}]}
     applied = apply_changes(entry, "5WT00001", changes)
@@ -45,14 +54,14 @@ def test_a_working_order_is_added_to_the_state(status: str) -> None:
 def test_an_order_with_fills_or_not_working_is_left_to_the_next_snapshot(
     order: dict[str, Any],
 ) -> None:
-    assert answered_changes(_answer({"order": order})) == []
+    assert _changes(_answer({"order": order})) == []
 
 
 def test_a_complex_order_counts_only_when_every_member_is_working() -> None:
     working = {"id": 7, "orders": [_order("Routed"), _order("Contingent")]}
-    assert answered_changes(_answer({"complex-order": working})) == [("ComplexOrder", working)]
+    assert _changes(_answer({"complex-order": working})) == [("ComplexOrder", working)]
     filled = {"id": 8, "orders": [_order("Routed")], "trigger-order": _order("Filled")}
-    assert answered_changes(_answer({"complex-order": filled})) == []
+    assert _changes(_answer({"complex-order": filled})) == []
 
 
 @pytest.mark.parametrize(
@@ -69,4 +78,4 @@ def test_a_complex_order_counts_only_when_every_member_is_working() -> None:
     ],
 )
 def test_an_unreadable_answer_changes_nothing(body: bytes) -> None:
-    assert answered_changes(body) == []
+    assert _changes(body) == []
