@@ -180,6 +180,21 @@ class Overloaded(RiskPathUnavailable):
     code = "overloaded"
 
 
+class TooManyConnections(RiskPathUnavailable):
+    """A request on a connection opened beyond ``proxy.max_client_connections``: answered 503
+    and the connection closed (gatekeeper.web.connections); an order gets its decision row."""
+
+    code = "too_many_connections"
+
+
+class TooManyConnectionsFromAddress(GatekeeperError):
+    """A request on a connection opened beyond ``proxy.max_client_connections_per_address``
+    from one address: the client's doing, so an order's row says reject."""
+
+    status = 503
+    code = "too_many_connections_per_address"
+
+
 class DuplicateOrder(GatekeeperError):
     """A retried submission of an order that is unresolved or accepted: its own decision row
     is recorded, it is never forwarded again (gatekeeper.order_identity). ``first`` is the

@@ -115,6 +115,14 @@ class OrderPath:
         finally:
             self.in_flight -= 1
 
+    async def refuse(self, route: Route, error: GatekeeperError) -> web.Response:
+        """A request on a connection beyond the connection limits (gatekeeper.web.connections):
+        answered 503 unread, never forwarded, with its decision row like every answer on
+        these routes (verdict error when the gatekeeper is full, reject when the client holds
+        too many connections)."""
+        verdict = "error" if isinstance(error, RiskPathUnavailable) else "reject"
+        return await self._fail(route, uuid4(), time.perf_counter(), Failure(error, verdict))
+
     async def _handle(
         self, request: web.Request, route: Route, decision_id: UUID, started: float, deadline: float
     ) -> web.StreamResponse:

@@ -14,15 +14,20 @@ each connection's protocol (the one aiohttp makes, unchanged) is wrapped by a
   with RequestTimeout (408, the connection closed after the answer), and the connection is
   closed outright shortly after if the handler is still busy;
 - beyond ``max_client_connections`` open connections, or ``max_client_connections_per_address``
-  from one address, a new connection is answered 503 in TastyTrade's envelope and closed
-  before aiohttp sees it. The total is capped below the process's file-descriptor limit.
+  from one address, a new connection serves one request, answered 503 in TastyTrade's
+  envelope without running its handler, and is closed. The request is read (aiohttp parses
+  it, the body is drained) so that the answer goes to what was asked: on an order route it
+  is a refusal with its decision row, as every answer there has
+  (:data:`gatekeeper.web.keys.RECORD_REFUSAL`). A refused connection has
+  ``REFUSAL_LINGER_SECONDS`` for all of it, and at most ``MAX_LINGERING_REFUSALS`` wait at
+  once (more are closed unanswered). The total is capped below the process's
+  file-descriptor limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
 import resource
 from collections import Counter
@@ -32,9 +37,16 @@ from typing import cast
 
 from aiohttp import web
 
-from gatekeeper.errors import RequestTimeout, error_envelope
+from gatekeeper.errors import (
+    GatekeeperError,
+    RequestTimeout,
+    TooManyConnections,
+    TooManyConnectionsFromAddress,
+    error_response,
+)
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import ProxySettings
+from gatekeeper.web import keys
 from gatekeeper.web.render import Handler
 
 log = logging.getLogger(__name__)
@@ -42,10 +54,13 @@ log = logging.getLogger(__name__)
 # File descriptors kept for everything but client connections: Postgres, Redis, the
 # listening sockets, log files, the interpreter's own, refused connections still lingering.
 RESERVED_FDS = 256
-# A refused connection gets its 503 and this long to read it before it is closed; beyond
-# MAX_LINGERING_REFUSALS such connections per listener, new ones are closed at once.
+# A refused connection has this long to send its request and read the 503 before it is
+# closed; beyond MAX_LINGERING_REFUSALS such connections per listener, new ones are closed at
+# once. Up to MAX_DRAINED_BYTES of its body are read and dropped, so that closing it does
+# not reset the connection before the client has read the answer.
 REFUSAL_LINGER_SECONDS = 1.0
 MAX_LINGERING_REFUSALS = 64
+MAX_DRAINED_BYTES = 1024**2
 # After a body timeout, the handler has this long to answer 408 before the connection closes.
 BODY_TIMEOUT_GRACE_SECONDS = 1.0
 # A close this close to a deadline, by another timer of the same length, is the deadline's.
@@ -87,29 +102,17 @@ def connection_limits(proxy: ProxySettings, listeners: int = 2) -> ConnectionLim
     )
 
 
-def _refusal(code: str, message: str) -> bytes:
-    body = json.dumps(error_envelope(code, message)).encode()
-    head = (
-        "HTTP/1.1 503 Service Unavailable\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Retry-After: 1\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    return head.encode() + body
+TOO_MANY_CONNECTIONS = TooManyConnections.code
+TOO_MANY_FROM_ADDRESS = TooManyConnectionsFromAddress.code
 
 
-TOO_MANY_CONNECTIONS = "too_many_connections"
-TOO_MANY_FROM_ADDRESS = "too_many_connections_per_address"
-_REFUSALS = {
-    TOO_MANY_CONNECTIONS: _refusal(
-        TOO_MANY_CONNECTIONS, "The gatekeeper has too many open connections; try again later."
-    ),
-    TOO_MANY_FROM_ADDRESS: _refusal(
-        TOO_MANY_FROM_ADDRESS,
-        "Too many open connections from your address; reuse connections or try again later.",
-    ),
-}
+def refusal_error(reason: str) -> GatekeeperError:
+    """The 503 of a request on a connection refused for ``reason``."""
+    if reason == TOO_MANY_FROM_ADDRESS:
+        return TooManyConnectionsFromAddress(
+            "Too many open connections from your address; reuse connections or try again later."
+        )
+    return TooManyConnections("The gatekeeper has too many open connections; try again later.")
 
 
 class QuietErrorHandler(web.RequestHandler):
@@ -207,7 +210,9 @@ class GuardedConnection(asyncio.Protocol):
     def __init__(self, guard: ConnectionGuard) -> None:
         self._guard = guard
         self._transport: asyncio.Transport | None = None
-        self._inner: web.RequestHandler | None = None  # None: refused
+        self._inner: web.RequestHandler | None = None  # None: closed unanswered
+        # Why the connection was refused (the code of its 503); None: admitted.
+        self.refusal: str | None = None
         self._address = ""
         self._timer: asyncio.TimerHandle | None = None
         self._awaiting = _Awaiting.NOTHING
@@ -227,16 +232,19 @@ class GuardedConnection(asyncio.Protocol):
             self._refuse(transport, reason)
             return
         self._address = address
+        self._serve(transport)
+        self._expect(_Awaiting.HEAD)
+
+    def _serve(self, transport: asyncio.Transport) -> None:
         self._inner = self._guard.server()
         # Same object, one method changed (aiohttp's handler has __slots__ and no hook).
         self._inner.__class__ = QuietErrorHandler
         self._inner.connection_made(transport)
-        self._expect(_Awaiting.HEAD)
 
     def data_received(self, data: bytes) -> None:
         if self._inner is None:
-            return  # refused: read and dropped until it closes
-        if data and self._awaiting is _Awaiting.NOTHING:
+            return  # closing unanswered
+        if data and self.refusal is None and self._awaiting is _Awaiting.NOTHING:
             if self._handling is None:
                 self._expect(_Awaiting.HEAD)
             else:
@@ -270,11 +278,12 @@ class GuardedConnection(asyncio.Protocol):
             self._guard.count_closed(f"{self._awaiting.value}_timeout")
         self._cancel_timer()
         self._transport = None
-        if self._inner is None:
-            self._guard.forget(self)
-            return
-        self._guard.release(self._address)
-        self._inner.connection_lost(exc)
+        if self._inner is None or self.refusal is not None:
+            self._guard.forget(self)  # never counted as open
+        else:
+            self._guard.release(self._address)
+        if self._inner is not None:
+            self._inner.connection_lost(exc)
 
     # -- requests (from connection_deadlines) ----------------------------------------------
 
@@ -358,14 +367,13 @@ class GuardedConnection(asyncio.Protocol):
     # -- refusal ---------------------------------------------------------------------------
 
     def _refuse(self, transport: asyncio.Transport, reason: str) -> None:
+        """Serve one request, answered 503 (:func:`connection_deadlines`), then close;
+        whatever is not done within the linger time is closed unanswered."""
         if not self._guard.linger(self):
             transport.abort()
             return
-        transport.write(_REFUSALS[reason])
-        if transport.can_write_eof():
-            transport.write_eof()
-        # Read (and drop) what the client still sends, so closing does not reset the
-        # connection before it has read the answer.
+        self.refusal = reason
+        self._serve(transport)
         self._timer = asyncio.get_running_loop().call_later(REFUSAL_LINGER_SECONDS, self.abort)
 
 
@@ -377,6 +385,10 @@ async def connection_deadlines(request: web.Request, handler: Handler) -> web.St
     connection = transport.get_protocol() if transport is not None else None
     if not isinstance(connection, GuardedConnection):
         return await handler(request)
+    if connection.refusal is not None:
+        refused = await _refused(request, refusal_error(connection.refusal))
+        refused.force_close()
+        return refused
     connection.request_started(request)
     try:
         response = await handler(request)
@@ -384,6 +396,25 @@ async def connection_deadlines(request: web.Request, handler: Handler) -> web.St
         close = connection.request_finished()
     if close:
         response.force_close()
+    return response
+
+
+async def _refused(request: web.Request, error: GatekeeperError) -> web.StreamResponse:
+    """The answer to the one request of a refused connection: its handler does not run; an
+    order route's refusal is recorded (the proxy listener's RECORD_REFUSAL)."""
+    drained = 0
+    try:
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            drained += len(chunk)
+            if drained > MAX_DRAINED_BYTES:
+                break
+    except OSError:  # the client went (ConnectionResetError), or its linger time ran out
+        pass
+    record = request.app.get(keys.RECORD_REFUSAL)
+    response = await record(request, error) if record is not None else None
+    if response is None:
+        response = error_response(error)
+    response.headers["Retry-After"] = "1"
     return response
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -11,6 +12,7 @@ from redis.asyncio import Redis
 
 from gatekeeper.adapters.broker import BrokerClient
 from gatekeeper.alerts.worker import AlertWorker
+from gatekeeper.errors import GatekeeperError
 from gatekeeper.metrics import Metrics
 from gatekeeper.orderpath.engine import Engine
 from gatekeeper.orderpath.handler import OrderPath
@@ -46,3 +48,8 @@ ALERTS = web.AppKey("alerts", AlertWorker)
 RECONCILER = web.AppKey("reconciler", Reconciler)
 # The order path (proxy listener only): checks, records and forwards order requests.
 ORDER_PATH = web.AppKey("order_path", OrderPath)
+# Records the refusal of a request on a connection beyond the connection limits
+# (gatekeeper.web.connections) and answers it: an order route's 503 with its decision row;
+# None for any other route (proxy listener only; elsewhere the plain 503).
+RefusalRecorder = Callable[[web.Request, GatekeeperError], Awaitable[web.StreamResponse | None]]
+RECORD_REFUSAL: web.AppKey[RefusalRecorder] = web.AppKey("record_refusal")

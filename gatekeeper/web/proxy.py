@@ -130,6 +130,15 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         found[1].observe(time.perf_counter() - started)
 
 
+async def record_refusal(request: web.Request, error: GatekeeperError) -> web.StreamResponse | None:
+    """A request on an order route, on a connection beyond the connection limits: refused
+    without being read further, with its decision row (keys.RECORD_REFUSAL)."""
+    route = classify(request.method, request.raw_path)
+    if not (route.kind.is_checked or route.kind is RouteKind.UNSUPPORTED):
+        return None
+    return await request.app[keys.ORDER_PATH].refuse(route, error)
+
+
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -221,6 +230,7 @@ def create_proxy_app(settings: Settings, metrics: Metrics) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics
     app[keys.REQUEST_METRICS] = {}
+    app[keys.RECORD_REFUSAL] = record_refusal
     app.cleanup_ctx.append(upstream_session)
     app.cleanup_ctx.append(order_engine)
     app.cleanup_ctx.append(order_reconciler)

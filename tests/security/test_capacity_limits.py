@@ -9,6 +9,7 @@ slow on purpose are raw sockets (tests/security/capacity.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import resource
 import time
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from gatekeeper.settings import ProxySettings, Settings
-from gatekeeper.web.connections import RESERVED_FDS, connection_limits
+from gatekeeper.web.connections import REFUSAL_LINGER_SECONDS, RESERVED_FDS, connection_limits
 from tests.fixtures.gate import make_settings, start_gatekeeper
 from tests.fixtures.orders import Bot, order, protect, received_count
 from tests.security.capacity import (
@@ -313,6 +314,87 @@ async def test_connection_limits_per_address_and_in_total_answer_503(
         'gatekeeper_client_connections_closed_total{listener="proxy",'
         'reason="too_many_connections"} 1.0'
     ) in metrics
+
+
+async def _refused_order(
+    url: str, source: str, account: str, auth: dict[str, str], padding: int
+) -> tuple[float, bytes]:
+    """An order sent whole, head and body at once, on a connection the limits refuse; how
+    long until the gatekeeper closed it, and everything it answered."""
+    body = json.dumps({**order(), "padding": "x" * padding}).encode()
+    head = (
+        f"POST /accounts/{account}/orders HTTP/1.1\r\nHost: gatekeeper\r\n"
+        f"Authorization: {auth['Authorization']}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    started = time.monotonic()
+    reader, writer = await connect(url, source)
+    writer.write(head + body)
+    answer = await read_until_closed(reader)
+    writer.close()
+    return time.monotonic() - started, answer
+
+
+async def test_an_order_on_a_refused_connection_is_answered_with_its_decision_row(
+    paper_broker: Any,
+    paper_auth: dict[str, str],
+    database_url: str,
+    redis_url: str,
+    pg_pool: asyncpg.Pool,
+) -> None:
+    # Every answer on an order route has a decision row (issue 11, I2), the 503 of a
+    # connection beyond the limits too; the order is never forwarded. A body of 300 KB
+    # (many TCP segments, still arriving as the answer is written) does not cost the answer.
+    account = paper_broker.account_number
+    await protect(pg_pool, account)
+    settings = make_settings(
+        paper_broker.url,
+        database_url,
+        redis_url,
+        max_client_connections=2,
+        max_client_connections_per_address=1,
+    )
+    async with start_gatekeeper(settings) as gate:
+        url = gate.proxy_url
+        held = [await connect(url, "127.0.0.1")]
+        await asyncio.sleep(0.1)
+        per_address = await _refused_order(url, "127.0.0.1", account, paper_auth, 300_000)
+        held.append(await connect(url, "127.0.0.2"))
+        await asyncio.sleep(0.1)
+        total = await _refused_order(url, "127.0.0.3", account, paper_auth, 100)
+        passthrough = await _refused(url, "127.0.0.3")
+        # A refused connection that sends nothing is closed within the linger time, unanswered.
+        started = time.monotonic()
+        reader, writer = await connect(url, "127.0.0.3")
+        silent = await read_until_closed(reader)
+        silent_for = time.monotonic() - started
+        writer.close()
+        for _, held_writer in held:
+            held_writer.close()
+        rows = await pg_pool.fetch(
+            "SELECT decision_id::text AS id, verdict, codes, route_kind FROM risk_decisions"
+            " WHERE account_id = $1 ORDER BY decided_at",
+            account,
+        )
+    print(f"\nrefused orders answered in {per_address[0]:.3f} s and {total[0]:.3f} s; rows {rows}")
+    answers = {}
+    for took, answer in (per_address, total):
+        assert status_of(answer) == 503, answer[:200]
+        assert b"\r\nConnection: close\r\n" in answer
+        assert b"\r\nRetry-After: 1\r\n" in answer
+        assert took < REFUSAL_LINGER_SECONDS
+        decision = answer.split(b"X-Gatekeeper-Decision-Id: ")[1].split(b"\r\n")[0].decode()
+        answers[decision] = body_of(answer)["error"]["code"]
+    assert {row["id"]: (row["verdict"], list(row["codes"]), row["route_kind"]) for row in rows} == {
+        decision: ("reject" if code.endswith("per_address") else "error", [code], "place")
+        for decision, code in answers.items()
+    }
+    assert sorted(answers.values()) == ["too_many_connections", "too_many_connections_per_address"]
+    assert received_count(paper_broker.book, account) == 0
+    # Any other route: the plain 503, no row (above: only the two orders' rows).
+    assert passthrough == (503, "too_many_connections")
+    assert silent == b""
+    assert silent_for < REFUSAL_LINGER_SECONDS + SLACK
 
 
 async def test_order_route_body_deadline_answer_names_the_decision(
