@@ -30,6 +30,7 @@ from aiohttp import web
 from gatekeeper.account_gauges import publish_decision
 from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters.broker import BrokerClient, UpstreamAnswer
+from gatekeeper.adapters.refusal_rows import RefusalRows
 from gatekeeper.alerts.worker import AlertWorker
 from gatekeeper.arrival import queued_seconds
 from gatekeeper.core import AccountStateInvalid, Route, RouteKind
@@ -86,6 +87,8 @@ class OrderPath:
     pool: asyncpg.Pool
     settings: Settings
     metrics: Metrics
+    # The rows of refused requests: on a connection of their own, in batches.
+    refusals: RefusalRows
     reconciler: Reconciler | None = None
     alerts: AlertWorker | None = None
     # Order requests in progress in this process (risk.order_max_in_flight).
@@ -318,7 +321,7 @@ class OrderPath:
         if summary:
             detail["summary"] = dict(summary)
         recorded = await record_refusal(
-            self.pool,
+            self.refusals,
             decision_id=decision_id,
             account=account,
             route_kind=route.kind.value,

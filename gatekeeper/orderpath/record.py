@@ -4,7 +4,6 @@ and the broker's outcome of a forwarded order."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -17,7 +16,8 @@ from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters.broker import UpstreamAnswer
 from gatekeeper.adapters.held_decision import HeldLocks
 from gatekeeper.adapters.pg import DB_DOWN
-from gatekeeper.core import ComplexOrder, Decision, Order, trading_day
+from gatekeeper.adapters.refusal_rows import RefusalRow, RefusalRows
+from gatekeeper.core import ComplexOrder, Decision, Order
 from gatekeeper.core.holdings import contained_orders
 from gatekeeper.order_identity import OrderIdentity
 from gatekeeper.orderpath.decided import OrderRequest
@@ -81,7 +81,7 @@ def decision_row(
 
 
 async def record_refusal(
-    pool: asyncpg.Pool,
+    refusals: RefusalRows,
     *,
     decision_id: UUID,
     account: str,
@@ -95,32 +95,21 @@ async def record_refusal(
     wait_at_most: float | None = None,
 ) -> bool:
     """Append the row of a request refused without a rule verdict (``verdict`` reject: the
-    request is at fault; error: we are). False when Postgres could not be reached (within
+    request is at fault; error: we are), on the refusals' own connection
+    (gatekeeper.adapters.refusal_rows). False when it was not committed (within
     ``wait_at_most`` seconds, when given: the database was just found not answering)."""
-    try:
-        async with asyncio.timeout(wait_at_most), pool.acquire() as conn:
-            now = await db.database_now(conn)
-            await db.insert_decision(
-                conn,
-                db.DecisionRow(
-                    decision_id=decision_id,
-                    account_id=account,
-                    route_kind=route_kind,
-                    verdict="reject" if verdict == "reject" else "error",
-                    codes=[code],
-                    notes=[],
-                    message=message,
-                    detail=dict(detail),
-                    trading_day=trading_day(now),
-                    trade_count=0,
-                    reserved_orders=[],
-                    replaces_order_id=replaces_order_id,
-                    latency_ms=latency * 1000,
-                ),
-            )
-    except DB_DOWN:
-        return False
-    return True
+    row = RefusalRow(
+        decision_id=decision_id,
+        account_id=account,
+        route_kind=route_kind,
+        verdict="reject" if verdict == "reject" else "error",
+        codes=[code],
+        message=message,
+        detail=dict(detail),
+        replaces_order_id=replaces_order_id,
+        latency_ms=latency * 1000,
+    )
+    return await refusals.append(row, wait_at_most=wait_at_most)
 
 
 def duplicate_row(

@@ -23,6 +23,7 @@ from gatekeeper.adapters.broker import (
 )
 from gatekeeper.adapters.day_start import DayStartSource
 from gatekeeper.adapters.instruments import InstrumentSource
+from gatekeeper.adapters.refusal_rows import RefusalRows
 from gatekeeper.core import RouteKind, classify
 from gatekeeper.errors import GatekeeperError, UpstreamDisconnected, error_response
 from gatekeeper.metrics import Metrics
@@ -205,17 +206,25 @@ async def order_reconciler(app: web.Application) -> AsyncIterator[None]:
 
 
 async def order_path(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: the order path, on the engine, reconciler and alerts made above."""
+    """Cleanup context: the order path, on the engine, reconciler and alerts made above, and
+    the writer of its refusals' rows (one more database connection: their own)."""
+    settings = app[keys.SETTINGS]
+    assert settings.database_url is not None  # noqa: S101 - open_backends refuses to start without
+    refusals = RefusalRows(settings.database_url.get_secret_value())
     app[keys.ORDER_PATH] = OrderPath(
         engine=app[keys.ENGINE],
-        broker=BrokerClient(app[keys.ORDER_UPSTREAM], app[keys.SETTINGS], app[keys.METRICS]),
+        broker=BrokerClient(app[keys.ORDER_UPSTREAM], settings, app[keys.METRICS]),
         pool=app[keys.PG_POOL],
-        settings=app[keys.SETTINGS],
+        settings=settings,
         metrics=app[keys.METRICS],
+        refusals=refusals,
         reconciler=app.get(keys.RECONCILER),
         alerts=app.get(keys.ALERTS),
     )
-    yield
+    try:
+        yield
+    finally:
+        await refusals.aclose()
 
 
 def create_proxy_app(settings: Settings, metrics: Metrics) -> web.Application:

@@ -192,3 +192,33 @@ async def _until_waiting_for_the_lock(pool: asyncpg.Pool, within: float = 10.0) 
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the first order never waited for the account lock")
+
+
+# The gatekeeper's database pool (gatekeeper.web.server.open_backends): an order holds its
+# connection until it was sent (its forwarding locks).
+POOL_SIZE = 24
+
+
+async def test_orders_refused_while_every_connection_is_held_still_get_their_rows(
+    deadlined: Deadlined,
+) -> None:
+    # Every connection of the pool is held by an order the broker is slow to answer; the
+    # orders behind them wait for one past their deadline. Their refusals are decisions like
+    # any other: each answer's row is committed before it is sent, though no connection of
+    # the pool comes free before the broker answers (refusal rows have one of their own).
+    d = deadlined
+    assert (await d.bot.place(order("AAPL", 1, "150.00"), dry_run=True)).status < 300  # warm
+    target = f"/accounts/{d.bot.account}/orders"
+    d.book.add_fault(target, delay_seconds=DEADLINE + 1.5, method="POST", times=POOL_SIZE,
+                     after=True)  # fmt: skip
+    answers = await asyncio.gather(
+        *(d.bot.place(order("AAPL", 1, "150.00")) for _ in range(POOL_SIZE + 8))
+    )
+    statuses = sorted(a.status for a in answers)
+    assert statuses == [201] * POOL_SIZE + [503] * 8, statuses
+    for answer in answers:
+        row = await _row(d.pool, answer)
+        if answer.status == 503:
+            assert answer.body["error"]["code"] == "deadline_exceeded"
+            assert (row["verdict"], list(row["codes"])) == ("error", ["deadline_exceeded"])
+    assert received_count(d.book, d.bot.account) == POOL_SIZE
