@@ -21,12 +21,8 @@ from gatekeeper.settings import Settings
 from gatekeeper.tls import TlsSite, proxy_context
 from gatekeeper.web import keys
 from gatekeeper.web.admin import create_admin_app
-from gatekeeper.web.connections import (
-    ConnectionGuard,
-    GuardedSite,
-    connection_deadlines,
-    connection_limits,
-)
+from gatekeeper.web.connection_limits import connection_limits
+from gatekeeper.web.connections import ConnectionGuard, GuardedSite, connection_deadlines
 from gatekeeper.web.proxy import create_proxy_app
 
 log = logging.getLogger(__name__)

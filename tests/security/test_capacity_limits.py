@@ -20,7 +20,11 @@ import pytest
 from pydantic import ValidationError
 
 from gatekeeper.settings import ProxySettings, Settings
-from gatekeeper.web.connections import REFUSAL_LINGER_SECONDS, RESERVED_FDS, connection_limits
+from gatekeeper.web.connection_limits import (
+    REFUSAL_LINGER_SECONDS,
+    RESERVED_FDS,
+    connection_limits,
+)
 from tests.fixtures.gate import make_settings, start_gatekeeper
 from tests.fixtures.orders import Bot, order, protect, received_count
 from tests.security.capacity import (

@@ -11,7 +11,7 @@ from typing import Any
 
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import ProxySettings
-from gatekeeper.web.connections import RESERVED_FDS
+from gatekeeper.web.connection_limits import RESERVED_FDS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
