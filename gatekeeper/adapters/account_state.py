@@ -1,5 +1,6 @@
 """Account state for the order path: balances, positions, working orders and quotes, fetched
-from the broker with the bot's own credentials and cached in Redis.
+from the broker with the bot's own credentials and cached in Redis
+(gatekeeper.adapters.state_cache).
 
 Fresh (younger than ``state_ttl_seconds``) state is used as is, and refreshed in the background
 as it nears expiry (cached quotes likewise); older state is refetched (the order waits), and
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -41,9 +41,7 @@ from functools import partial
 from typing import Any
 
 import aiohttp
-import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError, WatchError
 
 from gatekeeper.adapters.account_changes import Change, Entry, answered_changes, apply_changes
 from gatekeeper.adapters.broker_read import (
@@ -54,30 +52,21 @@ from gatekeeper.adapters.broker_read import (
 )
 from gatekeeper.adapters.credentials import CredentialDigests, confirmed_key
 from gatekeeper.adapters.quote_cache import REFRESH_AHEAD, QuoteCache, items_of
+from gatekeeper.adapters.state_cache import STATE_KEY, StateCache
 from gatekeeper.errors import BrokerAuthFailed, CacheUnavailable, StateUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STATE_KEY = "gk:state:v1:{account}"
 # Fresh state older than REFRESH_AHEAD (a share of state_ttl_seconds, as for quotes) is
 # refreshed in the background, so a busy account's orders rarely wait for the broker; the
 # state used stays within the TTL.
-# Parsed state entries kept per process: beyond it, start over.
+# Accounts whose last background refresh is remembered per process: beyond it, start over.
 MAX_REMEMBERED = 1024
 # Background refreshes (after a forward, or asked by the streamer) running at once; beyond
 # it none is started: the state then ages as usual and the next order refreshes it.
 MAX_BACKGROUND_REFRESHES = 256
-# Attempts of an optimistic update of a cached state (WATCH/MULTI) raced by other writers.
-UPDATE_ATTEMPTS = 5
-# Compare-and-set in one round trip: the entry is replaced only while it is still the one
-# whose SHA-1 is ARGV[1] (the version this process last read or wrote).
-REPLACE_IF_UNCHANGED = """
-if redis.sha1hex(redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
-"""
 
 
 @dataclass(frozen=True)
@@ -102,18 +91,15 @@ class StateSource:
         self, session: aiohttp.ClientSession, redis: Redis, settings: Settings, metrics: Metrics
     ) -> None:
         self._session = session
-        self._redis = redis
+        self._cache = StateCache(redis, settings.risk, metrics)
         self._upstream = settings.proxy.upstream_url
         self._risk = settings.risk
         self._metrics = metrics
         self._digests = CredentialDigests(settings.risk)
-        self._confirmed_ttl_ms = max(1, int(settings.risk.credential_ttl_seconds * 1000))
         # By account and credential digest: a request never waits on another's credential.
         self._refreshing: dict[tuple[str, str | None], asyncio.Future[dict[str, Any]]] = {}
-        # The last entry read or written per key, parsed: the same bytes are not parsed again.
-        self._parsed: dict[str, tuple[bytes | str, dict[str, Any]]] = {}
         self._timeout = read_timeout(settings)
-        self._quotes = QuoteCache(redis, settings.risk, self._get, self._cache_error)
+        self._quotes = QuoteCache(redis, settings.risk, self._get, self._cache.error)
         # Told (account, headers) each time the broker confirms a credential for an account
         # (gatekeeper.stop_actions: a stop's cancels wait for one). Must not raise or block.
         self.on_confirmed: Callable[[str, Mapping[str, str]], None] | None = None
@@ -130,7 +116,6 @@ class StateSource:
         self._again: dict[str, tuple[dict[str, str], bool]] = {}
         self._sleeping: dict[str, dict[str, str]] = {}  # account -> credential it will use
         self._closing = False
-        self._replace_if_unchanged = redis.register_script(REPLACE_IF_UNCHANGED)
 
     async def account(
         self, account: str, client_headers: Mapping[str, str], *, operator_check: bool = False
@@ -143,7 +128,9 @@ class StateSource:
         digest = self._digests.of(client_headers)
         confirmation = None if digest is None else confirmed_key(digest, account)
         hint = self._quotes.hint(account)
-        cached, confirmed, quotes = await self._cache_get(key, confirmation, hint)
+        cached, confirmed, quotes = await self._cache.get(
+            key, confirmation, self._quotes.keys(hint)
+        )
         prefetched = dict(zip(hint, quotes, strict=True))
         operator_only = operator_check and digest is None
         usable = cached if confirmed or operator_only else None
@@ -343,22 +330,14 @@ class StateSource:
             fetched = await self._fetch_account(account, client_headers)
         except BrokerAuthFailed:
             if digest is not None:
-                await self._forget(confirmed_key(digest, account))
+                await self._cache.forget(confirmed_key(digest, account))
             raise
         fetched = self._with_streamed(account, fetched)
         confirmation = None if digest is None else confirmed_key(digest, account)
-        await self._cache_set(key, fetched, self._risk.max_state_age_seconds, confirmation)
+        await self._cache.set(key, fetched, self._risk.max_state_age_seconds, confirmation)
         if confirmation is not None and self.on_confirmed is not None:
             self.on_confirmed(account, client_headers)
         return fetched
-
-    async def _forget(self, confirmation: str) -> None:
-        """Drop a confirmation the broker just withdrew (best effort: it expires anyway)."""
-        try:
-            await self._redis.delete(confirmation)
-        except RedisError as error:
-            self._metrics.state_fetch_errors.labels("cache").inc()
-            log.warning("could not drop a credential confirmation: %s", type(error).__name__)
 
     def _with_streamed(self, account: str, fetched: Entry) -> Entry:
         if self.on_snapshot is None:
@@ -370,70 +349,8 @@ class StateSource:
             return fetched
 
     async def update_cached(self, account: str, change: Callable[[Entry], Entry | None]) -> bool:
-        """Replace the account's cached state with ``change(state)`` (a new dict; None: leave
-        it), atomically against other writers: in one round trip when the entry is still the
-        version this process last saw (a compare-and-set script), else WATCH/MULTI, retried.
-        The state keeps its ``fetched_at`` and expires when it would have: nothing cached, or
-        too old to be used, is left alone (the next order fetches it). True when a change was
-        written. Raises CacheUnavailable."""
-        key = STATE_KEY.format(account=account)
-        if await self._replace_known(key, change):
-            return True
-        for _ in range(UPDATE_ATTEMPTS):
-            try:
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    if raw is None:
-                        return False
-                    entry = self._parse(key, raw)
-                    remaining = float(entry["fetched_at"]) + self._risk.max_state_age_seconds
-                    remaining -= time.time()
-                    changed = change(entry) if remaining > 0 else None
-                    if changed is None:
-                        return False
-                    new_raw = orjson.dumps(changed)
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(key, new_raw, px=max(1, int(remaining * 1000)))
-                    await pipe.execute()
-            except WatchError:
-                continue  # written meanwhile: apply the change to what is there now
-            except RedisError as error:
-                raise self._cache_error(error) from None
-            self._remember(key, new_raw, changed)
-            return True
-        log.warning("cached state of account %s kept changing; a streamed update waits", account)
-        return False
-
-    async def _replace_known(self, key: str, change: Callable[[Entry], Entry | None]) -> bool:
-        """update_cached in one round trip when the cached entry is still the version this
-        process last read or wrote (a busy account's usual case); False when it is not, or
-        the change needs a look at what is there now."""
-        known = self._parsed.get(key)
-        if known is None:
-            return False
-        raw, entry = known
-        remaining = float(entry["fetched_at"]) + self._risk.max_state_age_seconds - time.time()
-        changed = change(entry) if remaining > 0 else None
-        if changed is None:
-            return False
-        new_raw = orjson.dumps(changed)
-        version = hashlib.sha1(
-            raw if isinstance(raw, bytes) else raw.encode(), usedforsecurity=False
-        ).hexdigest()
-        try:
-            replaced = await self._replace_if_unchanged(
-                keys=[key], args=[version, new_raw, max(1, int(remaining * 1000))]
-            )
-        except ResponseError as error:  # a server that runs no scripts: WATCH/MULTI does it
-            log.debug("state update script refused (%s); using WATCH", type(error).__name__)
-            return False
-        except RedisError as error:
-            raise self._cache_error(error) from None
-        if not replaced:
-            return False
-        self._remember(key, new_raw, changed)
-        return True
+        """Replace the account's cached state with ``change(state)`` (StateCache.update)."""
+        return await self._cache.update(STATE_KEY.format(account=account), change)
 
     async def quotes(
         self,
@@ -513,58 +430,6 @@ class StateSource:
             f" and no copy younger than {self._risk.max_state_age_seconds:g}s is cached for"
             " these credentials"
         )
-
-    def _cache_error(self, error: RedisError) -> CacheUnavailable:
-        self._metrics.state_fetch_errors.labels("cache").inc()
-        return CacheUnavailable(
-            f"cache_unavailable: the account-state cache (Redis) failed ({type(error).__name__})"
-        )
-
-    async def _cache_get(
-        self, key: str, confirmation: str | None, quote_symbols: Iterable[str] = ()
-    ) -> tuple[dict[str, Any] | None, bool, list[Any]]:
-        """In one round trip: the cached state entry, whether ``confirmation`` is present and
-        the cached quotes (or None)."""
-        confirmations = [] if confirmation is None else [confirmation]
-        try:
-            raw, *rest = await self._redis.mget(
-                [key, *confirmations, *self._quotes.keys(quote_symbols)]
-            )
-        except RedisError as error:
-            raise self._cache_error(error) from None
-        confirmed = confirmation is not None and rest.pop(0) is not None
-        if raw is None:
-            return None, confirmed, rest
-        return self._parse(key, raw), confirmed, rest
-
-    def _parse(self, key: str, raw: bytes | str) -> Entry:
-        parsed = self._parsed.get(key)
-        if parsed is not None and parsed[0] == raw:
-            return parsed[1]
-        entry: Entry = orjson.loads(raw)
-        self._remember(key, raw, entry)
-        return entry
-
-    async def _cache_set(
-        self, key: str, entry: dict[str, Any], ttl: float, confirmation: str | None
-    ) -> None:
-        """Cache the state and, in the same round trip, confirm the credential that read it."""
-        raw = orjson.dumps(entry)
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, raw, px=max(1, int(ttl * 1000)))
-                if confirmation is not None:
-                    pipe.set(confirmation, b"1", px=self._confirmed_ttl_ms)
-                await pipe.execute()
-        except RedisError as error:
-            raise self._cache_error(error) from None
-        self._remember(key, raw, entry)
-
-    def _remember(self, key: str, raw: bytes | str, entry: dict[str, Any]) -> None:
-        # Entries are never mutated (AccountPayloads is read only), so they can be shared.
-        if len(self._parsed) >= MAX_REMEMBERED and key not in self._parsed:
-            self._parsed.clear()
-        self._parsed[key] = (raw, entry)
 
 
 def _applied(account: str, changes: list[Change], entry: Entry) -> Entry:

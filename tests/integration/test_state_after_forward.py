@@ -22,7 +22,8 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from gatekeeper.adapters.account_state import REPLACE_IF_UNCHANGED, STATE_KEY, StateSource
+from gatekeeper.adapters.account_state import StateSource
+from gatekeeper.adapters.state_cache import REPLACE_IF_UNCHANGED, STATE_KEY
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import RiskSettings, Settings
 from tests.fixtures.gate import make_settings, start_gatekeeper
