@@ -119,3 +119,27 @@ async def test_a_row_not_recorded_keeps_the_lock_and_a_repeated_read_is_let_go_b
             await asyncio.sleep(0.02)
         else:
             raise AssertionError("the forwarding locks were not let go")
+
+
+async def test_a_row_is_never_recorded_without_the_account_lock(
+    pg_pool: asyncpg.Pool, other: Any
+) -> None:
+    # A caller that did not read under the lock (a bug): the function refuses, records
+    # nothing and leaves no lock behind; also while another session holds the lock.
+    row = decision_row(ACCOUNT)
+    async with pg_pool.acquire() as conn:
+        with pytest.raises(asyncpg.RaiseError, match="account lock of 5WT00091 is not held"):
+            await held_decision.record(conn, row, global_stop_mode=None, wait_at_most=5)
+        assert await _account_free(other)
+        assert await other.fetchval(_TRY, "gatekeeper.account:", ACCOUNT)  # another holds it
+        attempt = asyncio.create_task(
+            held_decision.record(conn, row, global_stop_mode=None, wait_at_most=5)
+        )
+        await asyncio.sleep(0.2)
+        await other.execute(
+            "SELECT pg_advisory_unlock(hashtextextended('gatekeeper.account:' || $1, 0))", ACCOUNT
+        )
+        with pytest.raises(asyncpg.RaiseError, match="is not held"):
+            await attempt
+        assert await _account_free(other)
+    assert await other.fetchval(_RECORDED, row.decision_id) == 0
