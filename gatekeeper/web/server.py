@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -26,6 +27,9 @@ from gatekeeper.web.connections import ConnectionGuard, GuardedSite, connection_
 from gatekeeper.web.proxy import create_proxy_app
 
 log = logging.getLogger(__name__)
+
+# The youngest generation's collection threshold once serving (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 10_000
 
 
 class ConfigurationMissing(GatekeeperError):
@@ -160,6 +164,23 @@ async def running(settings: Settings, backends: Backends) -> AsyncIterator[Liste
         await admin_runner.cleanup()
 
 
+def settle_heap() -> None:
+    """Collector settings for serving, applied once everything long-lived exists.
+
+    What start-up built (modules, pools, settings, the apps) is collected once and then frozen
+    out of the cyclic collector's reach: a full collection otherwise walks all of it, and under
+    load one paused the event loop for 50 ms every few seconds (p99 of an allowed order at 16
+    connections 70-90 ms; with the freeze the longest collection took 3 ms). The order path
+    leaves almost no cyclic garbage (a young collection found none to free in 12 s of orders),
+    so the young generation is collected every GC_YOUNG_THRESHOLD net allocations instead of
+    700: 2 collections instead of 375 in that run. Reference counting frees the rest at once.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run ``gatekeeper serve`` until ``stop`` is set (or the task is cancelled)."""
     stop = stop or asyncio.Event()
@@ -170,4 +191,5 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             settings.proxy.upstream_url,
             listening.admin_url,
         )
+        settle_heap()
         await stop.wait()
