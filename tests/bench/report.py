@@ -67,10 +67,12 @@ class Report:
         self.growth = {key: median(shots) for key, shots in growth.items()}
         self.growth_counts = growth_counts
         self.skipped = skipped
-        modes = {mode for _, mode, _ in results}
+        # BENCH_ONLY=none runs the growth series alone: its mode counts too.
+        modes = {mode for _, mode, _ in results} | {mode for _, mode in growth}
         self.main_mode = "pinned" if "pinned" in modes else "unpinned"
         self.modes = [m for m in ("pinned", "unpinned") if m in modes]
         self.connections = sorted({c for _, _, c in results})
+        self.top = max(self.connections, default=1)
 
     def get(self, key: str, connections: int, mode: str | None = None) -> Median | None:
         return self.cells.get((key, mode or self.main_mode, connections))
@@ -144,7 +146,7 @@ class Report:
         return lines
 
     def verdicts(self) -> list[str]:
-        mode, top = self.main_mode, max(self.connections)
+        mode, top = self.main_mode, self.top
         where = f"{top} connections, {mode}"
         lines = ["", f"-- targets (issue 12, item 6; {where} unless said) --"]
 
@@ -191,7 +193,7 @@ class Report:
                  f"{shown} ({base.p50:.2f} ms at 0)")  # fmt: skip
 
     def _replicas_verdict(self, line: Callable[[bool | None, str], None]) -> None:
-        top = max(self.connections)
+        top = self.top
         two, one = self.get("gk_replicas", top, "unpinned"), self.get("gk_allowed", top, "unpinned")
         if two is None or one is None:
             reason = (
@@ -214,7 +216,7 @@ class Report:
     # -- README ----------------------------------------------------------------------------
 
     def readme_table(self) -> list[str]:
-        top, mode = max(self.connections), self.main_mode
+        top, mode = self.top, self.main_mode
         lines = ["", f"-- README table ({mode}; req/s at {top} connections, p50 at 1) --",
                  f"| setup | requests/s ({top} connections) | p50 at 1 connection "
                  "| p99 at 16 | CPU µs per request |", "|---|---|---|---|---|"]  # fmt: skip

@@ -18,6 +18,8 @@ import pytest
 from aiohttp import web
 
 from tests.bench.accounts import decisions_today, protect, record_history
+from tests.bench.drive import Shot
+from tests.bench.report import Report
 from tests.bench.setups import BY_KEY, JSON, ORDER, warm_and_check
 from tests.bench.static_upstream import make_app
 from tests.fixtures.audit import problems
@@ -104,3 +106,21 @@ async def test_generated_history_keeps_the_audit_chain(
         await conn.close()
     assert outcomes >= 300
     await warm_and_check(static_gatekeeper.proxy_url, BY_KEY["gk_allowed"], (ACCOUNT,))
+
+
+def test_a_growth_only_report_gives_the_growth_verdict() -> None:
+    """BENCH_ONLY=none: no setup measured, the growth series alone, pinned."""
+
+    def shot(p50: float) -> Shot:
+        return Shot(requests=150, seconds=1.0, p50_ms=p50, p99_ms=2 * p50, non_2xx=0,
+                    socket_errors=0, sut_cpu=0.3, core_busy={0: 0.4, 1: 0.5}, wall=1.0)  # fmt: skip
+
+    growth = {(0, "pinned"): [shot(4.0)], (1000, "pinned"): [shot(4.2)],
+              (5000, "pinned"): [shot(4.8)]}  # fmt: skip
+    counts = {key: [key[0]] for key in growth}
+    text = Report({}, growth, counts, {}).text(["header"])
+    assert "pinned     5,000 recorded (5,000-5,000 at the rounds' start): p50 4.80 ms" in text
+    assert (
+        "not met growth within ±10 % (p50 vs 0 decisions today, 1 connection, pinned):"
+        " 1,000: 1.05x, 5,000: 1.20x (4.00 ms at 0)" in text
+    )
