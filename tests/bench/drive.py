@@ -88,6 +88,28 @@ class Shot:
     core_busy: dict[int, float] = field(default_factory=dict)
     generator: str = "wrk"
     wall: float = 0.0  # the round's wall-clock time, the generator's start and exit included
+    # The Python load generator's figures for each URL: requests, p50_ms, p99_ms, non_2xx,
+    # socket_errors (wrk gives none).
+    by_url: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def part(self, url: str) -> Shot:
+        """The round's requests to ``url`` alone: their count, latencies and failures; time,
+        CPU and busy cores in proportion, so its rate and CPU per request are the round's."""
+        own = self.by_url[url]
+        share = own["requests"] / self.requests if self.requests else 0.0
+        return Shot(
+            requests=int(own["requests"]),
+            seconds=self.seconds * share,
+            p50_ms=own["p50_ms"],
+            p99_ms=own["p99_ms"],
+            non_2xx=int(own["non_2xx"]),
+            socket_errors=int(own["socket_errors"]),
+            sut_cpu=self.sut_cpu * share,
+            loadgen_cpu=self.loadgen_cpu * share,
+            core_busy={core: busy * share for core, busy in self.core_busy.items()},
+            generator=self.generator,
+            wall=self.wall * share,
+        )
 
     @property
     def rate(self) -> float:

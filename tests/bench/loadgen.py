@@ -16,6 +16,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -29,11 +30,15 @@ async def run_bounded(
     *,
     seconds: float | None = None,
     total: int | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Closed loop: ``connections`` requests in flight, over ``urls`` in turn, for ``seconds``
-    or until ``total`` are answered; the figures ``drive.py``'s wrk script prints."""
+    or until ``total`` are answered; the figures ``drive.py``'s wrk script prints, and the
+    same for each URL (``by_url``)."""
     latencies: list[float] = []
     failures = {"status": 0, "socket": 0}
+    by_url: dict[str, tuple[list[float], dict[str, int]]] = {
+        url: ([], {"status": 0, "socket": 0}) for url in urls
+    }
     counter = 0
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -45,22 +50,36 @@ async def run_bounded(
             while time.perf_counter() < deadline and (total is None or counter < total):
                 url = urls[counter % len(urls)]
                 counter += 1
+                mine, my_failures = by_url[url]
                 sent = time.perf_counter()
                 try:
                     async with session.request(method, url, data=body, headers=headers) as r:
                         await r.read()
-                        failures["status"] += not 200 <= r.status < 400
+                        failed = not 200 <= r.status < 400
+                        failures["status"] += failed
+                        my_failures["status"] += failed
                 except aiohttp.ClientError:
                     failures["socket"] += 1
+                    my_failures["socket"] += 1
                     continue
-                latencies.append(time.perf_counter() - sent)
+                latency = time.perf_counter() - sent
+                latencies.append(latency)
+                mine.append(latency)
 
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - started
+    return {
+        **_figures(latencies, failures),
+        "seconds": elapsed,
+        # each URL's own (the growth series sends its levels' accounts in turn)
+        "by_url": {url: _figures(*by_url[url]) for url in urls},
+    }
+
+
+def _figures(latencies: list[float], failures: dict[str, int]) -> dict[str, Any]:
     ordered = sorted(latencies) or [0.0]
     return {
         "requests": len(latencies),
-        "seconds": elapsed,
         "p50_ms": statistics.median(ordered) * 1000,
         "p99_ms": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1000,
         "non_2xx": failures["status"],

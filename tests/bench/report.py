@@ -100,7 +100,11 @@ class Report:
                         + f"{m.bad:5}"
                     )
         if self.growth:
-            lines += ["", "-- growth: allowed order, 1 connection (decisions today at start) --"]
+            lines += [
+                "",
+                "-- growth: allowed order, 1 connection (decisions today at start;"
+                " the levels' orders in turn: orders/s and CPU are the round's) --",
+            ]
             for (level, growth_mode), m in sorted(
                 self.growth.items(), key=lambda kv: (kv[0][1], kv[0][0])
             ):

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from tests.bench.accounts import decisions_today, protect, record_history
 from tests.bench.drive import Shot
+from tests.bench.loadgen import run_bounded
 from tests.bench.report import Report
 from tests.bench.setups import BY_KEY, JSON, ORDER, warm_and_check
 from tests.bench.static_upstream import make_app
@@ -124,3 +125,21 @@ def test_a_growth_only_report_gives_the_growth_verdict() -> None:
         "not met growth within ±10 % (p50 vs 0 decisions today, 1 connection, pinned):"
         " 1,000: 1.05x, 5,000: 1.20x (4.00 ms at 0)" in text
     )
+
+
+async def test_each_url_of_a_round_has_its_own_figures(static_upstream: str) -> None:
+    """The growth series sends its levels' accounts in turn in one round and reads each
+    level's latencies and failures from its own URL."""
+    good, missing = static_upstream + "/accounts/5WB90001/balances", static_upstream + "/nowhere"
+    figures = await run_bounded([good, missing], "GET", None, {}, 1, total=10)
+    assert figures["requests"] == 10
+    assert figures["by_url"][good]["requests"] == 5
+    assert figures["by_url"][good]["non_2xx"] == 0
+    assert figures["by_url"][missing]["non_2xx"] == 5
+    shot = Shot(**figures, sut_cpu=0.02, core_busy={0: 0.5, 1: 0.3}, wall=1.0)
+    part = shot.part(missing)
+    assert (part.requests, part.non_2xx) == (5, 5)
+    assert part.p50_ms == figures["by_url"][missing]["p50_ms"]
+    # the round's rate and CPU per request: the levels share the round's moments
+    assert part.rate == pytest.approx(shot.rate)
+    assert part.cpu_us == pytest.approx(shot.cpu_us)
