@@ -8,17 +8,13 @@ then defaults. Unknown keys anywhere are an error, and every error is reported a
 
 from __future__ import annotations
 
-import json
 import os
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -34,17 +30,41 @@ from pydantic_settings import (
 )
 
 from gatekeeper.auth import InvalidTtl, parse_ttl
+from gatekeeper.settings_risk import RiskSettings
+from gatekeeper.settings_sections import (
+    AlertSettings,
+    BrokerClientSettings,
+    EmailAlertSettings,
+    Port,
+    PositiveSeconds,
+    Section,
+    StopSettings,
+    WebhookSettings,
+)
+
+__all__ = [
+    "PRODUCTION_URL",
+    "SANDBOX_URL",
+    "AdminSettings",
+    "AlertSettings",
+    "BrokerClientSettings",
+    "EmailAlertSettings",
+    "EmbeddedSettings",
+    "PaperSettings",
+    "ProxySettings",
+    "RiskSettings",
+    "Settings",
+    "SettingsError",
+    "StopSettings",
+    "WebhookSettings",
+    "load_settings",
+    "validate_backend_url",
+    "validate_upstream_url",
+]
 
 DEFAULT_CONFIG_FILE = Path("config/gatekeeper.toml")
 SANDBOX_URL = "https://api.cert.tastyworks.com"
 PRODUCTION_URL = "https://api.tastyworks.com"
-
-Port = Annotated[int, Field(ge=0, le=65535)]
-PositiveSeconds = Annotated[float, Field(gt=0, le=600)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def validate_upstream_url(value: str) -> str:
@@ -62,7 +82,7 @@ def validate_upstream_url(value: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-class ProxySettings(_Section):
+class ProxySettings(Section):
     """The listener bots talk to, and how it talks to the broker."""
 
     host: str = "127.0.0.1"
@@ -136,7 +156,7 @@ class ProxySettings(_Section):
         return self
 
 
-class AdminSettings(_Section):
+class AdminSettings(Section):
     """The operators' listener: admin API, metrics, health. Its own port by default."""
 
     host: str = "127.0.0.1"
@@ -161,7 +181,7 @@ class AdminSettings(_Section):
         return value
 
 
-class PaperSettings(_Section):
+class PaperSettings(Section):
     """The paper broker (``gatekeeper paper`` and the demo's upstream)."""
 
     host: str = "127.0.0.1"
@@ -172,262 +192,10 @@ class PaperSettings(_Section):
     control_token: Annotated[SecretStr, Field(min_length=16)] | None = None
 
 
-class EmbeddedSettings(_Section):
+class EmbeddedSettings(Section):
     """Where the demo keeps the Postgres and Redis it starts from wheels."""
 
     data_dir: Path = Path("var/demo")
-
-
-Percent = Annotated[Decimal, Field(gt=0, le=100)]
-
-
-class RiskSettings(_Section):
-    """The order path: account-state caching, unknown accounts and their default limits."""
-
-    # Account state younger than this is used as is; older is refetched from the broker.
-    state_ttl_seconds: PositiveSeconds = 2.0
-    # Older than this (and unrefreshable) the order is rejected: state_unavailable.
-    max_state_age_seconds: PositiveSeconds = 10.0
-    quote_ttl_seconds: PositiveSeconds = 1.0
-    # After an order is forwarded the account's state is refreshed in the background, at most
-    # once per this many seconds per account (the broker's answer already put the order in
-    # the cached state, and its reservation counts it until the state shows it); 0: after
-    # every forward.
-    refresh_after_forward_seconds: Annotated[float, Field(ge=0, le=60)] = 0.5
-    # Cached account state serves a request only if the broker let the request's credential
-    # read that account within this many seconds (a digest of it is kept in Redis this long).
-    credential_ttl_seconds: PositiveSeconds = 60.0
-    # Keys the HMAC-SHA256 digests of those credentials. Unset: a random key per process, so
-    # each replica confirms a credential once itself; set one to share confirmations.
-    credential_digest_key: SecretStr | None = None
-    # Instruments (an option's underlying group, a future's multiplier) do not change intraday:
-    # looked up once per symbol, then cached in Redis this long (6 hours; at most a week).
-    instrument_ttl_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] = 6 * 3_600.0
-    # Accounts without a protection: guarded by the defaults below, or every order rejected.
-    unknown_account_policy: Literal["defaults", "reject"] = "defaults"
-    max_body_bytes: Annotated[int, Field(ge=1024, le=1024**2)] = 64 * 1024
-    # A submission with the same route and body (external-identifiers aside) as a counted
-    # order of the account decided this many seconds before, while that one is unresolved or
-    # accepted, is a retry: answered from the first, never forwarded (docs/order-path.md).
-    # 0 turns this off; retries carrying the bot's own external-identifier are always caught.
-    duplicate_window_seconds: Annotated[float, Field(ge=0, le=3600)] = 0.0
-    # How long an order may wait inside the gatekeeper before it is forwarded (in the
-    # kernel's accept queue, for the broker's account state, a database connection, the
-    # account lock): past it the order is refused, 503 deadline_exceeded with its decision
-    # row, never forwarded late. Keep it below the bot's own timeout minus the broker's answer
-    # time (httpx, under tastyware's client, gives up after 5 s).
-    order_deadline_seconds: PositiveSeconds = 2.5
-    # Order requests one process works on at once; beyond them a new one is answered 503
-    # overloaded at once, with its decision row, instead of waiting in a queue.
-    order_max_in_flight: Annotated[int, Field(ge=1, le=10_000)] = 64
-    # The reconciler (gatekeeper.reconciler): how often it looks for unresolved orders; how
-    # old a decision with no outcome at all must be before it is taken for a dead replica's
-    # (longer than a forward can take: connect + read timeouts); how long after it was sent
-    # an order not found at the broker is declared not_placed (a broker may place an order
-    # that waited in its accept queue long after the gatekeeper gave up on it).
-    reconcile_interval_seconds: PositiveSeconds = 1.0
-    reconcile_grace_seconds: PositiveSeconds = 90.0
-    reconcile_not_placed_after_seconds: PositiveSeconds = 120.0
-    # The seed's Step 7 values.
-    default_cash_reserve_percentage: Percent = Decimal(25)
-    default_max_daily_loss_percentage: Percent = Decimal(5)
-    default_max_single_trade_percentage: Percent = Decimal(10)
-    default_max_portfolio_exposure_percentage: Percent = Decimal(75)
-    default_max_position_concentration_percentage: Percent = Decimal(20)
-    default_max_daily_trades: Annotated[int, Field(ge=1, le=10_000)] = 50
-    # Risk model (docs/order-path.md): the highest scenario price is the largest of the
-    # underlying's price and every strike, plus this share of the underlying's price.
-    stress_up_percentage: Annotated[Decimal, Field(gt=0, le=1000)] = Decimal(100)
-    # Quotes older than this (when they say when they were updated) are not used; None: off.
-    max_quote_age_seconds: Annotated[Decimal, Field(gt=0)] | None = Decimal(300)
-    # Quotes whose bid-ask spread exceeds this share of the mid are not used; None: off.
-    max_spread_percentage: Annotated[Decimal, Field(gt=0, le=1000)] | None = Decimal(100)
-    # Start of day (docs/order-path.md "The trading day"): the day's deposits and withdrawals
-    # (the broker's Money Movement transactions) are cached in Redis this long, then asked
-    # again: they arrive intraday.
-    money_movements_ttl_seconds: Annotated[float, Field(gt=0, le=3_600)] = 30.0
-    # While the broker has no beginning-of-day snapshot for the day (the first sight stands
-    # in), it is asked again at most this often; once it has one, never again that day.
-    start_of_day_retry_seconds: Annotated[float, Field(gt=0, le=3_600)] = 300.0
-
-    @field_validator("credential_digest_key")
-    @classmethod
-    def _check_digest_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (a random string)")
-        return value
-
-    @model_validator(mode="after")
-    def _check_ages(self) -> RiskSettings:
-        if self.max_state_age_seconds < self.state_ttl_seconds:
-            raise ValueError("max_state_age_seconds must be at least state_ttl_seconds")
-        return self
-
-    @field_validator(
-        "default_cash_reserve_percentage",
-        "default_max_daily_loss_percentage",
-        "default_max_single_trade_percentage",
-        "default_max_portfolio_exposure_percentage",
-        "default_max_position_concentration_percentage",
-        "default_max_daily_trades",
-    )
-    @classmethod
-    def _check_default_limit(cls, value: Decimal | int, info: ValidationInfo) -> Decimal | int:
-        # The defaults guard accounts without a protection: the same ranges as the
-        # protections table's CHECK constraints (gatekeeper/limits.py, the guide's ranges).
-        from gatekeeper.limits import LIMITS_BY_FIELD
-
-        limit = LIMITS_BY_FIELD[(info.field_name or "").removeprefix("default_")]
-        if not limit.allows(value):
-            raise ValueError(
-                f"must be {limit.describe()} like a protection's (CHECK {limit.constraint});"
-                f" got {value}"
-            )
-        return value
-
-
-_WEBHOOK_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
-
-
-class EmailAlertSettings(_Section):
-    """An SMTP server and who gets the mail (for protections with ``email_alerts_enabled``)."""
-
-    host: str
-    # 587 with starttls, 465 with tls, 25 with none.
-    port: Port = 587
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = None
-    password: SecretStr | None = None
-    sender: str
-    recipients: Annotated[tuple[str, ...], Field(min_length=1)]
-    timeout_seconds: PositiveSeconds = 10.0
-
-    @field_validator("sender", "recipients")
-    @classmethod
-    def _check_addresses(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
-        for address in (value,) if isinstance(value, str) else value:
-            local, at, domain = address.rpartition("@")
-            if not (at and local and domain) or any(c.isspace() or c in ",<>" for c in address):
-                raise ValueError("must be plain email addresses (name@host)")
-        return value
-
-    @model_validator(mode="after")
-    def _check_credentials(self) -> EmailAlertSettings:
-        given = [value is not None for value in (self.username, self.password)]
-        if any(given) and not all(given):
-            raise ValueError("username and password go together")
-        return self
-
-
-class WebhookSettings(_Section):
-    """One webhook: a Slack-, Discord- or ntfy-compatible body, or Gatekeeper's own JSON."""
-
-    # Names the webhook in logs and in the outbox, where the URL never appears.
-    name: Annotated[str, Field(pattern=_WEBHOOK_NAME)]
-    # A secret: chat webhooks carry their token in the URL.
-    url: SecretStr
-    format: Literal["slack", "discord", "ntfy", "json"] = "json"
-    # Signs the body: "<signature_header>: sha256=<hex HMAC-SHA256 of the body>".
-    secret: SecretStr | None = None
-    signature_header: str = "X-Gatekeeper-Signature"
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: SecretStr) -> SecretStr:
-        parts = urlsplit(value.get_secret_value())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL")  # the URL is not echoed
-        return value
-
-    @field_validator("secret")
-    @classmethod
-    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (a random string)")
-        return value
-
-
-class AlertSettings(_Section):
-    """Alerts (docs/alerts.md): what raises one, and the channels that deliver it."""
-
-    email: EmailAlertSettings | None = None
-    webhooks: tuple[WebhookSettings, ...] = ()
-    # A limit used above this share (exposure, largest concentration, cash above the reserve,
-    # trades today) raises one alert per account, limit and trading day.
-    utilisation_threshold_percentage: Percent = Decimal(80)
-    # This many rejections of one account within the window raise one alert per window.
-    rejection_burst_count: Annotated[int, Field(ge=2, le=10_000)] = 10
-    rejection_burst_window_seconds: Annotated[float, Field(ge=1, le=86_400)] = 60.0
-    # The risk path failing (database, cache, broker state) alerts once per account, reason and
-    # this many seconds.
-    risk_path_alert_interval_seconds: Annotated[float, Field(ge=1, le=86_400)] = 300.0
-    # Delivery: how often each replica's worker looks for due messages, the timeout of one
-    # attempt, and the retries (exponential back-off from retry_base_seconds, at most
-    # retry_max_seconds apart, max_attempts in all).
-    poll_interval_seconds: Annotated[float, Field(ge=0.01, le=60)] = 1.0
-    send_timeout_seconds: PositiveSeconds = 10.0
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = 12
-    retry_base_seconds: Annotated[float, Field(ge=0.01, le=3_600)] = 5.0
-    retry_max_seconds: Annotated[float, Field(ge=0.01, le=86_400)] = 1_800.0
-
-    @model_validator(mode="after")
-    def _check_webhooks(self) -> AlertSettings:
-        names = [hook.name for hook in self.webhooks]
-        if len(names) != len(set(names)):
-            raise ValueError("webhook names must be unique")
-        return self
-
-
-AccountNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
-
-
-class BrokerClientSettings(_Section):
-    """The gatekeeper's own TastyTrade OAuth client for some accounts: what a manual or global
-    stop cancels their working orders with (``POST /oauth/token``, refresh_token grant)."""
-
-    accounts: Annotated[tuple[AccountNumber, ...], Field(min_length=1)]
-    client_secret: SecretStr
-    refresh_token: SecretStr
-    client_id: str | None = None
-
-
-class StopSettings(_Section):
-    """What an emergency stop does besides refusing orders (docs/admin.md)."""
-
-    # The gatekeeper's own broker credentials, per account. Put them in the environment
-    # (GATEKEEPER_STOPS__BROKER_CLIENTS as a JSON list) or in broker_clients_file (a JSON list
-    # of the same objects, read once at start-up), not in the TOML file.
-    broker_clients: tuple[BrokerClientSettings, ...] = ()
-    broker_clients_file: Path | None = None
-    # How often each replica looks for stops whose cancels wait on its own credentials.
-    sweep_interval_seconds: PositiveSeconds = 5.0
-    # One cancel (DELETE) at the broker may take this long.
-    cancel_timeout_seconds: PositiveSeconds = 10.0
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_clients_file(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not data.get("broker_clients_file"):
-            return data
-        path = Path(data["broker_clients_file"])
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise ValueError(
-                f"broker_clients_file {path} cannot be read ({type(error).__name__})"
-            ) from None
-        except ValueError:
-            raise ValueError(f"broker_clients_file {path} is not JSON") from None
-        if not isinstance(loaded, list):
-            raise ValueError(f"broker_clients_file {path} must hold a JSON list")
-        return {**data, "broker_clients": [*data.get("broker_clients", ()), *loaded]}
-
-    @model_validator(mode="after")
-    def _check_accounts(self) -> StopSettings:
-        accounts = [a for client in self.broker_clients for a in client.accounts]
-        if len(accounts) != len(set(accounts)):
-            raise ValueError("an account may be named by one broker client only")
-        return self
 
 
 _URL_EXAMPLES = {
