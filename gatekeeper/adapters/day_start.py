@@ -7,7 +7,9 @@ balance snapshot and the day's deposits and withdrawals, read with the bot's own
   and then never asked again that day. While the broker has none (404, or no item for the
   day), the decision records its first sight instead (source ``first_sight``, in the locked
   decision, :func:`gatekeeper.adapters.decisions.decision_inputs`) and the broker is asked
-  again at most every ``risk.start_of_day_retry_seconds``; once it has one, its figure wins.
+  again at most every ``risk.start_of_day_retry_seconds`` (a Redis entry that expires then,
+  shared by the replicas; each process remembers until when, so the orders in between make
+  no Redis round trip for it); once it has one, its figure wins.
 - **Deposits**: ``GET /accounts/{a}/transactions?types[]=Money Movement&start-date=DAY&
   end-date=DAY``, the sub-types ``Deposit``, ``Withdrawal`` and ``Transfer`` netted (money in
   +, out -), cached in Redis for ``risk.money_movements_ttl_seconds`` (the entry names when
@@ -107,6 +109,9 @@ class DayStartSource:
         # (account, day) -> the net deposits cached in Redis and when its entry expires there
         # (wall clock, written into the entry): served from here until then.
         self._deposits: dict[tuple[str, date], tuple[Decimal, float]] = {}
+        # (account, day) -> until when (wall clock) the broker is not asked again for a
+        # snapshot it did not have: the expiry of the Redis entry that says so.
+        self._missing: dict[tuple[str, date], float] = {}
 
     async def within_trading_day(
         self,
@@ -155,18 +160,25 @@ class DayStartSource:
         known = self._recorded.get((account, day))
         if known is not None:
             return known
+        if time.time() < self._missing.get((account, day), 0.0):
+            return None  # asked recently (this process knows until when): the broker had none
         missing = MISSING_KEY.format(account=account, day=day.isoformat())
         try:
-            if await self._redis.exists(missing):
-                return None  # asked recently: the broker had none
+            left_ms = await self._redis.pttl(missing)
         except RedisError as error:
             raise self._cache_error(error) from None
+        if left_ms > 0 or left_ms == -1:  # -1: an entry without expiry (not ours): believed
+            if left_ms > 0:
+                self._remember_missing(account, day, time.time() + left_ms / 1000)
+            return None  # asked recently: the broker had none
         async with self._pool.acquire() as conn:
             recorded = await db.broker_start_of_day(conn, account, day)
         if recorded is None and can_fetch:
             fetched = await self._fetch_snapshot(account, day, client_headers)
             if fetched is None:
-                await self._set(missing, b"1", self._risk.start_of_day_retry_seconds)
+                retry = self._risk.start_of_day_retry_seconds
+                await self._set(missing, b"1", retry)
+                self._remember_missing(account, day, time.time() + retry)
                 return None
             async with self._pool.acquire() as conn:
                 recorded = await db.record_broker_start_of_day(conn, account, day, fetched)
@@ -228,6 +240,11 @@ class DayStartSource:
         await self._set(key, f"{net}|{expires_at:.3f}".encode(), ttl)
         self._remember_deposits(account, day, net, expires_at)
         return net
+
+    def _remember_missing(self, account: str, day: date, until: float) -> None:
+        if len(self._missing) >= MAX_REMEMBERED:
+            self._missing.clear()
+        self._missing[(account, day)] = until
 
     def _remember_deposits(
         self, account: str, day: date, net: Decimal, expires_at: float | None

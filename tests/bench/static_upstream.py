@@ -29,6 +29,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from gatekeeper.core.tradingday import trading_day
+
 ORDER_ID = 424242
 NLV, CASH = "10000000.00", "6000000.00"
 _ZERO_BALANCES = [
@@ -205,7 +207,8 @@ def trading_status(account: str, updated_at: str) -> dict[str, Any]:
 
 def account_bodies(account: str, now: datetime) -> dict[tuple[str, str], bytes]:
     """Every answer of one account, encoded once: (method, route under the account) → bytes."""
-    today, updated = now.date().isoformat(), _iso(now)
+    # TastyTrade's day is New York's: from 19:00 or 20:00 there, the UTC date is tomorrow's
+    today, updated = trading_day(now).isoformat(), _iso(now)
     base = f"/accounts/{account}"
     pagination = {"per-page": 250, "page-offset": 0, "item-offset": 0, "total-items": 0,
                   "total-pages": 1, "current-item-count": 0, "previous-link": None,

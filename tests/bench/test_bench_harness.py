@@ -3,7 +3,8 @@ measuring the real order path as the gatekeeper changes:
 
 - the static upstream serves everything the gatekeeper asks the broker for on the order path
   (an order, a rejection, a dry-run, a pass-through), and accepted orders do not pile up as in
-  flight (the state always shows their broker id);
+  flight (the state always shows their broker id), and its beginning-of-day snapshot is of
+  New York's day, so the gatekeeper records it rather than asking again for each order;
 - the growth series' bulk history goes through the tables, so the audit chain stays whole.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
@@ -22,7 +24,7 @@ from tests.bench.drive import Shot
 from tests.bench.loadgen import run_bounded
 from tests.bench.report import Report
 from tests.bench.setups import BY_KEY, JSON, ORDER, warm_and_check
-from tests.bench.static_upstream import make_app
+from tests.bench.static_upstream import account_bodies, make_app
 from tests.fixtures.audit import problems
 from tests.fixtures.gate import Gate, make_settings, start_gatekeeper
 
@@ -64,6 +66,29 @@ async def test_static_upstream_serves_all_the_order_path_asks_for(
         setup = BY_KEY[key]
         await warm_and_check(static_gatekeeper.proxy_url, setup, (ACCOUNT,) * setup.accounts)
     assert await _unknown(static_upstream) == {}
+
+
+@pytest.mark.parametrize("hour", [3, 15])
+def test_the_snapshot_is_of_new_yorks_day(hour: int) -> None:
+    """At 03:00 UTC it is still yesterday in New York (TastyTrade's day)."""
+    now = datetime(2026, 12, 6, hour, tzinfo=UTC)
+    snapshots = json.loads(account_bodies(ACCOUNT, now)["GET", "/balance-snapshots"])
+    (snapshot,) = snapshots["data"]["items"]
+    assert snapshot["snapshot-date"] == ("2026-12-05" if hour == 3 else "2026-12-06")
+
+
+async def test_the_gatekeeper_records_the_static_snapshot(
+    static_gatekeeper: Gate, database_url: str
+) -> None:
+    await warm_and_check(static_gatekeeper.proxy_url, BY_KEY["gk_allowed"], (ACCOUNT,))
+    conn = await asyncpg.connect(database_url)
+    try:
+        sources = await conn.fetch(
+            "SELECT source FROM account_day_start WHERE account_id = $1", ACCOUNT
+        )
+    finally:
+        await conn.close()
+    assert [row["source"] for row in sources] == ["broker_bod"]
 
 
 async def test_accepted_orders_are_not_left_in_flight(

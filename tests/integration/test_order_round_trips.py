@@ -1,6 +1,7 @@
 """Issue 12, item 3: an allowed order on a warm account reaches the broker after one Redis
 round trip (the account's state with its quotes, in one MGET) and no broker read: the day's
-start, deposits, instruments and the state are all known already."""
+start, deposits, instruments and the state are all known already. Also when the broker has
+no beginning-of-day snapshot: that it had none is remembered until it is asked again."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from tests.fixtures.orders import Bot, order, protect
 from tests.fixtures.paper import PaperBroker
 
 
-@pytest.fixture
+@pytest.fixture(params=["broker snapshot", "no broker snapshot"])
 async def warm_bot(
+    request: pytest.FixtureRequest,
     paper_broker: PaperBroker,
     paper_auth: dict[str, str],
     pg_pool: asyncpg.Pool,
@@ -30,6 +32,8 @@ async def warm_bot(
     """A gatekeeper whose cached state lives long (no refresh falls inside the order under
     test), and a bot whose account it has seen."""
     await protect(pg_pool, paper_broker.account_number)
+    if request.param == "no broker snapshot":
+        del paper_broker.book.start_of_day[paper_broker.account_number]
     base = make_settings(paper_broker.url, database_url, redis_url)
     risk = RiskSettings(
         order_deadline_seconds=TEST_ORDER_DEADLINE,
