@@ -29,11 +29,11 @@ def _scope(args: argparse.Namespace) -> str | None:
 
 
 async def _cancels_line(conn: Conn, account: str, settings: Settings) -> str:
-    from gatekeeper.adapters import stops
+    from gatekeeper.adapters import stop_cancels
     from gatekeeper.web.cancel_models import working_orders_on_stop
 
-    events = await stops.active_stop_events(conn, account)
-    state = working_orders_on_stop(events, await stops.cancel_runs(conn, account, events))
+    events = await stop_cancels.active_stop_events(conn, account)
+    state = working_orders_on_stop(events, await stop_cancels.cancel_runs(conn, account, events))
     line = f"Working orders: {state.message}"
     if state.state == "pending":
         own = any(account in c.accounts for c in settings.stops.broker_clients)

@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from gatekeeper.adapters import stops
+from gatekeeper.adapters import stop_cancels
 from gatekeeper.adapters.account_state import AccountPayloads
 from gatekeeper.adapters.broker_oauth import BrokerClients
 from gatekeeper.adapters.broker_read import BrokerReadError, forwarded_headers, get_data
@@ -136,7 +136,9 @@ class StopActions:
             for account in self._clients.accounts():
                 self.after_manual_stop(account)
 
-    def _spawn(self, account: str, credential: stops.Credential, source: CredentialSource) -> None:
+    def _spawn(
+        self, account: str, credential: stop_cancels.Credential, source: CredentialSource
+    ) -> None:
         if account in self._running:
             return  # this process is at it already; what it misses the next trigger sees
         self._running.add(account)
@@ -146,7 +148,7 @@ class StopActions:
         task.add_done_callback(lambda _: self._running.discard(account))
 
     async def _guarded(
-        self, account: str, credential: stops.Credential, source: CredentialSource
+        self, account: str, credential: stop_cancels.Credential, source: CredentialSource
     ) -> None:
         try:
             await self.run(account, credential, source)
@@ -168,16 +170,18 @@ class StopActions:
     # -- one run -------------------------------------------------------------------------------
 
     async def run(
-        self, account: str, credential: stops.Credential, source: CredentialSource
+        self, account: str, credential: stop_cancels.Credential, source: CredentialSource
     ) -> bool:
         """Cancel ``account``'s working orders for every stop still waiting for it; False
         when there was nothing to do, another replica is at it, or the broker could not list
         the orders (nothing recorded: the next trigger tries again)."""
         async with self._engine.pool.acquire() as conn, conn.transaction():
-            if not await stops.try_lock_cancels(conn, account):
+            if not await stop_cancels.try_lock_cancels(conn, account):
                 return False
-            events = await stops.active_stop_events(conn, account)
-            waiting = stops.pending(events, await stops.cancel_runs(conn, account, events))
+            events = await stop_cancels.active_stop_events(conn, account)
+            waiting = stop_cancels.pending(
+                events, await stop_cancels.cancel_runs(conn, account, events)
+            )
             if not waiting:
                 return False
             headers = await source()
@@ -194,11 +198,13 @@ class StopActions:
                 return False
             results = await asyncio.gather(*(self._cancel(account, p, headers) for p in plans))
             complete = all(r.outcome != "failed" for r in results)
-            first = await stops.record_run(conn, account, waiting[0], credential, complete=complete)
+            first = await stop_cancels.record_run(
+                conn, account, waiting[0], credential, complete=complete
+            )
             for result in results:
-                await stops.record_cancel(conn, first, account, waiting[0], result)
+                await stop_cancels.record_cancel(conn, first, account, waiting[0], result)
             for event in waiting[1:]:
-                await stops.record_run(
+                await stop_cancels.record_run(
                     conn, account, event, credential, complete=complete, covered_by=first
                 )
         counts = {o: sum(r.outcome == o for r in results) for o in ("cancelled", "failed", "kept")}
@@ -241,11 +247,13 @@ class StopActions:
         )
         return plan_cancels(snapshot, risk_parameters(engine.settings.risk), now)
 
-    async def _cancel(self, account: str, plan: CancelPlan, headers: Headers) -> stops.OrderCancel:
+    async def _cancel(
+        self, account: str, plan: CancelPlan, headers: Headers
+    ) -> stop_cancels.OrderCancel:
         if plan.action is CancelAction.KEEP:
-            return stops.OrderCancel(plan.order_id, "kept", None, plan.reason)
+            return stop_cancels.OrderCancel(plan.order_id, "kept", None, plan.reason)
         if plan.order_id is None or _ORDER_ID.fullmatch(plan.order_id) is None:
-            return stops.OrderCancel(plan.order_id, "not_attempted", None, plan.reason)
+            return stop_cancels.OrderCancel(plan.order_id, "not_attempted", None, plan.reason)
         url = f"{self._upstream}/accounts/{account}/orders/{plan.order_id}"
         try:
             async with self._session.delete(
@@ -257,12 +265,14 @@ class StopActions:
                 await response.read()
                 status = response.status
         except TimeoutError:
-            return stops.OrderCancel(plan.order_id, "failed", None, "timeout (maybe cancelled)")
+            return stop_cancels.OrderCancel(
+                plan.order_id, "failed", None, "timeout (maybe cancelled)"
+            )
         except aiohttp.ClientError as error:
-            return stops.OrderCancel(plan.order_id, "failed", None, type(error).__name__)
+            return stop_cancels.OrderCancel(plan.order_id, "failed", None, type(error).__name__)
         if 200 <= status < 300:
-            return stops.OrderCancel(plan.order_id, "cancelled", status, "")
-        return stops.OrderCancel(plan.order_id, "failed", status, "the broker refused")
+            return stop_cancels.OrderCancel(plan.order_id, "cancelled", status, "")
+        return stop_cancels.OrderCancel(plan.order_id, "failed", status, "the broker refused")
 
 
 async def _ready(headers: Headers) -> Headers:

@@ -10,7 +10,7 @@ import re
 from aiohttp import web
 
 from gatekeeper.adapters import protections as store
-from gatekeeper.adapters import stops
+from gatekeeper.adapters import stop_cancels, stops
 from gatekeeper.adapters.pg import Conn
 from gatekeeper.auth import Permission
 from gatekeeper.web import keys
@@ -36,8 +36,8 @@ def _actor(call: Call, name: str | None) -> store.Actor:
 
 async def account_cancels(conn: Conn, account: str) -> WorkingOrdersOnStop:
     """What the account's active stops did with its working orders."""
-    events = await stops.active_stop_events(conn, account)
-    return working_orders_on_stop(events, await stops.cancel_runs(conn, account, events))
+    events = await stop_cancels.active_stop_events(conn, account)
+    return working_orders_on_stop(events, await stop_cancels.cancel_runs(conn, account, events))
 
 
 def _json(model: StopResponse | StopStateResponse, status: int = 200) -> web.Response:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from gatekeeper.adapters import stops
+from gatekeeper.adapters import stop_cancels
 
 
 class OrderCancelOut(BaseModel):
@@ -39,7 +39,7 @@ class WorkingOrdersOnStop(BaseModel):
 
 
 def working_orders_on_stop(
-    events: list[stops.StopEvent], runs: list[stops.CancelRun]
+    events: list[stop_cancels.StopEvent], runs: list[stop_cancels.CancelRun]
 ) -> WorkingOrdersOnStop:
     """The state in words: the status says plainly when working orders are not cancelled."""
     out = [
@@ -65,7 +65,7 @@ def working_orders_on_stop(
             " (cancel_working_orders_on_stop is off)",
             runs=out,
         )
-    if stops.pending(wanted, runs):
+    if stop_cancels.pending(wanted, runs):
         failed = any(not r.complete for r in runs)
         return WorkingOrdersOnStop(
             state="pending",
@@ -92,6 +92,6 @@ def working_orders_on_stop(
     return WorkingOrdersOnStop(
         state="incomplete",
         message="working orders NOT all cancelled: cancels failed"
-        f" {stops.MAX_CANCEL_RUNS} times; cancel them at the broker",
+        f" {stop_cancels.MAX_CANCEL_RUNS} times; cancel them at the broker",
         runs=out,
     )
