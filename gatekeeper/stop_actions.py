@@ -1,6 +1,6 @@
 """What an emergency stop does once committed: cancel the account's working orders that are
 not risk-reducing (:mod:`gatekeeper.core.cancels`), and record each cancel
-(:mod:`gatekeeper.adapters.stops`).
+(:mod:`gatekeeper.adapters.stop_cancels`).
 
 Always after the stop's transaction committed, in tasks this object keeps (never on an
 order's path: nothing here blocks or fails an order). Which credentials:
