@@ -44,15 +44,11 @@ import aiohttp
 from redis.asyncio import Redis
 
 from gatekeeper.adapters.account_changes import Change, Entry, answered_changes, apply_changes
-from gatekeeper.adapters.broker_read import (
-    CLIENT_HEADERS,
-    BrokerReadError,
-    get_data,
-    read_timeout,
-)
+from gatekeeper.adapters.broker_read import BrokerReadError, get_data, read_timeout
 from gatekeeper.adapters.credentials import CredentialDigests, confirmed_key
 from gatekeeper.adapters.quote_cache import REFRESH_AHEAD, QuoteCache, items_of
 from gatekeeper.adapters.state_cache import STATE_KEY, StateCache
+from gatekeeper.adapters.state_refresh import BackgroundRefreshes
 from gatekeeper.errors import BrokerAuthFailed, CacheUnavailable, StateUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import Settings
@@ -62,11 +58,6 @@ log = logging.getLogger(__name__)
 # Fresh state older than REFRESH_AHEAD (a share of state_ttl_seconds, as for quotes) is
 # refreshed in the background, so a busy account's orders rarely wait for the broker; the
 # state used stays within the TTL.
-# Accounts whose last background refresh is remembered per process: beyond it, start over.
-MAX_REMEMBERED = 1024
-# Background refreshes (after a forward, or asked by the streamer) running at once; beyond
-# it none is started: the state then ages as usual and the next order refreshes it.
-MAX_BACKGROUND_REFRESHES = 256
 
 
 @dataclass(frozen=True)
@@ -107,14 +98,10 @@ class StateSource:
         # it with the changes streamed since it was fetched (the account streamer's). Must not
         # block.
         self.on_snapshot: Callable[[str, Entry], Entry] | None = None
-        self._background: dict[str, asyncio.Task[None]] = {}  # by account
-        self._background_at: dict[str, float] = {}  # account -> its last one's start
+        self._refreshes = BackgroundRefreshes(settings.risk, self._refresh_in_background)
         self._answers: set[asyncio.Task[None]] = set()  # answered orders being cached
         self._answered: dict[str, list[Change]] = {}  # by account, not yet being written
         self._answering: dict[str, asyncio.Task[None]] = {}  # the account's writer
-        # account -> credential of one more, and whether only forwards asked for it
-        self._again: dict[str, tuple[dict[str, str], bool]] = {}
-        self._sleeping: dict[str, dict[str, str]] = {}  # account -> credential it will use
         self._closing = False
 
     async def account(
@@ -196,48 +183,14 @@ class StateSource:
     def refresh_soon(
         self, account: str, client_headers: Mapping[str, str], *, after_forward: bool = False
     ) -> None:
-        """Fetch the account's state with ``client_headers`` in the background, after any
-        refresh already running for it (which may have been asked before the change that
-        prompts this one): one per account at a time, at most one more queued (the latest
-        credential), at most MAX_BACKGROUND_REFRESHES accounts at once. Failures are logged
-        by type only. Never raises, never blocks."""
-        try:
-            if self._closing or not client_headers.get("Authorization"):
-                return  # nothing to fetch with: the next order fetches with its own
-            # Only what the reads send (never cookies), looked up case-insensitively.
-            headers = {n: v for n in CLIENT_HEADERS if (v := client_headers.get(n)) is not None}
-            if account in self._sleeping:  # not begun: it will show this change, with these
-                self._sleeping[account] = headers
-                return
-            if account in self._background:
-                queued = self._again.get(account)
-                self._again[account] = (headers, after_forward and (queued is None or queued[1]))
-                return
-            if len(self._background) >= MAX_BACKGROUND_REFRESHES:
-                log.warning("background account state refreshes at their limit; skipped one")
-                return
-            wait = 0.0
-            if after_forward:
-                since = time.monotonic() - self._background_at.get(account, -1e9)
-                wait = max(0.0, self._risk.refresh_after_forward_seconds - since)
-            task = asyncio.create_task(self._background_refresh(account, headers, wait))
-            self._background[account] = task
-            task.add_done_callback(lambda _: self._background_done(account, task))
-        except Exception as error:  # on the order path: never let it fail a request
-            log.error("could not schedule an account state refresh: %s", type(error).__name__)
+        """Fetch the account's state with ``client_headers`` in the background
+        (:meth:`gatekeeper.adapters.state_refresh.BackgroundRefreshes.soon`). Never raises,
+        never blocks."""
+        self._refreshes.soon(account, client_headers, after_forward=after_forward)
 
-    async def _background_refresh(
-        self, account: str, headers: dict[str, str], wait: float = 0.0
-    ) -> None:
-        if wait > 0:
-            self._sleeping[account] = headers
-            try:
-                await asyncio.sleep(wait)  # forwards meanwhile share this refresh
-            finally:
-                headers = self._sleeping.pop(account, headers)
-        if len(self._background_at) >= MAX_REMEMBERED and account not in self._background_at:
-            self._background_at.clear()
-        self._background_at[account] = time.monotonic()
+    async def _refresh_in_background(self, account: str, headers: dict[str, str]) -> None:
+        """One background refresh: after the one running for this credential, which may have
+        begun before the change that prompts this one; failures logged by type only."""
         key = STATE_KEY.format(account=account)
         digest = self._digests.of(headers)
         running = self._refreshing.get((account, digest))
@@ -253,21 +206,12 @@ class StateSource:
                 type(error).__name__,
             )
 
-    def _background_done(self, account: str, task: asyncio.Task[None]) -> None:
-        if self._background.get(account) is task:
-            del self._background[account]
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("background account state refresh failed: %s", type(error).__name__)
-        again = self._again.pop(account, None)
-        if again is not None and not self._closing:
-            self.refresh_soon(account, again[0], after_forward=again[1])
-
     async def aclose(self) -> None:
         """Cancel the refreshes still running (at shutdown, before the session closes)."""
         self._closing = True
         pending: list[asyncio.Future[Any]] = [
             *self._answers,
-            *self._background.values(),
+            *self._refreshes.close(),
             *self._refreshing.values(),
             *self._quotes.pending(),
         ]

@@ -157,7 +157,7 @@ async def _seen(paper_http: aiohttp.ClientSession, line: str) -> bool:
 
 
 async def _idle(state: StateSource) -> bool:
-    return not state._background
+    return not state._refreshes.running()
 
 
 async def test_a_failed_background_refresh_is_logged_without_the_token_and_never_raises(
