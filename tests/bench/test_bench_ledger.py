@@ -145,14 +145,19 @@ async def generate_history(conn: asyncpg.Connection, rows: int) -> float:
             rows,
             ACCOUNTS,
         )
+        # planned on the grown table: a hash anti-join, not a lookup per decision
+        await conn.execute("ANALYZE risk_decisions, order_outcomes")
         await conn.execute(
             """
             INSERT INTO order_outcomes (decision_id, account_id, outcome, http_status,
                 broker_order_id, recorded_at, chain_seq, chain_prev, chain_hash)
             SELECT decision_id, account_id, 'accepted', 201, 'H' || id, decided_at, id,
                    '\\x00'::bytea, '\\x00'::bytea
-            FROM risk_decisions WHERE verdict = 'allow' AND trade_count > 0
+            FROM risk_decisions d WHERE verdict = 'allow' AND trade_count > 0
               AND trading_day < (now() AT TIME ZONE 'America/New_York')::date
+              -- the levels' own decisions, answered already, are of yesterday once New York's
+              -- midnight passed during the run
+              AND NOT EXISTS (SELECT 1 FROM order_outcomes o WHERE o.decision_id = d.decision_id)
             """
         )
         await conn.execute(
