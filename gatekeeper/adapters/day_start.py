@@ -53,6 +53,8 @@ from gatekeeper.settings import Settings
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 MISSING_KEY = "gk:day-start-missing:v1:{account}:{day}"
 DEPOSITS_KEY = "gk:money-movements:v1:{account}:{day}"
@@ -169,7 +171,7 @@ class DayStartSource:
             raise self._cache_error(error) from None
         if left_ms > 0 or left_ms == -1:  # -1: an entry without expiry (not ours): believed
             if left_ms > 0:
-                self._remember_missing(account, day, time.time() + left_ms / 1000)
+                _remember(self._missing, (account, day), time.time() + left_ms / 1000)
             return None  # asked recently: the broker had none
         async with self._pool.acquire() as conn:
             recorded = await db.broker_start_of_day(conn, account, day)
@@ -178,14 +180,12 @@ class DayStartSource:
             if fetched is None:
                 retry = self._risk.start_of_day_retry_seconds
                 await self._set(missing, b"1", retry)
-                self._remember_missing(account, day, time.time() + retry)
+                _remember(self._missing, (account, day), time.time() + retry)
                 return None
             async with self._pool.acquire() as conn:
                 recorded = await db.record_broker_start_of_day(conn, account, day, fetched)
         if recorded is not None:
-            if len(self._recorded) >= MAX_REMEMBERED:
-                self._recorded.clear()
-            self._recorded[(account, day)] = recorded
+            _remember(self._recorded, (account, day), recorded)
         return recorded
 
     async def _fetch_snapshot(
@@ -227,7 +227,8 @@ class DayStartSource:
             raise self._cache_error(error) from None
         if cached is not None:
             net, expires_at = _cached_deposits(cached)
-            self._remember_deposits(account, day, net, expires_at)
+            if expires_at is not None:
+                _remember(self._deposits, (account, day), (net, expires_at))
             return net
         if not can_fetch:
             raise StateUnavailable(
@@ -238,22 +239,8 @@ class DayStartSource:
         ttl = self._risk.money_movements_ttl_seconds
         expires_at = time.time() + ttl
         await self._set(key, f"{net}|{expires_at:.3f}".encode(), ttl)
-        self._remember_deposits(account, day, net, expires_at)
+        _remember(self._deposits, (account, day), (net, expires_at))
         return net
-
-    def _remember_missing(self, account: str, day: date, until: float) -> None:
-        if len(self._missing) >= MAX_REMEMBERED:
-            self._missing.clear()
-        self._missing[(account, day)] = until
-
-    def _remember_deposits(
-        self, account: str, day: date, net: Decimal, expires_at: float | None
-    ) -> None:
-        if expires_at is None:
-            return
-        if len(self._deposits) >= MAX_REMEMBERED:
-            self._deposits.clear()
-        self._deposits[(account, day)] = (net, expires_at)
 
     async def _fetch_deposits(
         self, account: str, day: date, client_headers: Mapping[str, str]
@@ -355,3 +342,10 @@ def _movement(item: Mapping[str, Any], day: date) -> Decimal:
     if value == 0:
         return Decimal(0)
     raise AccountStateInvalid("a money movement from the broker has no Credit/Debit value-effect")
+
+
+def _remember(memo: dict[K, V], key: K, value: V) -> None:
+    """``memo[key] = value``, the memo cleared first when it holds MAX_REMEMBERED entries."""
+    if len(memo) >= MAX_REMEMBERED and key not in memo:
+        memo.clear()
+    memo[key] = value
