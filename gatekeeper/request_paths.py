@@ -108,6 +108,9 @@ def validate_headers(headers: CIMultiDictProxy[str]) -> None:
 
 def _is_reserved(segment: str) -> bool:
     """Whether a segment reads as ``__…`` once decoded (twice over) and NFKC-folded."""
+    if "%" not in segment and segment.isascii():
+        # Nothing to decode, and NFKC leaves ASCII as it is: most segments, on every request.
+        return segment.strip().startswith("__")
     for _ in range(3):
         segment = unquote(segment)
     return unicodedata.normalize("NFKC", segment).strip().startswith("__")

@@ -3,6 +3,9 @@ before. validate_headers: Connection and Transfer-Encoding (issue 8, items 6, 7 
 
 from __future__ import annotations
 
+import unicodedata
+from urllib.parse import unquote
+
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -11,6 +14,7 @@ from gatekeeper.request_paths import (
     InvalidConnectionHeader,
     InvalidTransferEncoding,
     ReservedPath,
+    _is_reserved,
     validate_connection,
     validate_headers,
     validate_target,
@@ -197,3 +201,17 @@ def test_chunked_or_nothing_passes(pairs: tuple[tuple[str, str], ...]) -> None:
 def test_validate_headers_checks_connection_too() -> None:
     with pytest.raises(InvalidConnectionHeader):
         validate_headers(_headers(("Connection", "close, Authorization")))
+
+
+@pytest.mark.parametrize(
+    "segment",
+    ["", "accounts", "__paper", " __x", "_x_", "__", "%5F%5Fx", "%255F_", "\uff3f\uff3fx", "a%2Fb"],
+)
+def test_a_plain_segment_is_judged_as_the_full_decoding_judges_it(segment: str) -> None:
+    """The shortcut for segments with nothing to decode (ASCII, no '%') agrees with decoding
+    three times and NFKC-folding."""
+    decoded = segment
+    for _ in range(3):
+        decoded = unquote(decoded)
+    expected = unicodedata.normalize("NFKC", decoded).strip().startswith("__")
+    assert _is_reserved(segment) is expected
