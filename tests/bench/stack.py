@@ -4,8 +4,8 @@
 - nginx in front of it, and nginx in front of two gatekeeper replicas (both skipped, with
   the reason, when nginx is absent);
 - the minimal aiohttp proxy and the prototype (``minimal_proxy.py``);
-- the gatekeeper (``gatekeeper serve``, as deployed) and a second replica sharing its
-  Postgres and Redis.
+- the gatekeeper (``gatekeeper serve``, as deployed; with ``stages``, under
+  ``stage_times.py``'s counters) and a second replica sharing its Postgres and Redis.
 
 Postgres and Redis are private to the run (the test fixtures' embedded servers), so they can
 be pinned to a core without touching the machine's shared servers.
@@ -33,6 +33,8 @@ class Stack:
     urls: dict[str, str] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
     nginx_skipped: str | None = None
+    # The gatekeeper runs under stage_times.py's counters, which it writes here on SIGUSR1.
+    stage_figures: Path | None = None
 
     def pids(self, *names: str) -> list[int]:
         return [pid for name in names if name in self.services for pid in self.services[name].pids]
@@ -52,6 +54,9 @@ async def _gatekeeper(stack: Stack, name: str) -> None:
         GATEKEEPER_RISK__CREDENTIAL_DIGEST_KEY="bench-digest-key-0123456789",
     )
     command = [sys.executable, "-m", "gatekeeper.cli", "serve"]
+    if name == "gatekeeper" and stack.stage_figures is not None:
+        command = [sys.executable, "-m", "tests.bench.stage_times",
+                   "--out", str(stack.stage_figures), "serve"]  # fmt: skip
     stack.services[name] = await spawn(name, command, env, log=stack.directory / f"{name}.log")
     stack.urls[name] = f"http://127.0.0.1:{proxy_port}"
     await wait_http(f"http://127.0.0.1:{admin_port}/healthz")
@@ -59,9 +64,16 @@ async def _gatekeeper(stack: Stack, name: str) -> None:
 
 @asynccontextmanager
 async def running_stack(
-    directory: Path, database_url: str, redis_url: str, backends: list[Service]
+    directory: Path,
+    database_url: str,
+    redis_url: str,
+    backends: list[Service],
+    *,
+    stages: bool = False,
 ) -> AsyncIterator[Stack]:
     stack = Stack(directory, database_url, redis_url, backends)
+    if stages:
+        stack.stage_figures = directory / "stages.json"
     try:
         port = free_port()
         stack.services["upstream"] = await spawn_module(

@@ -31,7 +31,9 @@ work on the machine makes noisy; 1: with them, as deployed),
 BENCH_REPORT (a file to write the report to as well), BENCH_PROFILE (a directory: py-spy, when
 installed, samples the gatekeeper during each of its rounds into one collapsed-stack file
 per round), BENCH_PG_STATS (1: after each round that uses Postgres, the statements it spent
-the most time on, per request: ``pg_stats.py``).
+the most time on, per request: ``pg_stats.py``), BENCH_STAGES (1: the gatekeeper runs under
+``stage_times.py``'s counters and each of its rounds prints the CPU per request of the order
+path's stages; they cost about a microsecond per stage call).
 
 Needs: Linux, 2+ cores, ``wrk`` (Debian package; else the Python load generator, which may
 be the bottleneck, with a printed note), ``nginx`` at /usr/sbin/nginx (else its setups are
@@ -55,7 +57,7 @@ import aiohttp
 import pytest
 
 from gatekeeper.embedded import EmbeddedRedis
-from tests.bench import pg_stats
+from tests.bench import pg_stats, stage_times
 from tests.bench.accounts import (
     AccountNames,
     decisions_today,
@@ -86,6 +88,7 @@ USE_WRK = _env("BENCH_LOADGEN", "wrk") != "python"
 DURABLE = _env("BENCH_DURABLE", "0") == "1"
 PG_STATS = _env("BENCH_PG_STATS", "0") == "1"
 PROFILE = _env("BENCH_PROFILE", "")
+STAGES = _env("BENCH_STAGES", "0") == "1"
 SUT_CORE, OTHER_CORE = 0, 1
 
 
@@ -181,7 +184,9 @@ async def test_bench_compare(
     backends = [Service("postgres", [postgres.pid]), Service("redis", [private_redis.pid])]
     directory = server_tmp_path / "bench"
     directory.mkdir()
-    async with running_stack(directory, postgres.url, private_redis.url, backends) as stack:
+    async with running_stack(
+        directory, postgres.url, private_redis.url, backends, stages=STAGES
+    ) as stack:
         try:
             report = await _run(stack, Driver(directory, use_wrk=USE_WRK))
         except Exception:
@@ -248,11 +253,20 @@ async def _run(stack: Stack, driver: Driver) -> Report:
         counted = PG_STATS and setup.uses_postgres
         if counted:
             await pg_stats.reset(stack.database_url)
+        staged = stack.stage_figures if setup.sut == ("gatekeeper",) else None
+        if staged is not None:
+            gatekeeper = stack.services["gatekeeper"].pids[0]
+            before = await stage_times.snapshot(gatekeeper, staged)
         async with profiled(stack, setup, f"{index}-{mode}-{connections}c"):
             shot = await driver.shoot(
                 setup.load(base, accounts), connections, seconds=SECONDS, core=core,
                 sut=stack.pids(*setup.sut),
             )  # fmt: skip
+        if staged is not None:
+            after = await stage_times.snapshot(gatekeeper, staged)
+            where = f"round {index} {mode} {connections}c {setup.key}"
+            table = stage_times.report(before, after, shot.requests)
+            print(f"Stages, {where} ({shot.requests:,} requests):\n{table}", flush=True)
         if counted:
             where = f"round {index} {mode} {connections}c {setup.key}"
             statements = await pg_stats.report(stack.database_url, shot.requests)

@@ -5,20 +5,25 @@ measuring the real order path as the gatekeeper changes:
   (an order, a rejection, a dry-run, a pass-through), and accepted orders do not pile up as in
   flight (the state always shows their broker id), and its beginning-of-day snapshot is of
   New York's day, so the gatekeeper records it rather than asking again for each order;
-- the growth series' bulk history goes through the tables, so the audit chain stays whole.
+- the growth series' bulk history goes through the tables, so the audit chain stays whole;
+- BENCH_STAGES's stage timer still finds every stage it wraps, and counts what it should.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
 
+from tests.bench import stage_times
 from tests.bench.accounts import decisions_today, protect, record_history
 from tests.bench.drive import Shot
 from tests.bench.loadgen import run_bounded
@@ -168,3 +173,58 @@ async def test_each_url_of_a_round_has_its_own_figures(static_upstream: str) -> 
     # the round's rate and CPU per request: the levels share the round's moments
     assert part.rate == pytest.approx(shot.rate)
     assert part.cpu_us == pytest.approx(shot.cpu_us)
+
+
+def test_every_stage_of_the_stage_timer_still_exists() -> None:
+    """BENCH_STAGES wraps the order path's stages where their callers look them up: a stage
+    renamed or moved must fail here, not vanish from the figures."""
+    counters = stage_times.Counters()
+    originals = [_looked_up(module, path) for _, module, path in stage_times.STAGES]
+    restore = stage_times.install(counters)
+    try:
+        wrapped = [_looked_up(module, path) for _, module, path in stage_times.STAGES]
+        assert all(w is not o for w, o in zip(wrapped, originals, strict=True))
+    finally:
+        restore()
+    assert [_looked_up(m, p) for _, m, p in stage_times.STAGES] == originals
+
+
+def _looked_up(module: str, path: str) -> object:
+    owner: object = importlib.import_module(module)
+    *parents, name = path.split(".")
+    for parent in parents:
+        owner = getattr(owner, parent)
+    return owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+
+
+async def test_the_stage_timer_counts_calls_and_cpu_and_reports_per_request(
+    tmp_path: Path,
+) -> None:
+    counters = stage_times.Counters()
+
+    def busy(n: int) -> int:
+        return sum(i * i for i in range(n))
+
+    async def waits(n: int) -> int:
+        await asyncio.sleep(0)
+        return busy(n)
+
+    timed_busy = stage_times.timed(busy, "order request", counters)
+    timed_waits = stage_times.timed(waits, "decide", counters)
+    out = tmp_path / "stages.json"
+    counters.dump(out)
+    before = {k: (int(v[0]), float(v[1])) for k, v in json.loads(out.read_text())["stages"].items()}
+    assert timed_busy(200_000) == busy(200_000)
+    assert await timed_waits(10) == busy(10)
+    with pytest.raises(TypeError):
+        timed_busy()  # an error still counts the call
+    counters.dump(out)
+    written = json.loads(out.read_text())
+    assert written["sequence"] == 2
+    after = {k: (int(v[0]), float(v[1])) for k, v in written["stages"].items()}
+    assert after["order request"][0] == 2
+    assert after["decide"][0] == 1
+    assert after["order request"][1] > 0
+    table = stage_times.report(before, after, requests=2).splitlines()
+    assert table[1].split()[1:] == ["1.00", "order", "request"]
+    assert table[2].split()[1:] == ["0.50", "decide"]
