@@ -8,6 +8,7 @@ broker, so each is an error here. Floats become ``Decimal`` (no binary rounding 
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -44,26 +45,25 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# A string literal as the JSON grammar reads it: from a quote to the next quote not escaped.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
 def _check_depth(text: str, max_depth: int) -> None:
-    """Reject nesting deeper than ``max_depth`` before the recursive parser sees it."""
+    """Reject nesting deeper than ``max_depth`` before the recursive parser sees it.
+
+    Brackets inside strings do not count: string literals are dropped first (in C, not a
+    loop over every character). An unterminated string is not dropped, so its brackets count:
+    such a body is refused anyway, and a bracket is never left uncounted that the parser
+    would nest on."""
     depth = 0
-    in_string = False
-    escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        if bracket in "[{":
             depth += 1
             if depth > max_depth:
                 raise InvalidJson(f"invalid JSON: nested deeper than {max_depth} levels")
-        elif char in "]}":
+        else:
             depth -= 1
 
 

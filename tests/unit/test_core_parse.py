@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from gatekeeper.core.codes import ParseCode
 from gatekeeper.core.errors import BodyTooLarge, InvalidJson, InvalidOrder, OrderParseError
-from gatekeeper.core.jsonstrict import loads_strict
+from gatekeeper.core.jsonstrict import _check_depth, loads_strict
 from gatekeeper.core.order import Action, ComplexType, OrderType, PriceEffect, TimeInForce
 from gatekeeper.core.parse import (
     apply_replace,
@@ -517,3 +518,62 @@ def test_notional_market_legs_carry_no_quantity_and_a_consistent_effect() -> Non
     with_quantity = {**notional, "legs": [{**notional["legs"][0], "quantity": 10000}]}  # type: ignore[dict-item]
     with pytest.raises(InvalidOrder, match="no quantity"):
         parse_order(with_quantity)
+
+
+def _depth_by_scanning(text: str, max_depth: int) -> bool:
+    """The depth check as a character loop (the definition the fast one must agree with):
+    whether ``text`` nests deeper than ``max_depth`` outside string literals."""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def test_strict_json_depth_check_agrees_with_a_character_scan() -> None:
+    """Random texts of brackets, quotes, backslashes and letters (valid JSON or not): the
+    depth check refuses every text the character scan finds too deep (an unterminated
+    string may make it refuse more: such a body is refused anyway), and refuses nothing
+    else when every string is terminated."""
+    chars = '[]{}"\\a,:'
+    generator = random.Random(12)
+    for _ in range(20_000):
+        text = "".join(generator.choice(chars) for _ in range(generator.randint(0, 30)))
+        deep = _depth_by_scanning(text, 3)
+        try:
+            _check_depth(text, 3)
+            refused = False
+        except InvalidJson:
+            refused = True
+        if deep:
+            assert refused, text
+        elif refused:
+            assert _unterminated(text), text
+
+
+def _unterminated(text: str) -> bool:
+    in_string, escaped = False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+    return in_string
