@@ -520,10 +520,11 @@ def test_notional_market_legs_carry_no_quantity_and_a_consistent_effect() -> Non
         parse_order(with_quantity)
 
 
-def _depth_by_scanning(text: str, max_depth: int) -> bool:
+def _scan(text: str, max_depth: int) -> tuple[bool, bool]:
     """The depth check as a character loop (the definition the fast one must agree with):
-    whether ``text`` nests deeper than ``max_depth`` outside string literals."""
-    depth, in_string, escaped = 0, False, False
+    whether ``text`` nests deeper than ``max_depth`` outside string literals, and whether
+    it ends inside a string."""
+    depth, in_string, escaped, deep = 0, False, False, False
     for char in text:
         if in_string:
             if escaped:
@@ -536,11 +537,10 @@ def _depth_by_scanning(text: str, max_depth: int) -> bool:
             in_string = True
         elif char in "[{":
             depth += 1
-            if depth > max_depth:
-                return True
+            deep = deep or depth > max_depth
         elif char in "]}":
             depth -= 1
-    return False
+    return deep, in_string
 
 
 def test_strict_json_depth_check_agrees_with_a_character_scan() -> None:
@@ -552,7 +552,7 @@ def test_strict_json_depth_check_agrees_with_a_character_scan() -> None:
     generator = random.Random(12)
     for _ in range(20_000):
         text = "".join(generator.choice(chars) for _ in range(generator.randint(0, 30)))
-        deep = _depth_by_scanning(text, 3)
+        deep, unterminated = _scan(text, 3)
         try:
             _check_depth(text, 3)
             refused = False
@@ -561,19 +561,4 @@ def test_strict_json_depth_check_agrees_with_a_character_scan() -> None:
         if deep:
             assert refused, text
         elif refused:
-            assert _unterminated(text), text
-
-
-def _unterminated(text: str) -> bool:
-    in_string, escaped = False, False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-    return in_string
+            assert unterminated, text
