@@ -111,7 +111,8 @@ def render(event: Event) -> Message:
             ("Figures", figures_line(p.get("figures"))),
         ]  # fmt: skip
     elif event.kind == "rejection_burst":
-        title = f"{p.get('count')} rejected orders in {p.get('window_seconds')}s on {account}"
+        window = p.get("window_seconds")
+        title = f"{p.get('count')} or more rejected orders in {window}s on {account}"
         lines += [("Why", f"last rejection: {p.get('codes')}: {p.get('message')}")]
     else:  # risk_path_failed
         title = f"Risk checks failing on {account}: {p.get('code')}"

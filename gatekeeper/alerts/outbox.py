@@ -84,27 +84,37 @@ async def enqueue_stop(
     )
 
 
+# A burst alert when the account has at least $1 rejections in the last $4 seconds, at most
+# one per window. Rows are counted up to $1 and no further, on the rejections' own index
+# (sql/0039): a runaway bot's thousandth rejection costs what its tenth did. The payload's
+# count is the threshold reached.
+REJECTION_BURST = f"""
+    INSERT INTO alert_events (kind, account_id, dedup_key, email, payload)
+    SELECT 'rejection_burst', $2,
+        'rejection_burst:' || $2 || ':'
+            || floor(extract(epoch FROM now())::float8 / $4::float8)::bigint,
+        {_EMAIL_WANTED},
+        $5::jsonb || jsonb_build_object('count', recent.n)
+    FROM (
+        SELECT count(*) AS n FROM (
+            SELECT 1 FROM risk_decisions
+            WHERE account_id = $2 AND verdict = 'reject'
+              AND decided_at > now() - make_interval(secs => $4::float8)
+            LIMIT $1::bigint
+        ) AS counted
+    ) AS recent
+    WHERE recent.n >= $1::bigint AND $3::bigint IS NULL
+    ON CONFLICT (dedup_key) DO NOTHING
+"""  # noqa: S608 - a constant fragment
+
+
 async def enqueue_rejection_burst(
     conn: Conn, account: str, count: int, window_seconds: float, payload: Mapping[str, Any]
 ) -> None:
     """A burst alert when the account has at least ``count`` rejections in the last
     ``window_seconds`` (the current decision's row included): at most one per window."""
     await conn.execute(
-        f"""
-        INSERT INTO alert_events (kind, account_id, dedup_key, email, payload)
-        SELECT 'rejection_burst', $2,
-            'rejection_burst:' || $2 || ':'
-                || floor(extract(epoch FROM now())::float8 / $4::float8)::bigint,
-            {_EMAIL_WANTED},
-            $5::jsonb || jsonb_build_object('count', recent.n)
-        FROM (
-            SELECT count(*) AS n FROM risk_decisions
-            WHERE account_id = $2 AND verdict = 'reject'
-              AND decided_at > now() - make_interval(secs => $4::float8)
-        ) AS recent
-        WHERE recent.n >= $1::bigint AND $3::bigint IS NULL
-        ON CONFLICT (dedup_key) DO NOTHING
-        """,  # noqa: S608 - a constant fragment
+        REJECTION_BURST,
         count,
         account,
         None,  # no protection: the account's protections decide about email
