@@ -39,11 +39,11 @@ async def enqueue(
     *,
     dedup_key: str | None = None,
     protection_id: int | None = None,
-) -> None:
+) -> bool:
     """Append an alert event (a no-op when ``dedup_key`` was used before). Email is wanted
     when the protection (or, without one, any protection of the account) has
-    ``email_alerts_enabled``."""
-    await conn.execute(
+    ``email_alerts_enabled``. True when this call appended it."""
+    status: str = await conn.execute(
         f"""
         INSERT INTO alert_events (kind, account_id, protection_id, dedup_key, email, payload)
         VALUES ($1, $2, $3, $4, {_EMAIL_WANTED}, $5::jsonb)
@@ -55,6 +55,7 @@ async def enqueue(
         dedup_key,
         json.dumps(payload, default=str),
     )
+    return status == "INSERT 0 1"
 
 
 async def enqueue_stop(

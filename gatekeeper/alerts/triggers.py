@@ -5,7 +5,8 @@ gatekeeper.adapters.protections).
   row: the daily-loss limit reached (once per account and day), a limit above the threshold
   (once per account, limit and day; the share in use as the per-account gauges compute it,
   gatekeeper.account_gauges), a burst of rejections (once per window). Each is one INSERT,
-  and only when due.
+  and only when due. A daily alert this process knows is in the outbox (:class:`RaisedAlerts`)
+  is not sent again: an account above a threshold all day costs its orders no round trip.
 - :class:`FailureNotes`: the risk path failing (database, cache or broker state unavailable).
   A database outage is exactly when the outbox cannot be written, and the order path must not
   wait on it: failures are noted in memory (bounded, one entry per account and reason with a
@@ -16,9 +17,11 @@ gatekeeper.adapters.protections).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from typing import Any
 
 from gatekeeper.account_gauges import FIGURE_NAMES, AccountStatus, tightest, utilisation
@@ -31,10 +34,42 @@ from gatekeeper.orderpath.decided import DecisionHook, OrderRequest
 from gatekeeper.settings import AlertSettings
 
 _HUNDRED = Decimal(100)
+Payload = Callable[[], Mapping[str, Any]]
 
 
 def _pct(ratio: float) -> Decimal:
     return (Decimal(str(ratio)) * _HUNDRED).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def _with_figures(payload: dict[str, Any], decision: Decision) -> dict[str, Any]:
+    return {**payload, "figures": decision.as_dict()["figures"]}
+
+
+class RaisedAlerts:
+    """The dedup keys of alerts this process knows are committed to the outbox (at most
+    ``limit``; all forgotten when full, to be learned again): they are not sent to Postgres
+    again. Learned from an INSERT that conflicted (it waits for the transaction that wrote
+    the key: the key is committed) or that appended it outside a transaction."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._keys: set[str] = set()
+        self._limit = limit
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+    async def enqueue(
+        self, conn: Conn, kind: str, account: str, key: str, payload: Payload
+    ) -> None:
+        """:func:`outbox.enqueue` with ``dedup_key=key`` unless ``key`` is known to be in
+        the outbox (``payload`` is built only when it is sent)."""
+        if key in self._keys:
+            return
+        appended = await outbox.enqueue(conn, kind, account, payload(), dedup_key=key)
+        if not appended or not conn.is_in_transaction():
+            if len(self._keys) >= self._limit:
+                self._keys.clear()
+            self._keys.add(key)
 
 
 async def decision_alerts(
@@ -45,18 +80,21 @@ async def decision_alerts(
     limits: tuple[Limits, ...],
     trades_before: int,
     day: date,
+    raised: RaisedAlerts | None = None,
 ) -> None:
-    """Enqueue the alerts ``decision`` raises (see the module docstring)."""
+    """Enqueue the alerts ``decision`` raises (see the module docstring); ``raised``: the
+    daily alerts this process knows are in the outbox already."""
+    raised = RaisedAlerts() if raised is None else raised
     account = request.account
     base: dict[str, Any] = {"trading_day": day.isoformat()}
     if Code.MAX_DAILY_LOSS in decision.codes:
         message = next(v.message for v in decision.violations if v.code is Code.MAX_DAILY_LOSS)
-        await outbox.enqueue(
+        await raised.enqueue(
             conn,
             "daily_loss_limit_reached",
             account,
-            {**base, "message": message, "figures": decision.as_dict()["figures"]},
-            dedup_key=f"daily_loss:{account}:{day.isoformat()}",
+            f"daily_loss:{account}:{day.isoformat()}",
+            lambda: {**base, "message": message, "figures": decision.as_dict()["figures"]},
         )
     if not decision.allowed:
         last = {"codes": ",".join(c.value for c in decision.codes), "message": decision.message}
@@ -92,10 +130,11 @@ async def decision_alerts(
             "threshold_pct": str(settings.utilisation_threshold_percentage),
             "trades_today": status.trades_today,
             "max_daily_trades": applied.max_daily_trades,
-            "figures": decision.as_dict()["figures"],
         }
         key = f"limit_utilisation:{account}:{limit}:{day.isoformat()}"
-        await outbox.enqueue(conn, "limit_utilisation", account, payload, dedup_key=key)
+        await raised.enqueue(
+            conn, "limit_utilisation", account, key, partial(_with_figures, payload, decision)
+        )
 
 
 @dataclass
@@ -156,7 +195,9 @@ class FailureNotes:
 
 
 def decision_hook(settings: AlertSettings) -> DecisionHook:
-    """The engine's ``after_decision``: :func:`decision_alerts` with ``settings``."""
+    """The engine's ``after_decision``: :func:`decision_alerts` with ``settings`` (and what
+    this process has raised)."""
+    raised = RaisedAlerts()
 
     async def hook(
         conn: Any,
@@ -166,6 +207,6 @@ def decision_hook(settings: AlertSettings) -> DecisionHook:
         trades_before: int,
         day: date,
     ) -> None:
-        await decision_alerts(conn, settings, request, decision, limits, trades_before, day)
+        await decision_alerts(conn, settings, request, decision, limits, trades_before, day, raised)
 
     return hook
