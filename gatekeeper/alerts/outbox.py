@@ -88,7 +88,8 @@ async def enqueue_stop(
 # A burst alert when the account has at least $1 rejections in the last $4 seconds, at most
 # one per window. Rows are counted up to $1 and no further, on the rejections' own index
 # (sql/0039): a runaway bot's thousandth rejection costs what its tenth did. The payload's
-# count is the threshold reached.
+# count is the threshold reached. Returns, when it appended the alert, the seconds left in its
+# window by the database's clock.
 REJECTION_BURST = f"""
     INSERT INTO alert_events (kind, account_id, dedup_key, email, payload)
     SELECT 'rejection_burst', $2,
@@ -106,15 +107,18 @@ REJECTION_BURST = f"""
     ) AS recent
     WHERE recent.n >= $1::bigint AND $3::bigint IS NULL
     ON CONFLICT (dedup_key) DO NOTHING
+    RETURNING $4::float8 * (floor(extract(epoch FROM now())::float8 / $4::float8) + 1)
+        - extract(epoch FROM now())::float8
 """  # noqa: S608 - a constant fragment
 
 
 async def enqueue_rejection_burst(
     conn: Conn, account: str, count: int, window_seconds: float, payload: Mapping[str, Any]
-) -> None:
+) -> float | None:
     """A burst alert when the account has at least ``count`` rejections in the last
-    ``window_seconds`` (the current decision's row included): at most one per window."""
-    await conn.execute(
+    ``window_seconds`` (the current decision's row included): at most one per window. When
+    this call appended it: the seconds left in its window (by the database's clock)."""
+    left: float | None = await conn.fetchval(
         REJECTION_BURST,
         count,
         account,
@@ -122,6 +126,7 @@ async def enqueue_rejection_burst(
         window_seconds,
         json.dumps(payload, default=str),
     )
+    return left
 
 
 async def fan_out(conn: Conn, targets: Sequence[tuple[str, str]], email_configured: bool) -> int:

@@ -16,6 +16,7 @@ gatekeeper.adapters.protections).
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,10 +36,18 @@ from gatekeeper.settings import AlertSettings
 
 _HUNDRED = Decimal(100)
 Payload = Callable[[], Mapping[str, Any]]
+# How long before its window ends (by the database's clock) a burst alert stops being taken
+# as known: the hosts' clocks drift a little over a window.
+_BURST_MARGIN_SECONDS = 1.0
 
 
 def _pct(ratio: float) -> Decimal:
     return (Decimal(str(ratio)) * _HUNDRED).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def _burst(base: dict[str, Any], decision: Decision, settings: AlertSettings) -> dict[str, Any]:
+    last = {"codes": ",".join(c.value for c in decision.codes), "message": decision.message}
+    return {**base, **last, "window_seconds": round(settings.rejection_burst_window_seconds)}
 
 
 def _with_figures(payload: dict[str, Any], decision: Decision) -> dict[str, Any]:
@@ -54,6 +63,9 @@ class RaisedAlerts:
     def __init__(self, limit: int = 4096) -> None:
         self._keys: set[str] = set()
         self._limit = limit
+        # Per account: until when (monotonic) its rejection-burst alert of the current window
+        # is known to be in the outbox.
+        self._bursts: dict[str, float] = {}
 
     def __contains__(self, key: str) -> bool:
         return key in self._keys
@@ -70,6 +82,24 @@ class RaisedAlerts:
             if len(self._keys) >= self._limit:
                 self._keys.clear()
             self._keys.add(key)
+
+    async def rejection_burst(
+        self, conn: Conn, account: str, settings: AlertSettings, payload: Payload
+    ) -> None:
+        """:func:`outbox.enqueue_rejection_burst`, unless this process appended the account's
+        alert of the current window (outside a transaction): the rest of that window, by the
+        database's clock less a margin, would only conflict."""
+        now = time.monotonic()
+        if self._bursts.get(account, 0.0) > now:
+            return
+        window = settings.rejection_burst_window_seconds
+        left = await outbox.enqueue_rejection_burst(
+            conn, account, settings.rejection_burst_count, window, payload()
+        )
+        if left is not None and not conn.is_in_transaction():
+            if len(self._bursts) >= self._limit:
+                self._bursts.clear()
+            self._bursts[account] = now + left - min(_BURST_MARGIN_SECONDS, window / 10)
 
 
 async def decision_alerts(
@@ -97,13 +127,8 @@ async def decision_alerts(
             lambda: {**base, "message": message, "figures": decision.as_dict()["figures"]},
         )
     if not decision.allowed:
-        last = {"codes": ",".join(c.value for c in decision.codes), "message": decision.message}
-        await outbox.enqueue_rejection_burst(
-            conn,
-            account,
-            settings.rejection_burst_count,
-            settings.rejection_burst_window_seconds,
-            {**base, **last, "window_seconds": round(settings.rejection_burst_window_seconds)},
+        await raised.rejection_burst(
+            conn, account, settings, partial(_burst, base, decision, settings)
         )
     counted = decision.allowed and decision.trade_count > 0 and not request.dry_run
     applied = tightest(limits)

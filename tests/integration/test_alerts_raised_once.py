@@ -1,6 +1,7 @@
 """A daily alert is sent to Postgres until this process knows it is in the outbox, and no
-more: an account above a threshold all day costs its orders no round trip for it. What
-could still roll back is never taken as known."""
+more: an account above a threshold all day costs its orders no round trip for it. So is a
+rejection burst's, for the rest of its window. What could still roll back is never taken as
+known."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 
 from gatekeeper.alerts import outbox
 from gatekeeper.alerts.triggers import RaisedAlerts
+from gatekeeper.settings_sections import AlertSettings
+from tests.fixtures.decision_rows import record_copies
 
 ACCOUNT = "5WA00042"
 
@@ -110,3 +113,53 @@ async def test_the_memory_is_bounded(raising: Raising) -> None:
     assert keys[2] in raising.raised
     assert keys[0] not in raising.raised
     assert keys[1] not in raising.raised
+
+
+BURSTING = "5WA00043"
+
+
+def _burst_settings(window: float) -> AlertSettings:
+    return AlertSettings(rejection_burst_count=5, rejection_burst_window_seconds=window)
+
+
+async def _left_in_window(conn: Any, window: float) -> float:
+    """Seconds left in the database's current burst window."""
+    left: float = await conn.fetchval(
+        "SELECT $1::float8 * (floor(extract(epoch FROM now())::float8 / $1::float8) + 1)"
+        " - extract(epoch FROM now())::float8",
+        window,
+    )
+    return left
+
+
+async def _burst(raising: Raising, settings: AlertSettings) -> int:
+    """The burst check of one rejection through the memory: the statements it took."""
+    await raising.statements.count()
+    payload = {"codes": "max_single_trade"}
+    await raising.raised.rejection_burst(raising.conn, BURSTING, settings, lambda: payload)
+    return await raising.statements.count()
+
+
+async def test_a_burst_alert_is_not_checked_again_until_its_window_ends(
+    raising: Raising,
+) -> None:
+    settings = _burst_settings(window=3.0)
+    await record_copies(raising.conn, BURSTING, "reject", 5)
+    if await _left_in_window(raising.conn, 3.0) < 1.0:  # appended at a window's very end
+        await asyncio.sleep(1.0)
+    assert await _burst(raising, settings) == 1
+    bursts = "SELECT count(*) FROM alert_events WHERE kind = 'rejection_burst' AND account_id = $1"
+    assert await raising.conn.fetchval(bursts, BURSTING) == 1
+    assert [await _burst(raising, settings) for _ in range(3)] == [0, 0, 0]
+    await asyncio.sleep(await _left_in_window(raising.conn, 3.0) + 0.05)
+    assert await _burst(raising, settings) == 1  # a new window: checked again
+
+
+async def test_a_burst_alert_appended_in_a_transaction_is_checked_again(
+    raising: Raising,
+) -> None:
+    settings = _burst_settings(window=60.0)
+    await record_copies(raising.conn, BURSTING, "reject", 5)
+    async with raising.conn.transaction():
+        assert await _burst(raising, settings) == 1
+    assert await _burst(raising, settings) == 1

@@ -10,33 +10,12 @@ from typing import Any
 
 import asyncpg
 
-from gatekeeper.adapters import decisions as db
 from gatekeeper.alerts import outbox
-from tests.fixtures.decision_rows import record
+from tests.fixtures.decision_rows import record_copies
 
 BOT, OTHER = "5WR00001", "5WR00002"
 REJECTIONS = 3_000
 COUNT, WINDOW = 10, 60.0
-
-
-async def _copies(conn: Any, account: str, verdict: str, count: int) -> None:
-    """``count`` decisions of ``account`` with ``verdict`` recorded now, through the table's
-    triggers (one recorded, then copied in one statement under the account's lock)."""
-    async with conn.transaction():
-        await db.lock_account(conn, account)
-        first = await record(conn, account, verdict=verdict, codes=("max_single_trade",))
-        await conn.execute(
-            """
-            INSERT INTO risk_decisions (decision_id, account_id, route_kind, verdict, codes,
-                notes, message, detail, trading_day, trade_count, reserved_orders,
-                replaces_order_id, latency_ms)
-            SELECT gen_random_uuid(), account_id, route_kind, verdict, codes, notes, message,
-                detail, trading_day, trade_count, reserved_orders, replaces_order_id, latency_ms
-            FROM risk_decisions, generate_series(2, $2) WHERE decision_id = $1
-            """,
-            first,
-            count,
-        )
 
 
 def _decisions_read(plan: Any) -> int:
@@ -54,9 +33,9 @@ async def test_the_burst_check_reads_at_most_the_bursts_count_of_rows(
     pg_pool: asyncpg.Pool,
 ) -> None:
     async with pg_pool.acquire() as conn:
-        await _copies(conn, BOT, "reject", REJECTIONS)
-        await _copies(conn, OTHER, "reject", REJECTIONS)
-        await _copies(conn, BOT, "allow", REJECTIONS)
+        await record_copies(conn, BOT, "reject", REJECTIONS)
+        await record_copies(conn, OTHER, "reject", REJECTIONS)
+        await record_copies(conn, BOT, "allow", REJECTIONS)
         payload = {"trading_day": "2026-12-04", "window_seconds": 60}
         args = (COUNT, BOT, None, WINDOW, json.dumps(payload))
         tx = conn.transaction()
