@@ -16,6 +16,7 @@ gatekeeper.adapters.protections).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -55,33 +56,35 @@ def _with_figures(payload: dict[str, Any], decision: Decision) -> dict[str, Any]
 
 
 class RaisedAlerts:
-    """The dedup keys of alerts this process knows are committed to the outbox (at most
-    ``limit``; all forgotten when full, to be learned again): they are not sent to Postgres
-    again. Learned from an INSERT that conflicted (it waits for the transaction that wrote
-    the key: the key is committed) or that appended it outside a transaction."""
+    """The alerts this process knows are committed to the outbox, each until when (monotonic)
+    it is known, at most ``limit`` of them (all forgotten when full, to be learned again):
+    they are not sent to Postgres again meanwhile. A daily alert is known from an INSERT that
+    conflicted (it waits for the transaction that wrote the key: the key is committed) or that
+    appended it outside a transaction; an account's rejection burst from one it appended
+    outside a transaction, for the rest of its window."""
 
     def __init__(self, limit: int = 4096) -> None:
-        self._keys: set[str] = set()
+        self._until: dict[str, float] = {}
         self._limit = limit
-        # Per account: until when (monotonic) its rejection-burst alert of the current window
-        # is known to be in the outbox.
-        self._bursts: dict[str, float] = {}
 
     def __contains__(self, key: str) -> bool:
-        return key in self._keys
+        return self._until.get(key, 0.0) > time.monotonic()
+
+    def _learn(self, key: str, until: float) -> None:
+        if len(self._until) >= self._limit and key not in self._until:
+            self._until.clear()
+        self._until[key] = until
 
     async def enqueue(
         self, conn: Conn, kind: str, account: str, key: str, payload: Payload
     ) -> None:
         """:func:`outbox.enqueue` with ``dedup_key=key`` unless ``key`` is known to be in
         the outbox (``payload`` is built only when it is sent)."""
-        if key in self._keys:
+        if key in self:
             return
         appended = await outbox.enqueue(conn, kind, account, payload(), dedup_key=key)
         if not appended or not conn.is_in_transaction():
-            if len(self._keys) >= self._limit:
-                self._keys.clear()
-            self._keys.add(key)
+            self._learn(key, math.inf)
 
     async def rejection_burst(
         self, conn: Conn, account: str, settings: AlertSettings, payload: Payload
@@ -89,17 +92,16 @@ class RaisedAlerts:
         """:func:`outbox.enqueue_rejection_burst`, unless this process appended the account's
         alert of the current window (outside a transaction): the rest of that window, by the
         database's clock less a margin, would only conflict."""
-        now = time.monotonic()
-        if self._bursts.get(account, 0.0) > now:
+        key = f"rejection_burst:{account}"
+        if key in self:
             return
         window = settings.rejection_burst_window_seconds
+        started = time.monotonic()
         left = await outbox.enqueue_rejection_burst(
             conn, account, settings.rejection_burst_count, window, payload()
         )
         if left is not None and not conn.is_in_transaction():
-            if len(self._bursts) >= self._limit:
-                self._bursts.clear()
-            self._bursts[account] = now + left - min(_BURST_MARGIN_SECONDS, window / 10)
+            self._learn(key, started + left - min(_BURST_MARGIN_SECONDS, window / 10))
 
 
 async def decision_alerts(
@@ -110,11 +112,10 @@ async def decision_alerts(
     limits: tuple[Limits, ...],
     trades_before: int,
     day: date,
-    raised: RaisedAlerts | None = None,
+    raised: RaisedAlerts,
 ) -> None:
     """Enqueue the alerts ``decision`` raises (see the module docstring); ``raised``: the
-    daily alerts this process knows are in the outbox already."""
-    raised = RaisedAlerts() if raised is None else raised
+    alerts this process knows are in the outbox already."""
     account = request.account
     base: dict[str, Any] = {"trading_day": day.isoformat()}
     if Code.MAX_DAILY_LOSS in decision.codes:
@@ -124,7 +125,7 @@ async def decision_alerts(
             "daily_loss_limit_reached",
             account,
             f"daily_loss:{account}:{day.isoformat()}",
-            lambda: {**base, "message": message, "figures": decision.as_dict()["figures"]},
+            partial(_with_figures, {**base, "message": message}, decision),
         )
     if not decision.allowed:
         await raised.rejection_burst(
