@@ -19,6 +19,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from gatekeeper.cli_errors import explain, postgres_target, redis_target
+from gatekeeper.core import COMPILED
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.settings import Settings
 
@@ -169,6 +170,7 @@ async def preflight(settings: Settings) -> list[Awaitable[None]]:
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from gatekeeper.web.server import serve
 
+    log.info("risk core: %s", "compiled (mypyc)" if COMPILED else "pure Python")
     retries: list[Awaitable[None]] = []
     if settings.database_url is not None and settings.redis_url is not None:
         retries = await preflight(settings)

@@ -6,6 +6,7 @@ as an argument and account state as an :class:`AccountSnapshot`.
 
 from __future__ import annotations
 
+from gatekeeper.core import risk as _risk
 from gatekeeper.core.classify import Route, RouteKind, classify
 from gatekeeper.core.codes import Code, ParseCode
 from gatekeeper.core.decision import Decision, Figures, Note, StopTrigger, Verdict, Violation
@@ -40,7 +41,12 @@ from gatekeeper.core.snapshot import (
 )
 from gatekeeper.core.tradingday import trading_day
 
+COMPILED: bool = not (_risk.__file__ or "").endswith(".py")
+"""Whether this install's core was compiled with mypyc (``GATEKEEPER_COMPILE=1 pip install
+.``, ``build_support/core_build.py``): the same code, run as C extensions."""
+
 __all__ = [
+    "COMPILED",
     "DEFAULT_LIMITS",
     "AccountSnapshot",
     "AccountStateInvalid",

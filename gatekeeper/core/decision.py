@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -141,7 +141,7 @@ class Decision:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view for the audit row and the status route (decimals as strings)."""
-        figures = {name: _text(getattr(self.figures, name)) for name in self.figures.__slots__}
+        figures = {name: _text(getattr(self.figures, name)) for name in _FIGURES}
         stop = self.trigger_stop
         return {
             "verdict": self.verdict.value,
@@ -173,11 +173,16 @@ class Decision:
         }
 
 
+# The fields, in order, by dataclasses (a compiled core's classes have no ``__slots__``).
+_FIGURES = tuple(f.name for f in fields(Figures))
+_GROUP_FIGURES = tuple(f.name for f in fields(GroupFigures))
+
+
 def _text(value: object) -> object:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, Mapping):
         return {str(k): _text(v) for k, v in value.items()}
     if isinstance(value, GroupFigures):
-        return {name: _text(getattr(value, name)) for name in value.__slots__}
+        return {name: _text(getattr(value, name)) for name in _GROUP_FIGURES}
     return value

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import Decimal, Rounded, localcontext
+from decimal import Context, Decimal, Rounded, localcontext
 from threading import Lock
 
 from gatekeeper.core.holdings import Valuer
@@ -38,6 +38,14 @@ _ZERO = Decimal(0)
 _ONE = Decimal(1)
 CACHE_SIZE = 64  # accounts kept (each with its last snapshot's valuation)
 WIDENED_SIZE = 256  # held groups' risks on an order's strikes, per snapshot
+
+
+def _rounded(context: Context) -> bool:
+    """Whether an operation in ``context`` rounded (read through ``getattr``: typeshed calls
+    ``flags`` a dict, which a compiled core would check it is; it is the C module's own
+    mapping)."""
+    flags: Mapping[type, bool] = getattr(context, "flags")  # noqa: B009
+    return bool(flags[Rounded])
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +74,7 @@ class Total:
                 exponent = term.as_tuple().exponent
                 assert isinstance(exponent, int)  # noqa: S101 - finite terms
                 exponents[exponent] = exponents.get(exponent, 0) + 1
-            exact = not context.flags[Rounded] and all(t >= 0 for t in terms)
+            exact = not _rounded(context) and all(t >= 0 for t in terms)
         return cls(total, exponents, exact)
 
     def changed(self, removed: list[Decimal], added: list[Decimal]) -> Decimal | None:
@@ -93,7 +101,7 @@ class Total:
                 exponent = term.as_tuple().exponent
                 assert isinstance(exponent, int)  # noqa: S101 - finite terms
                 smallest = min(smallest, exponent)
-            if wide.flags[Rounded]:
+            if _rounded(wide):
                 return None
             smallest = min([smallest, *(e for e, n in counts.items() if n > 0)])
             if value and value.adjusted() - smallest + 1 > precision:

@@ -1,0 +1,1 @@
+"""Build helpers: the in-tree build backend and the compiled risk core (``core_build``)."""
