@@ -4,6 +4,9 @@ positions in 50 underlyings) and on an empty account, for a 1-share stock order 
 
 Run: .venv/bin/pytest tests/bench/test_bench_evaluate.py -m bench -s
 
+Also compares the pure core with the compiled one (``GATEKEEPER_COMPILE=1 pip install .``,
+built here into a temporary copy), each measured in fresh interpreters, interleaved.
+
 Cold: the first evaluation of a snapshot (its prepared valuation cleared before every call),
 what a caller pays that builds a new snapshot object for each order. Warm: the same snapshot
 object evaluated again (``gatekeeper.core.prepared`` reuses every untouched group's risk).
@@ -16,16 +19,21 @@ exactly the cold one.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 
 import pytest
 
+from build_support.core_build import build_copy, missing_toolchain
 from gatekeeper.core import prepared
 from gatekeeper.core.decision import Decision
 from gatekeeper.core.order import Order
@@ -129,8 +137,9 @@ def timed(snapshot: AccountSnapshot, new: Order, *, cold: bool) -> float:
     return spent / calls * 1e6
 
 
-@pytest.mark.bench
-def test_bench_evaluate_50_condors() -> None:
+def measure(rounds: int = ROUNDS) -> dict[str, float]:
+    """CPU µs per call of each case, the median of ``rounds`` rounds, cases alternating.
+    Asserts first that a warm decision is exactly the cold one."""
     full, empty = book(50), book(0)
     assert len(full.positions) == 200
     orders = {
@@ -152,22 +161,89 @@ def test_bench_evaluate_50_condors() -> None:
                 key = f"{label:>5} | {name:<24} | {temperature}"
                 cases[key] = partial(timed, snapshot, new, cold=temperature == "cold")
     samples: dict[str, list[float]] = {key: [] for key in cases}
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for key, run in cases.items():
             samples[key].append(run())
-    medians = {key: statistics.median(values) for key, values in samples.items()}
+    return {key: statistics.median(values) for key, values in samples.items()}
 
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"\nevaluate(): CPU µs per call, median of {ROUNDS} rounds (load average {load})")
-    for key, value in medians.items():
-        print(f"  {key}: {value:9.1f} µs")
+
+def verdict(medians: dict[str, float]) -> str:
+    """Issue 12's target on the slowest warm 50x4 case: ``met (slowest …)`` or ``not met …``."""
     loaded = {k: v for k, v in medians.items() if k.startswith(" 50x4") and k.endswith("warm")}
     slowest = max(loaded, key=loaded.__getitem__)
-    verdict = "met" if loaded[slowest] <= TARGET_US else "not met"
+    met = "met" if loaded[slowest] <= TARGET_US else "not met"
+    return f"{met} (slowest {loaded[slowest]:.1f} µs:{slowest.split('|')[1].rstrip()})"
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+@pytest.mark.bench
+def test_bench_evaluate_50_condors() -> None:
+    medians = measure()
+    print(f"\nevaluate(): CPU µs per call, median of {ROUNDS} rounds (load {load_average()})")
+    for key, value in medians.items():
+        print(f"  {key}: {value:9.1f} µs")
     print(
         f"evaluate() <= {TARGET_US:.0f} µs (50 positions x 4 legs, warm, 1-share and condor "
-        f"orders): {verdict} (slowest {loaded[slowest]:.1f} µs:{slowest.split('|')[1].rstrip()})"
+        f"orders): {verdict(medians)}"
     )
+
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = 3  # interleaved runs of each core, each of ROUNDS rounds
+_MEASURE = (
+    "import json, gatekeeper.core as core; from tests.bench.test_bench_evaluate import measure;"
+    "print(json.dumps([core.COMPILED, measure()]))"
+)
+
+
+def measured_in(path: list[Path], *, compiled: bool) -> dict[str, float]:
+    """``measure()`` in a fresh interpreter importing ``gatekeeper`` from ``path`` first."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in path)}
+    ran = subprocess.run(
+        [sys.executable, "-P", "-c", _MEASURE],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    was_compiled, medians = json.loads(ran.stdout.splitlines()[-1])
+    assert was_compiled is compiled  # else the comparison compares a core with itself
+    return {str(k): float(v) for k, v in medians.items()}
+
+
+@pytest.mark.bench
+@pytest.mark.timeout(900)  # a compile (about 40 s) and 6 interpreters
+def test_bench_evaluate_compiled_against_pure(tmp_path: Path) -> None:
+    """The compiled core (``GATEKEEPER_COMPILE=1 pip install .``) against the pure one, in
+    the same run: RUNS fresh interpreters of each, interleaved, medians of their medians."""
+    reason = missing_toolchain()
+    if reason is not None:
+        pytest.skip(f"the compiled core cannot be built here: {reason}")
+    build = build_copy(ROOT, tmp_path)
+    runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    for _ in range(RUNS):
+        runs[False].append(measured_in([ROOT], compiled=False))
+        runs[True].append(measured_in([build, ROOT], compiled=True))
+    pure, compiled = (
+        {key: statistics.median(run[key] for run in runs[c]) for key in runs[c][0]}
+        for c in (False, True)
+    )
+    print(
+        f"\nevaluate(), pure against compiled: CPU µs per call, median of {RUNS} interleaved"
+        f" runs of {ROUNDS} rounds each (load {load_average()})"
+    )
+    print(f"  {'case':<45} {'pure':>9} {'compiled':>9} {'speed-up':>9}")
+    for key in pure:
+        print(
+            f"  {key:<45} {pure[key]:9.1f} {compiled[key]:9.1f} {pure[key] / compiled[key]:8.2f}x"
+        )
+    print(f"evaluate() <= {TARGET_US:.0f} µs, pure core: {verdict(pure)}")
+    print(f"evaluate() <= {TARGET_US:.0f} µs, compiled core: {verdict(compiled)}")
+    assert pure.keys() == compiled.keys()
 
 
 def show(decision: Decision) -> None:
