@@ -11,7 +11,8 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/gatekeeper
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md setup.py ./
+COPY build_support ./build_support
 COPY gatekeeper ./gatekeeper
 COPY sql ./sql
 COPY config ./config

@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -109,6 +110,13 @@ def test_image_copies_only_what_exists_and_is_not_ignored() -> None:
     ]
     copied = read_dockerfile().copied
     assert {"pyproject.toml", "gatekeeper", "sql", "config"} <= set(copied)
+    # pip builds the package with the in-tree backend: its folder and setup.py go in too
+    build_system = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]
+    assert {*build_system["backend-path"], "setup.py"} <= set(copied)
+    # and so does the sdist (setup.py goes in by itself)
+    manifest = (ROOT / "MANIFEST.in").read_text().splitlines()
+    for folder in build_system["backend-path"]:
+        assert f"graft {folder}" in manifest, folder
     for source in copied:
         assert (ROOT / source).exists(), source
         assert not any(fnmatch(source, pattern) for pattern in ignored), source
