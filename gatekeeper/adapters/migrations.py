@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from gatekeeper.errors import GatekeeperError
 
 __all__ = [
     "DEFAULT_SQL_DIR",
+    "INSTALLED_SQL_DIR",
     "AppliedMigration",
     "Migration",
     "MigrationError",
@@ -40,10 +42,22 @@ __all__ = [
     "is_current",
     "migration_status",
     "pending_migrations",
+    "sql_dir",
 ]
 
-# The repository's sql/ next to the package (installs are editable).
-DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+# Where a wheel installs the migrations (pyproject.toml: [tool.setuptools.data-files]).
+INSTALLED_SQL_DIR = Path("share", "gatekeeper", "sql")
+
+
+def sql_dir(module: Path, prefix: Path) -> Path:
+    """The migrations for this module's install: the repository's ``sql/`` beside the package
+    (a clone, installed editable, as the README's commands do), else the copy a wheel put
+    under the environment's ``prefix`` (``GATEKEEPER_COMPILE=1 pip install .``)."""
+    beside = module.resolve().parents[2] / "sql"
+    return beside if beside.is_dir() else prefix / INSTALLED_SQL_DIR
+
+
+DEFAULT_SQL_DIR = sql_dir(Path(__file__), Path(sys.prefix))
 
 # pg_advisory_lock key: "gkmigrat" read as a big-endian int64. Any fixed value works, as long
 # as nothing else in the database uses it.

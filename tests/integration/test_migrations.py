@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from gatekeeper.adapters import migrations
 from gatekeeper.adapters.migrations import (
     DEFAULT_SQL_DIR,
     AppliedMigration,
@@ -26,6 +28,7 @@ from gatekeeper.adapters.migrations import (
 FIRST = "CREATE TABLE first (id int PRIMARY KEY);"
 SECOND = "CREATE TABLE second (id int PRIMARY KEY); INSERT INTO second VALUES (1), (2);"
 THIRD = "ALTER TABLE first ADD COLUMN note text;"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(sql_dir: Path, file_name: str, sql: str) -> Path:
@@ -101,6 +104,33 @@ def test_discover_refuses_a_missing_directory(tmp_path: Path) -> None:
 def test_default_sql_dir_is_the_repository_sql_dir() -> None:
     repository = Path(__file__).resolve().parents[2]
     assert repository / "sql" == DEFAULT_SQL_DIR
+
+
+def test_an_install_that_is_not_a_clone_reads_the_migrations_its_wheel_installed(
+    tmp_path: Path,
+) -> None:
+    """``pip install .`` (the compiled core) puts the package in site-packages, with no
+    ``sql/`` beside it: the migrations are where pyproject.toml's data-files put them."""
+    prefix = tmp_path / "venv"
+    module = prefix / "lib" / "python3.11" / "site-packages" / "gatekeeper" / "adapters" / "m.py"
+    module.parent.mkdir(parents=True)
+    module.touch()
+    assert migrations.sql_dir(module, prefix) == prefix / "share" / "gatekeeper" / "sql"
+    data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "data-files"
+    ]
+    assert data_files == {str(migrations.INSTALLED_SQL_DIR): ["sql/*.sql"]}
+    # an installed copy with nothing in it is refused, not taken for an empty schema
+    with pytest.raises(MigrationError, match="not found"):
+        discover(migrations.sql_dir(module, prefix))
+
+
+def test_a_clone_reads_its_own_sql_dir_whatever_the_prefix(tmp_path: Path) -> None:
+    module = tmp_path / "clone" / "gatekeeper" / "adapters" / "m.py"
+    module.parent.mkdir(parents=True)
+    module.touch()
+    (tmp_path / "clone" / "sql").mkdir()
+    assert migrations.sql_dir(module, tmp_path / "venv") == tmp_path / "clone" / "sql"
 
 
 # -- applying ----------------------------------------------------------------------------------
