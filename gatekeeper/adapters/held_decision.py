@@ -136,6 +136,8 @@ class HeldLocks:
         self._tasks = tasks
         self._decided: asyncio.Task[None] | None = None
         self._released = False
+        # An outcome row will let the locks go (``outcome_to_come``): ``release`` leaves them.
+        self._outcome_to_come = False
         # The session's holds of the account lock: one per :func:`read`, one fewer once
         # :func:`record` committed a row (its commit let that one go: sql/0036).
         self.account_holds = 0
@@ -151,9 +153,14 @@ class HeldLocks:
         if self._decided is None and not self._released and self.account_holds > 0:
             self._decided = self._spawn(self._unlock_account())
 
+    def outcome_to_come(self) -> None:
+        """The order was sent and :meth:`outcome_then_release` will be called (its outcome row is
+        written after the answer was relayed): until then :meth:`release` does nothing."""
+        self._outcome_to_come = True
+
     def release(self) -> None:
         """The order was sent (or will not be): let every lock go, return the connection."""
-        if not self._released:
+        if not self._released and not self._outcome_to_come:
             self._released = True
             self._spawn(self._release())
 

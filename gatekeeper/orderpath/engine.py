@@ -59,6 +59,7 @@ from gatekeeper.orderpath.inputs import (
     state_fetched_at,
     under_global_stop,
 )
+from gatekeeper.orderpath.outcome_writes import OutcomeWrites
 from gatekeeper.orderpath.record import decision_row, duplicate_row
 from gatekeeper.settings import Settings
 
@@ -92,6 +93,9 @@ class Engine:
         self.after_decision: DecisionHook | None = None
         # Background releases of held locks (gatekeeper.adapters.held_decision).
         self._releases: set[Any] = set()
+        # Outcome rows written after their answers were relayed: each account's next
+        # decision waits for its own (gatekeeper.orderpath.outcome_writes).
+        self.outcomes = OutcomeWrites()
         # The state cache's payloads are never changed in place: each is parsed once.
         self._parsed = PayloadMemo()
         # The configured defaults and risk parameters, built once per [risk] settings.
@@ -99,6 +103,7 @@ class Engine:
 
     async def aclose(self) -> None:
         """Wait for the locks being released (at shutdown)."""
+        await self.outcomes.aclose()
         if self._releases:
             await asyncio.gather(*self._releases, return_exceptions=True)
 
@@ -150,6 +155,7 @@ class Engine:
         started: float,
         start: DayStart,
     ) -> Result:
+        await self.outcomes.written(request)
         if request.dry_run:
             return await self._decide_unlocked(request, gathered, decision_id, started, start)
         conn = await self._connection(request)

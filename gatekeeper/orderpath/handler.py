@@ -269,7 +269,14 @@ class OrderPath:
                 # shows it, and a background refresh fetches it (no broker call waits).
                 accepted = answer.data if answer is not None and outcome == "accepted" else None
                 self.engine.state.order_forwarded(account, client_headers, accepted)
-            await self._outcome(result, account, outcome, answer, lost)
+            if answer is None:  # no answer to relay: the outcome is recorded before the error
+                await self._outcome(result, account, outcome, answer, lost)
+        # The broker's answer is relayed first and its outcome row written right after, in
+        # the background: the bot does not wait for it (gatekeeper.orderpath.outcome_writes).
+        if result.forwarding is not None:
+            result.forwarding.outcome_to_come()  # its locks go with the row
+        work = self._outcome(result, account, outcome, answer, lost)
+        self.engine.outcomes.start(account, work)
         response = answer.response()
         response.headers[DECISION_HEADER] = str(result.decision_id)
         return response

@@ -13,6 +13,7 @@ be pinned to a core without touching the machine's shared servers.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -20,8 +21,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from build_support.core_build import build_copy, missing_toolchain
 from tests.bench.procs import Service, nginx_missing, spawn, spawn_module, start_nginx, stop
 from tests.processes import base_environment, free_port, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -35,6 +39,9 @@ class Stack:
     nginx_skipped: str | None = None
     # The gatekeeper runs under stage_times.py's counters, which it writes here on SIGUSR1.
     stage_figures: Path | None = None
+    # BENCH_CORE=compiled: a compiled build of the checkout (build_support.core_build) that
+    # both replicas import before the checkout.
+    compiled_core: Path | None = None
 
     def pids(self, *names: str) -> list[int]:
         return [pid for name in names if name in self.services for pid in self.services[name].pids]
@@ -53,13 +60,44 @@ async def _gatekeeper(stack: Stack, name: str) -> None:
         # replicas share credential confirmations (docs/order-path.md, "Credentials")
         GATEKEEPER_RISK__CREDENTIAL_DIGEST_KEY="bench-digest-key-0123456789",
     )
-    command = [sys.executable, "-m", "gatekeeper.cli", "serve"]
+    interpreter = [sys.executable]
+    if stack.compiled_core is not None:
+        # -P: the working directory (the checkout) must not come before the build
+        interpreter = [sys.executable, "-P"]
+        env["PYTHONPATH"] = os.pathsep.join((str(stack.compiled_core), str(ROOT)))
+    command = [*interpreter, "-m", "gatekeeper.cli", "serve"]
     if name == "gatekeeper" and stack.stage_figures is not None:
-        command = [sys.executable, "-m", "tests.bench.stage_times",
+        command = [*interpreter, "-m", "tests.bench.stage_times",
                    "--out", str(stack.stage_figures), "serve"]  # fmt: skip
+    await _check_core(interpreter, env, compiled=stack.compiled_core is not None)
     stack.services[name] = await spawn(name, command, env, log=stack.directory / f"{name}.log")
     stack.urls[name] = f"http://127.0.0.1:{proxy_port}"
     await wait_http(f"http://127.0.0.1:{admin_port}/healthz")
+
+
+async def _check_core(interpreter: list[str], env: dict[str, str], *, compiled: bool) -> None:
+    """That the gatekeeper started with ``interpreter`` and ``env`` imports the risk core
+    asked for (else the run would compare a core with itself)."""
+    probe = await asyncio.create_subprocess_exec(
+        *interpreter, "-c", "import gatekeeper.core as c; print(c.COMPILED)",
+        env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await probe.communicate()
+    if out.decode().strip() != str(compiled):
+        raise RuntimeError(
+            f"the gatekeeper would not import the {'compiled' if compiled else 'pure'} core"
+        )
+
+
+def build_compiled_core(directory: Path) -> Path:
+    """BENCH_CORE=compiled: the checkout built with its risk core compiled, as
+    ``GATEKEEPER_COMPILE=1 pip install .`` builds it, with the migrations beside it."""
+    reason = missing_toolchain()
+    if reason is not None:
+        raise RuntimeError(f"BENCH_CORE=compiled: the compiled core cannot be built here: {reason}")
+    build = build_copy(ROOT, directory / "compiled-core")
+    (build / "sql").symlink_to(ROOT / "sql")
+    return build
 
 
 @asynccontextmanager
@@ -70,8 +108,9 @@ async def running_stack(
     backends: list[Service],
     *,
     stages: bool = False,
+    compiled_core: Path | None = None,
 ) -> AsyncIterator[Stack]:
-    stack = Stack(directory, database_url, redis_url, backends)
+    stack = Stack(directory, database_url, redis_url, backends, compiled_core=compiled_core)
     if stages:
         stack.stage_figures = directory / "stages.json"
     try:

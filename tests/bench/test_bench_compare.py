@@ -28,6 +28,8 @@ BENCH_LOADGEN ("wrk", or "python" to force the fallback),
 BENCH_DURABLE (0: Postgres without fsync and synchronous commit, as the test suite's private
 servers, so commits cost CPU and a round trip but not the shared disk's flush, which other
 work on the machine makes noisy; 1: with them, as deployed),
+BENCH_CORE ("pure"; "compiled": both Gatekeeper replicas run the risk core compiled with mypyc,
+built for the run as ``GATEKEEPER_COMPILE=1 pip install .`` builds it, about 40 s),
 BENCH_REPORT (a file to write the report to as well), BENCH_PROFILE (a directory: py-spy, when
 installed, samples the gatekeeper during each of its rounds into one collapsed-stack file
 per round), BENCH_PG_STATS (1: after each round that uses Postgres, the statements it spent
@@ -69,7 +71,7 @@ from tests.bench.drive import WRK, Driver, Shot
 from tests.bench.procs import ALL_CORES, Service, process_table, set_affinity
 from tests.bench.report import Cell, Report
 from tests.bench.setups import GROWTH, SETUPS, Setup, warm_and_check
-from tests.bench.stack import Stack, describe_machine, running_stack
+from tests.bench.stack import Stack, build_compiled_core, describe_machine, running_stack
 from tests.fixtures.infra import PostgresFactory
 
 
@@ -89,6 +91,7 @@ DURABLE = _env("BENCH_DURABLE", "0") == "1"
 PG_STATS = _env("BENCH_PG_STATS", "0") == "1"
 PROFILE = _env("BENCH_PROFILE", "")
 STAGES = _env("BENCH_STAGES", "0") == "1"
+CORE = _env("BENCH_CORE", "pure")
 SUT_CORE, OTHER_CORE = 0, 1
 
 
@@ -135,6 +138,8 @@ def _header(driver: Driver, stack: Stack, wrk: str) -> list[str]:
         " and Redis on core 1. unpinned: every process may use every core.",
         f"Postgres (private, {durability}) and Redis (private), shared by the gatekeeper"
         " and the prototype.",
+        f"Gatekeeper's risk core: {CORE} (BENCH_CORE=compiled: built with mypyc, as"
+        " GATEKEEPER_COMPILE=1 pip install . builds it).",
         "CPU µs/req: the system under test's CPU time (all its processes) per request; gen CPU:"
         " the load generator's share of one core; busy: both cores' busy share (other work"
         " on the machine included); c0 other (pinned): core 0's busy share not spent by the"
@@ -184,8 +189,13 @@ async def test_bench_compare(
     backends = [Service("postgres", [postgres.pid]), Service("redis", [private_redis.pid])]
     directory = server_tmp_path / "bench"
     directory.mkdir()
+    if CORE not in ("pure", "compiled"):
+        pytest.fail(f"BENCH_CORE is {CORE!r}: pure or compiled")
+    compiled = None
+    if CORE == "compiled":
+        compiled = await asyncio.to_thread(build_compiled_core, directory)
     async with running_stack(
-        directory, postgres.url, private_redis.url, backends, stages=STAGES
+        directory, postgres.url, private_redis.url, backends, stages=STAGES, compiled_core=compiled
     ) as stack:
         try:
             report = await _run(stack, Driver(directory, use_wrk=USE_WRK))

@@ -259,6 +259,15 @@ class FaultStack:
         )
         return value
 
+    async def recorded_outcome(self, decision_id: str, within: float = 5.0) -> str | None:
+        """A decision's outcome once it has one: a relayed answer's row is written right
+        after the answer (gatekeeper.orderpath.outcome_writes)."""
+        await eventually(lambda: self._has_outcome(decision_id), within)
+        return await self.outcome(decision_id)
+
+    async def _has_outcome(self, decision_id: str) -> bool:
+        return await self.outcome(decision_id) is not None
+
     async def check(self) -> Report:
         texts = self.evidence.texts
         texts["captured logs"] = await asyncio.to_thread(self.captured.text)

@@ -115,7 +115,7 @@ async def test_broker_5xx_before_placing_is_not_counted(faults: FaultStack) -> N
         assert refused.decision_id is not None
         # A 5xx does not prove the order was not placed: counted, reconciled (not found at
         # the broker: not_placed once reconcile_not_placed_after_seconds have passed).
-        assert await faults.outcome(refused.decision_id) == "unknown"
+        assert await faults.recorded_outcome(refused.decision_id) == "unknown"
         assert (await bot.place(order(), "5xx")).status == 201
     assert len(faults.paper.book.received_orders()) == 1
     await faults.assert_invariants()

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.fixtures.orders import Bot, order, protect, received_count
+from tests.fixtures.orders import Bot, order, outcome_row, protect, received_count
 
 
 async def test_seed_step4_large_limit_order_rejected_with_every_violation(
@@ -46,8 +46,7 @@ async def test_seed_step8_small_order_passes_and_huge_market_order_is_blocked(
     assert passed.status == 201, passed.body
     assert passed.headers["X-Gatekeeper-Decision-Id"]
     assert received_count(paper_broker.book, bot.account) == 1
-    outcome = await pg_pool.fetchrow("SELECT outcome, broker_order_id FROM order_outcomes")
-    assert outcome is not None
+    outcome = await outcome_row(pg_pool, passed.headers["X-Gatekeeper-Decision-Id"])
     assert outcome["outcome"] == "accepted"
     assert outcome["broker_order_id"] == str(passed.body["data"]["order"]["id"])
 
@@ -261,6 +260,8 @@ async def test_audit_tables_are_append_only(
     bot: Bot, pg_pool: asyncpg.Pool, statement: str
 ) -> None:
     await protect(pg_pool, bot.account)
-    assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
+    placed = await bot.place(order("AAPL", 1, "150.00"))
+    assert placed.status == 201
+    await outcome_row(pg_pool, placed.headers["X-Gatekeeper-Decision-Id"])  # a row of each
     with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
         await pg_pool.execute(statement)

@@ -9,7 +9,7 @@ import aiohttp
 import asyncpg
 
 from tests.fixtures.gate import make_settings, start_gatekeeper
-from tests.fixtures.orders import Bot, order, protect, received_count
+from tests.fixtures.orders import Bot, order, outcome_row, protect, received_count
 
 
 def _otoco(quantity: int) -> dict[str, Any]:
@@ -81,9 +81,8 @@ async def test_broker_refusal_is_relayed_recorded_and_not_counted(
     assert refused.status == 400
     assert refused.body["error"]["code"] == "paper_fault_injected"
     assert refused.headers["X-Gatekeeper-Decision-Id"]
-    outcome = await pg_pool.fetchrow("SELECT outcome, http_status FROM order_outcomes")
-    assert outcome is not None
-    assert tuple(outcome) == ("broker_rejected", 400)
+    outcome = await outcome_row(pg_pool, refused.headers["X-Gatekeeper-Decision-Id"])
+    assert (outcome["outcome"], outcome["http_status"]) == ("broker_rejected", 400)
     assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201  # not counted
 
 
