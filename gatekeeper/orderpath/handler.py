@@ -16,18 +16,19 @@ committed; every answer on an order route has a decision row (when Postgres answ
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 from aiohttp import web
 
-from gatekeeper.account_gauges import publish_decision
 from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters.broker import BrokerClient, UpstreamAnswer
 from gatekeeper.adapters.refusal_rows import RefusalRows
@@ -64,7 +65,7 @@ from gatekeeper.orderpath.answers import (
 from gatekeeper.orderpath.decided import OrderRequest, Result
 from gatekeeper.orderpath.engine import Engine
 from gatekeeper.orderpath.record import record_outcome, record_refusal
-from gatekeeper.orderpath.report import count, log_decision
+from gatekeeper.orderpath.report import count, log_decision, report_decision
 from gatekeeper.orderpath.request import forwarded_body, parse_request, read_body
 from gatekeeper.reconciler import Reconciler
 from gatekeeper.request_paths import ReservedPath, validate_headers, validate_target
@@ -205,16 +206,11 @@ class OrderPath:
             )
         try:
             decision = result.decision
-            self._report(
-                account,
-                route,
-                decision.verdict.value,
-                [c.value for c in decision.codes],
-                result.detail,
-                decision_id,
-                time.perf_counter() - started,
-            )
-            publish_decision(self.metrics, account, result)
+            # At the event loop's next turn: while the order is on its way to the broker, or
+            # once its rejection is written. The bot does not wait for them.
+            latency = time.perf_counter() - started
+            report = partial(report_decision, self.metrics, account, route.kind.value, result)
+            asyncio.get_running_loop().call_soon(report, latency)
             if not decision.allowed:
                 return risk_rejection(decision, decision_id)
             if self.reconciler is not None:

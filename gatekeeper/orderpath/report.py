@@ -1,6 +1,6 @@
 """What every decision tells the operator besides its row: one ``RISK_DECISION`` log line
-(never a token; the logger is pinned to INFO so configuration cannot silence it) and the
-decision counters."""
+(never a token; the logger is pinned to INFO so configuration cannot silence it), the
+decision counters and the account's gauges."""
 
 from __future__ import annotations
 
@@ -11,10 +11,32 @@ from uuid import UUID
 
 import orjson
 
+from gatekeeper.account_gauges import publish_decision
 from gatekeeper.metrics import Metrics
+from gatekeeper.orderpath.decided import Result
 
+log = logging.getLogger(__name__)
 decision_log = logging.getLogger("gatekeeper.decisions")
 decision_log.setLevel(logging.INFO)
+
+
+def report_decision(
+    metrics: Metrics, account: str, route_kind: str, result: Result, latency: float
+) -> None:
+    """The log line, the counters and the account's gauges of a decision the engine recorded.
+    Called by the order path at the event loop's next turn (while the order is on its way to
+    the broker, or once its rejection is written: the bot does not wait for it), so it never
+    raises: a failure is logged by its type."""
+    decision = result.decision
+    try:
+        codes = [code.value for code in decision.codes]
+        verdict = decision.verdict.value
+        count(metrics, verdict, codes, route_kind, latency)
+        log_decision(account, route_kind, verdict, codes, dict(result.detail), result.decision_id,
+                     latency)  # fmt: skip
+        publish_decision(metrics, account, result)
+    except Exception as error:
+        log.error("decision %s not reported: %s", result.decision_id, type(error).__name__)
 
 
 def count(
