@@ -7,8 +7,11 @@
    day's ledger read, the pure ``evaluate()`` run and the decision row committed;
 3. the answer: a rejection in TastyTrade's format (gatekeeper.orderpath.answers), or the
    checked bytes forwarded by the broker client (gatekeeper.adapters.broker) and the
-   broker's outcome recorded (gatekeeper.orderpath.record);
-4. the report: one RISK_DECISION line and the counters (gatekeeper.orderpath.report).
+   broker's outcome recorded once the answer is relayed (gatekeeper.orderpath.outcome_writes);
+   a request refused before any decision is recorded and answered by
+   gatekeeper.orderpath.undecided;
+4. the report: one RISK_DECISION line, the counters and the account's gauges
+   (gatekeeper.orderpath.report), at the event loop's next turn for a decision.
 
 Fails closed: nothing is forwarded unless the engine allowed it and its decision row is
 committed; every answer on an order route has a decision row (when Postgres answers).
@@ -39,8 +42,6 @@ from gatekeeper.core.summary import order_summary
 from gatekeeper.errors import (
     BadRequest,
     BrokerAuthFailed,
-    DatabaseUnavailable,
-    DeadlineExceeded,
     DuplicateOrder,
     GatekeeperError,
     Overloaded,
@@ -58,15 +59,15 @@ from gatekeeper.orderpath.answers import (
     Failure,
     deadline_passed_after_decision,
     duplicate_answer,
-    error_rejection,
     risk_rejection,
     unsupported_route,
 )
 from gatekeeper.orderpath.decided import OrderRequest, Result
 from gatekeeper.orderpath.engine import Engine
-from gatekeeper.orderpath.record import record_outcome, record_refusal
-from gatekeeper.orderpath.report import count, log_decision, report_decision
+from gatekeeper.orderpath.record import record_outcome
+from gatekeeper.orderpath.report import report, report_decision
 from gatekeeper.orderpath.request import forwarded_body, parse_request, read_body
+from gatekeeper.orderpath.undecided import answer_undecided
 from gatekeeper.reconciler import Reconciler
 from gatekeeper.request_paths import ReservedPath, validate_headers, validate_target
 from gatekeeper.settings import Settings
@@ -75,8 +76,6 @@ log = logging.getLogger(__name__)
 
 _CLIENT_HEADERS = ("Authorization", "User-Agent", "Accept-Version")
 _PLACEMENTS = (RouteKind.PLACE, RouteKind.COMPLEX)
-# How long the row of a refusal may wait when the database just failed to answer in time.
-_REFUSAL_ROW_WAIT = 0.5
 
 
 @dataclass
@@ -175,9 +174,10 @@ class OrderPath:
                 "first_outcome": duplicate.first.outcome,
                 "summary": summary,
             }
-            self._report(
+            report(
+                self.metrics,
                 account,
-                route,
+                route.kind.value,
                 "reject",
                 ["duplicate_order"],
                 detail,
@@ -209,8 +209,8 @@ class OrderPath:
             # At the event loop's next turn: while the order is on its way to the broker, or
             # once its rejection is written. The bot does not wait for them.
             latency = time.perf_counter() - started
-            report = partial(report_decision, self.metrics, account, route.kind.value, result)
-            asyncio.get_running_loop().call_soon(report, latency)
+            told = partial(report_decision, self.metrics, account, route.kind.value, result)
+            asyncio.get_running_loop().call_soon(told, latency)
             if not decision.allowed:
                 return risk_rejection(decision, decision_id)
             if self.reconciler is not None:
@@ -313,49 +313,6 @@ class OrderPath:
         summary: Mapping[str, object] | None = None,
     ) -> web.Response:
         """Record (if Postgres answers), log and render a request the gate did not decide."""
-        code = failure.error.code
-        account = route.account_number or "-"
-        latency = time.perf_counter() - started
-        detail: dict[str, object] = {
-            "verdict": failure.verdict,
-            "code": code,
-            "message": failure.error.message,
-        }
-        if summary:
-            detail["summary"] = dict(summary)
-        recorded = await record_refusal(
-            self.refusals,
-            decision_id=decision_id,
-            account=account,
-            route_kind=route.kind.value,
-            replaces_order_id=route.order_id,
-            verdict=failure.verdict,
-            code=code,
-            message=failure.error.message,
-            detail=detail,
-            latency=latency,
-            # The database did not answer the decision: the row gets a moment, not another
-            # command timeout (the answer is 503 either way).
-            wait_at_most=_REFUSAL_ROW_WAIT
-            if isinstance(failure.error, DatabaseUnavailable | DeadlineExceeded)
-            else None,
+        return await answer_undecided(
+            self.refusals, self.alerts, self.metrics, route, decision_id, started, failure, summary
         )
-        if not recorded and not isinstance(failure.error, DatabaseUnavailable):
-            log.error("decision %s not recorded: the database cannot be reached", decision_id)
-        if self.alerts is not None:
-            self.alerts.note_failure(account, failure.error)  # risk path failing: no I/O
-        self._report(account, route, failure.verdict, [code], detail, decision_id, latency)
-        return error_rejection(failure.error, decision_id)
-
-    def _report(
-        self,
-        account: str,
-        route: Route,
-        verdict: str,
-        codes: list[str],
-        detail: Mapping[str, object],
-        decision_id: UUID,
-        latency: float,
-    ) -> None:
-        count(self.metrics, verdict, codes, route.kind.value, latency)
-        log_decision(account, route.kind.value, verdict, codes, dict(detail), decision_id, latency)

@@ -5,6 +5,7 @@ decision counters and the account's gauges."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -31,12 +32,26 @@ def report_decision(
     try:
         codes = [code.value for code in decision.codes]
         verdict = decision.verdict.value
-        count(metrics, verdict, codes, route_kind, latency)
-        log_decision(account, route_kind, verdict, codes, dict(result.detail), result.decision_id,
-                     latency)  # fmt: skip
+        report(metrics, account, route_kind, verdict, codes, result.detail, result.decision_id,
+               latency)  # fmt: skip
         publish_decision(metrics, account, result)
     except Exception as error:
         log.error("decision %s not reported: %s", result.decision_id, type(error).__name__)
+
+
+def report(
+    metrics: Metrics,
+    account: str,
+    route_kind: str,
+    verdict: str,
+    codes: list[str],
+    detail: Mapping[str, object],
+    decision_id: UUID,
+    latency: float,
+) -> None:
+    """The log line and the counters of one answer on an order route."""
+    count(metrics, verdict, codes, route_kind, latency)
+    log_decision(account, route_kind, verdict, codes, dict(detail), decision_id, latency)
 
 
 def count(
