@@ -21,7 +21,7 @@ from gatekeeper.core import (
 )
 from gatekeeper.core.jsonstrict import loads_strict
 from gatekeeper.core.media import check_json_media
-from gatekeeper.order_identity import dump
+from gatekeeper.order_identity import dump, plain_text
 
 _READ_CHUNK = 64 * 1024
 
@@ -73,4 +73,4 @@ def forwarded_body(raw: bytes, data: dict[str, Any] | None, *, strict: bool) -> 
         return raw
     if data is None:
         data = json.loads(raw, parse_float=Decimal)
-    return dump(_strict(data) if strict else data).encode()
+    return dump(_strict(data) if strict else data, plain=plain_text(raw)).encode()
