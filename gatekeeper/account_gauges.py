@@ -106,12 +106,23 @@ def utilisation(status: AccountStatus) -> dict[str, float | None]:
     return usage
 
 
-def _set(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
+def _set(metrics: Metrics, gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
+    """Show ``value`` on the series (None: no series), unless it shows it already."""
+    shown = metrics.account_series
+    key = (gauge, labels)
+    known = shown.get(key)
     if value is None:
-        with contextlib.suppress(KeyError):  # never set
-            gauge.remove(*labels)
-    else:
-        gauge.labels(*labels).set(value)
+        if known is not None:
+            del shown[key]
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels)
+    elif known is None:
+        series = gauge.labels(*labels)
+        series.set(value)
+        shown[key] = (value, series)
+    elif known[0] != value:
+        known[1].set(value)
+        shown[key] = (value, known[1])
 
 
 LIMIT_LABELS = (
@@ -130,17 +141,17 @@ _USAGE_LIMITS = ("max_portfolio_exposure", "max_position_concentration", "cash_r
 def publish_status(metrics: Metrics, status: AccountStatus, *, usage: bool = True) -> None:
     """Set every gauge of ``status.account`` and drop those that have no value now; with
     ``usage`` false, the exposure, concentration and cash series are left as they are."""
-    account = status.account
-    metrics.emergency_stop_active.labels(account).set(1 if status.stop_active else 0)
-    metrics.trades_today.labels(account).set(status.trades_today)
+    account = (status.account,)
+    _set(metrics, metrics.emergency_stop_active, account, 1 if status.stop_active else 0)
+    _set(metrics, metrics.trades_today, account, status.trades_today)
     limits = status.limits
-    _set(metrics.daily_trades_limit, (account,), limits.max_daily_trades)
+    _set(metrics, metrics.daily_trades_limit, account, limits.max_daily_trades)
     pnl = status.day_pnl_pct
-    _set(metrics.day_pnl, (account,), None if pnl is None else float(pnl / _HUNDRED))
+    _set(metrics, metrics.day_pnl, account, None if pnl is None else float(pnl / _HUNDRED))
     shares = utilisation(status)
     for limit in LIMIT_LABELS:
         if usage or limit not in _USAGE_LIMITS:
-            _set(metrics.limit_utilisation, (account, limit), shares.get(limit))
+            _set(metrics, metrics.limit_utilisation, (*account, limit), shares.get(limit))
     if not usage:
         return
     cash_after = (status.usage_figures or {}).get("cash_after_pct")
@@ -149,7 +160,7 @@ def publish_status(metrics: Metrics, status: AccountStatus, *, usage: bool = Tru
         if cash_after is None or limits.cash_reserve_pct is None
         else float((cash_after - limits.cash_reserve_pct) / _HUNDRED)
     )
-    _set(metrics.cash_reserve_headroom, (account,), headroom)
+    _set(metrics, metrics.cash_reserve_headroom, account, headroom)
 
 
 def forget_accounts(metrics: Metrics, keep: set[str]) -> None:
@@ -170,7 +181,8 @@ def forget_accounts(metrics: Metrics, keep: set[str]) -> None:
             if sample.labels.get("account") not in keep
         }
         for labels in stale:
-            with contextlib.suppress(KeyError):
+            _set(metrics, gauge, labels, None)
+            with contextlib.suppress(KeyError):  # gone with the line above
                 gauge.remove(*labels)
 
 

@@ -6,7 +6,8 @@ fixed sets; account numbers appear only on per-account gauges (one per protectio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -39,6 +40,12 @@ class Metrics:
     limit_utilisation: Gauge
     cash_reserve_headroom: Gauge
     alert_deliveries: Counter
+    # What the per-account gauges show, by (gauge, labels): value and series (kept by
+    # gatekeeper.account_gauges, the only writer of those gauges, so that a decision sets only
+    # the series whose value moved).
+    account_series: dict[tuple[Gauge, tuple[str, ...]], tuple[float, Any]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
