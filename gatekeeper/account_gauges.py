@@ -182,7 +182,7 @@ def forget_accounts(metrics: Metrics, keep: set[str]) -> None:
         }
         for labels in stale:
             _set(metrics, gauge, labels, None)
-            with contextlib.suppress(KeyError):  # gone with the line above
+            with contextlib.suppress(KeyError):  # not set through _set: removed here
                 gauge.remove(*labels)
 
 
