@@ -3,7 +3,9 @@ of issue 12 (item 6), and the README's Performance table.
 
 Each figure is the median over the rounds of that figure (rate, p50, p99 and CPU taken
 separately). Verdicts use the pinned run when there is one (the system under test alone on
-core 0), except two replicas, which need both cores: they use the unpinned run.
+core 0), except two replicas, which need both cores: they use the unpinned run. A verdict on
+a ratio of requests/s also shows that ratio round by round: on a shared machine a round can
+move by a quarter, and the median of three is then one round's figure.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Report:
             cell: median(shots, expect_2xx=cell[0] != "gk_rejected")
             for cell, shots in results.items()
         }
+        self.shots = results
         self.growth = {key: median(shots) for key, shots in growth.items()}
         self.growth_counts = growth_counts
         self.skipped = skipped
@@ -119,6 +122,16 @@ class Report:
 
     # -- ratios and verdicts ---------------------------------------------------------------
 
+    def round_ratios(self, top: str, bottom: str, connections: int, mode: str) -> str:
+        """``; rounds 0.58, 0.81, 1.20``: the ratio of requests/s within each round, in the
+        order the rounds ran, so that a verdict shows how much the machine moved under it;
+        empty with fewer than two rounds."""
+        a = self.shots.get((top, mode, connections), [])
+        b = self.shots.get((bottom, mode, connections), [])
+        if len(a) != len(b) or len(a) < 2 or not all(shot.rate for shot in b):
+            return ""
+        return "; rounds " + ", ".join(f"{x.rate / y.rate:.2f}" for x, y in zip(a, b, strict=True))
+
     def _ratio(self, top: str, bottom: str, connections: int, mode: str | None = None) -> str:
         a, b = self.get(top, connections, mode), self.get(bottom, connections, mode)
         if a is None or b is None or not b.rate:
@@ -162,18 +175,21 @@ class Report:
         gk, minimal = self.get("gk_get", top), self.get("minimal_get", top)
         if gk and minimal:
             r = gk.rate / minimal.rate
+            spread = self.round_ratios("gk_get", "minimal_get", top, mode)
             line(r >= 0.9, f"pass-through ≥ 0.9 x minimal proxy: {r:.2f} "
-                           f"({gk.rate:,.0f} vs {minimal.rate:,.0f} req/s)")  # fmt: skip
+                           f"({gk.rate:,.0f} vs {minimal.rate:,.0f} req/s{spread})")  # fmt: skip
         allowed, proto = self.get("gk_allowed", top), self.get("prototype", top)
         if allowed and proto:
             r = allowed.rate / proto.rate
             goal = "goal 1.2x met" if r >= 1.2 else "goal 1.2x not met"
+            spread = self.round_ratios("gk_allowed", "prototype", top, mode)
             line(r >= 1.0, f"allowed orders/s ≥ 1.0 x prototype: {r:.2f} ({goal}; "
-                           f"{allowed.rate:,.0f} vs {proto.rate:,.0f}/s)")  # fmt: skip
+                           f"{allowed.rate:,.0f} vs {proto.rate:,.0f}/s{spread})")  # fmt: skip
         if allowed and gk:
             r = allowed.rate / gk.rate
+            spread = self.round_ratios("gk_allowed", "gk_get", top, mode)
             line(r >= 0.5, f"allowed orders/s ≥ 50 % of own pass-through: {r:.0%} "
-                           f"({allowed.rate:,.0f} vs {gk.rate:,.0f}/s)")  # fmt: skip
+                           f"({allowed.rate:,.0f} vs {gk.rate:,.0f}/s{spread})")  # fmt: skip
         one_allowed, one_get = self.get("gk_allowed", 1), self.get("gk_get", 1)
         if one_allowed and one_get:
             added = one_allowed.p50 - one_get.p50
@@ -207,7 +223,8 @@ class Report:
             return
         r = two.rate / one.rate
         cores = (
-            f"cores {two.busy:.0%} busy, load generator {two.loadgen:.0%} of a core;"
+            f"cores {two.busy:.0%} busy, load generator {two.loadgen:.0%} of a core"
+            f"{self.round_ratios('gk_replicas', 'gk_allowed', top, 'unpinned')};"
             " the replicas share the 2 cores with it, the upstream, Postgres and Redis"
         )
         if r < 1.7 and two.loadgen >= 0.9:

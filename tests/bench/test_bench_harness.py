@@ -228,3 +228,24 @@ async def test_the_stage_timer_counts_calls_and_cpu_and_reports_per_request(
     table = stage_times.report(before, after, requests=2).splitlines()
     assert table[1].split()[1:] == ["1.00", "order", "request"]
     assert table[2].split()[1:] == ["0.50", "decide"]
+
+
+def test_a_ratio_verdict_shows_each_round_s_ratio() -> None:
+    """The median ratio decides; the rounds' own ratios, in the order they ran, show the
+    noise under it."""
+
+    def shot(rate: float) -> Shot:
+        return Shot(requests=int(rate), seconds=1.0, p50_ms=1.0, p99_ms=2.0, non_2xx=0,
+                    socket_errors=0, sut_cpu=0.3, core_busy={0: 0.9, 1: 0.5}, wall=1.0)  # fmt: skip
+
+    results = {
+        ("gk_get", "pinned", 16): [shot(1_900), shot(2_600), shot(2_900)],
+        ("minimal_get", "pinned", 16): [shot(3_200), shot(3_200), shot(2_400)],
+    }
+    text = Report(results, {}, {}, {}).text(["header"])
+    assert (
+        "not met pass-through ≥ 0.9 x minimal proxy: 0.81 (2,600 vs 3,200 req/s;"
+        " rounds 0.59, 0.81, 1.21)" in text
+    )
+    one_round = {cell: shots[:1] for cell, shots in results.items()}
+    assert "req/s; rounds" not in Report(one_round, {}, {}, {}).text(["header"])
