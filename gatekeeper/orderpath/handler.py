@@ -24,7 +24,7 @@ import logging
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
@@ -67,7 +67,7 @@ from gatekeeper.orderpath.engine import Engine
 from gatekeeper.orderpath.record import record_outcome
 from gatekeeper.orderpath.report import report, report_decision
 from gatekeeper.orderpath.request import forwarded_body, parse_request, read_body
-from gatekeeper.orderpath.undecided import answer_undecided
+from gatekeeper.orderpath.undecided import Undecided
 from gatekeeper.reconciler import Reconciler
 from gatekeeper.request_paths import ReservedPath, validate_headers, validate_target
 from gatekeeper.settings import Settings
@@ -93,6 +93,10 @@ class OrderPath:
     alerts: AlertWorker | None = None
     # Order requests in progress in this process (risk.order_max_in_flight).
     in_flight: int = 0
+    undecided: Undecided = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.undecided = Undecided(self.refusals, self.alerts, self.metrics)
 
     async def handle(self, request: web.Request, route: Route) -> web.StreamResponse:
         """Answer one checked (or unsupported) order request (see the module docstring).
@@ -111,7 +115,9 @@ class OrderPath:
                 f"overloaded: {self.in_flight} orders are in progress in this gatekeeper"
                 f" (risk.order_max_in_flight); this one was not forwarded, try again"
             )
-            return await self._fail(route, decision_id, started, Failure(overloaded, "error"))
+            return await self.undecided.answer(
+                route, decision_id, started, Failure(overloaded, "error")
+            )
         self.in_flight += 1
         try:
             return await self._handle(request, route, decision_id, started, deadline)
@@ -124,7 +130,9 @@ class OrderPath:
         these routes (verdict error when the gatekeeper is full, reject when the client holds
         too many connections)."""
         verdict = "error" if isinstance(error, RiskPathUnavailable) else "reject"
-        return await self._fail(route, uuid4(), time.perf_counter(), Failure(error, verdict))
+        return await self.undecided.answer(
+            route, uuid4(), time.perf_counter(), Failure(error, verdict)
+        )
 
     async def _handle(
         self, request: web.Request, route: Route, decision_id: UUID, started: float, deadline: float
@@ -138,7 +146,7 @@ class OrderPath:
             validate_headers(request.headers)
             if route.kind is RouteKind.UNSUPPORTED or route.account_number is None:
                 unsupported = Failure(unsupported_route(), "reject")
-                return await self._fail(route, decision_id, started, unsupported)
+                return await self.undecided.answer(route, decision_id, started, unsupported)
             raw = await read_body(request, max_bytes)
             orders = parse_request(route.kind, raw, max_bytes)
             summary = order_summary(orders)
@@ -191,9 +199,13 @@ class OrderPath:
             # fault, and so it is when its body did not arrive in time (RequestTimeout, 408).
             # BrokerAuthFailed: the broker refused the bot's own credentials; its 401/403 is
             # relayed, recorded as broker_auth_failed, never forwarded.
-            return await self._fail(route, decision_id, started, Failure(error, "reject"), summary)
+            return await self.undecided.answer(
+                route, decision_id, started, Failure(error, "reject"), summary
+            )
         except (RiskPathUnavailable, AccountStateInvalid) as error:
-            return await self._fail(route, decision_id, started, Failure(error, "error"), summary)
+            return await self.undecided.answer(
+                route, decision_id, started, Failure(error, "error"), summary
+            )
         except Exception as error:
             # Type and frames only: an exception's text may quote request data (a token).
             frames = "".join(traceback.format_tb(error.__traceback__))
@@ -201,7 +213,7 @@ class OrderPath:
                 "order path failed (%s): %s\n%s", route.kind.value, type(error).__name__, frames
             )
             internal = GatekeeperError("internal_error: the gatekeeper failed to check the order")
-            return await self._fail(
+            return await self.undecided.answer(
                 route, decision_id, started, Failure(internal, "error"), summary
             )
         try:
@@ -303,16 +315,3 @@ class OrderPath:
         error = deadline_passed_after_decision()
         self.metrics.risk_decisions.labels("error", error.code).inc()
         return error_response(error, headers={DECISION_HEADER: str(result.decision_id)})
-
-    async def _fail(
-        self,
-        route: Route,
-        decision_id: UUID,
-        started: float,
-        failure: Failure,
-        summary: Mapping[str, object] | None = None,
-    ) -> web.Response:
-        """Record (if Postgres answers), log and render a request the gate did not decide."""
-        return await answer_undecided(
-            self.refusals, self.alerts, self.metrics, route, decision_id, started, failure, summary
-        )
