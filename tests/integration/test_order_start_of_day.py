@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -243,10 +244,16 @@ async def test_deposits_arriving_intraday_are_seen_within_the_cache_ttl(
 ) -> None:
     bot = quick_bot
     await protect(pg_pool, bot.account)
+    started = time.monotonic()
     assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
     key = f"gk:money-movements:v1:{bot.account}:{today()}"
     ttl = await redis_client.pttl(key)
-    assert 0 < ttl <= 300  # cached, never forever
+    # Cached, never forever (-1). On a slow day the order itself can outlast the 0.3 s entry,
+    # which is then gone (-2); within 0.25 s of sending it must still be there.
+    if time.monotonic() - started < 0.25:
+        assert 0 < ttl <= 300
+    else:
+        assert ttl == -2 or 0 < ttl <= 300, ttl
     await deposit(paper_http, bot.account, "10000.00")
     move_prices(paper_broker, bil="70.00", tqqq="46.70")  # -5,800.00 of trading
 
