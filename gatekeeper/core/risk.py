@@ -7,7 +7,8 @@ its intrinsic value (it can be sold then for at least that): this covers calenda
 diagonals as Reg-T does, and a long never covers a short that outlives it (reverse calendars
 stay naked). Stock and futures join one bucket: usually the earliest holding short calls
 (covered calls), else the last. Of the possible placements, the one with the smallest total
-is taken: every placement is a sound bound, and the smallest keeps the model monotone.
+is taken (:mod:`gatekeeper.core.placement`): every placement is a sound bound, and the
+smallest keeps the model monotone.
 
 ``Risk(bucket)`` is the largest loss (marks now minus values at ``S``) over the scenarios
 ``{0, S0, every strike, S_hi}``, floored at 0; payoffs are piecewise linear with kinks only at
@@ -22,9 +23,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from itertools import product
 
 from gatekeeper.core.instruments import Instrument
+from gatekeeper.core.placement import Bucket, Valued, best_placement, worst_loss
 from gatekeeper.core.symbols import OptionKind
 
 _ZERO = Decimal(0)
@@ -140,20 +141,21 @@ def _placed(
     expiries: list[date],
 ) -> GroupRisk:
     """Risk when later longs may cover earlier shorts: every placement is tried."""
-    legs = [_Leg(h, *p) for h, p in zip(live, payoffs, strict=True)]
-    linear = [leg for leg in legs if leg.expiry is None]
+    legs = [(h, Valued(*p)) for h, p in zip(live, payoffs, strict=True)]
+    linear = [leg for _, leg in legs if leg.expiry is None]
     position = {expiry: index for index, expiry in enumerate(expiries)}
-    fixed = [_Sum.empty(len(prices)) for _ in expiries]
-    movable: list[tuple[_Leg, int]] = []
-    for leg in legs:
+    fixed = [Bucket.empty(len(prices)) for _ in expiries]
+    movable: list[tuple[Valued, list[int]]] = []
+    for holding, leg in legs:
         if leg.expiry is None:
             continue
         own = position[leg.expiry]
-        if movable_to(leg.holding, own, len(expiries)):
-            movable.append((leg, own))
+        options = movable_to(holding, own, len(expiries))
+        if options:
+            movable.append((leg, options))
         else:
             fixed[own] = fixed[own].plus(leg)
-    best = _best_placement(fixed, movable, _Sum.of(linear, len(prices)) if linear else None)
+    best = best_placement(fixed, movable, Bucket.of(linear, len(prices)) if linear else None)
     return _result(group, reference, prices, best, expiries)
 
 
@@ -179,16 +181,6 @@ def payoff(holding: Holding, prices: Sequence[Decimal]) -> Payoff:
     return option.expiry, mark, tuple(values), _ZERO, False
 
 
-def _loss(mark: Decimal, values: Sequence[Decimal]) -> tuple[Decimal, int]:
-    """(max(mark - value, 0) at the worst scenario, the first index of that scenario)."""
-    worst, best = 0, mark - values[0]
-    for index in range(1, len(values)):
-        loss = mark - values[index]
-        if loss > best:
-            worst, best = index, loss
-    return (_ZERO if best < _ZERO else best), worst
-
-
 def _single_placement(
     group: str,
     reference: Decimal,
@@ -197,8 +189,9 @@ def _single_placement(
     linear: Sequence[Payoff],
     expiries: Sequence[date | None],
 ) -> GroupRisk:
-    """:func:`_best_placement` when no long may move: every option in its own bucket, stock
-    and futures where they add the least (the arithmetic of :class:`_Sum`, in place)."""
+    """:func:`~gatekeeper.core.placement.best_placement` when no long may move: every option
+    in its own bucket, stock and futures where they add the least (the arithmetic of
+    :class:`~gatekeeper.core.placement.Bucket`, in place)."""
     size, count = len(prices), len(expiries)
     if fixed:
         marks = [_ZERO] * count
@@ -226,13 +219,16 @@ def _single_placement(
                 return [a + b for a, b in zip(values[i], line, strict=True)]
 
             def added(i: int) -> Decimal:
-                return _loss(marks[i] + line_mark, joined(i))[0] - _loss(marks[i], values[i])[0]
+                return (
+                    worst_loss(marks[i] + line_mark, joined(i))[0]
+                    - worst_loss(marks[i], values[i])[0]
+                )
 
             home = min(order, key=added) if count > 1 else 0
             marks[home] = marks[home] + line_mark
             values[home] = joined(home)
             upside[home] = upside[home] + line_upside
-    scored = [_loss(marks[i], values[i]) for i in range(count)]
+    scored = [worst_loss(marks[i], values[i]) for i in range(count)]
     total = _ZERO
     worst = 0
     for i, (loss, _) in enumerate(scored):
@@ -250,7 +246,7 @@ def _result(
     group: str,
     reference: Decimal,
     prices: Sequence[Decimal],
-    buckets: Sequence[_Sum],
+    buckets: Sequence[Bucket],
     expiries: Sequence[date | None],
 ) -> GroupRisk:
     scored = [b.loss() for b in buckets]
@@ -263,51 +259,6 @@ def _result(
     return GroupRisk(group, total, unbounded, prices[index], expiries[worst], reference)
 
 
-@dataclass(frozen=True, slots=True)
-class _Leg:
-    """A holding with its value at every scenario price, computed once (see :func:`payoff`)."""
-
-    holding: Holding
-    expiry: date | None
-    mark: Decimal
-    values: tuple[Decimal, ...]
-    upside: Decimal  # units that gain (> 0) or lose (< 0) without bound above S_hi
-    short_call: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Sum:
-    """What a bucket holds, summed: marks, values per scenario, upside units."""
-
-    mark: Decimal
-    values: tuple[Decimal, ...]
-    upside: Decimal
-    short_call: bool
-
-    @classmethod
-    def empty(cls, size: int) -> _Sum:
-        return cls(_ZERO, (_ZERO,) * size, _ZERO, False)
-
-    @classmethod
-    def of(cls, legs: Iterable[_Leg], size: int) -> _Sum:
-        total = cls.empty(size)
-        for leg in legs:
-            total = total.plus(leg)
-        return total
-
-    def plus(self, other: _Leg | _Sum) -> _Sum:
-        return _Sum(
-            self.mark + other.mark,
-            tuple(a + b for a, b in zip(self.values, other.values, strict=True)),
-            self.upside + other.upside,
-            self.short_call or other.short_call,
-        )
-
-    def loss(self) -> tuple[Decimal, int]:
-        """(Risk of the bucket, the index of the scenario price that sets it)."""
-        return _loss(self.mark, self.values)
-
-
 def movable_to(holding: Holding, own: int, buckets: int) -> list[int]:
     """The buckets (by expiry index) a holding of bucket ``own`` may be counted in, its own
     first: a long option also in any earlier one; anything else only in its own."""
@@ -315,62 +266,3 @@ def movable_to(holding: Holding, own: int, buckets: int) -> list[int]:
     if holding.quantity > 0 and own > 0:
         return list(range(own, -1, -1))
     return []
-
-
-_EXHAUSTIVE = 2048  # placements tried one by one; beyond, coordinate descent
-
-
-def _best_placement(
-    fixed: list[_Sum], movable: list[tuple[_Leg, int]], linear: _Sum | None
-) -> list[_Sum]:
-    """The buckets with each later long counted in its own or an earlier bucket, and stock
-    and futures in one bucket, choosing the placement with the smallest total risk.
-
-    Counting a long in an earlier bucket at its intrinsic value there is sound (it can be sold
-    then for at least that): this is Reg-T's calendar and diagonal cover, and never lets a long
-    that expires first cover a later short. Taking the smallest total keeps the model monotone:
-    adding a long never costs more than its mark, buying back a short never more than its cost.
-    """
-    choices = [movable_to(leg.holding, own, len(fixed)) for leg, own in movable]
-    count = 1
-    for options in choices:
-        count *= len(options)
-    if count <= _EXHAUSTIVE:
-        candidates: Iterable[tuple[int, ...]] = product(*choices)
-        return min((_place(fixed, movable, c, linear) for c in candidates), key=_total)
-    current = [options[0] for options in choices]
-    best = _place(fixed, movable, current, linear)
-    improved = True
-    while improved:
-        improved = False
-        for slot, options in enumerate(choices):
-            for target in options:
-                trial = [*current[:slot], target, *current[slot + 1 :]]
-                placed = _place(fixed, movable, trial, linear)
-                if _total(placed) < _total(best):
-                    best, current, improved = placed, trial, True
-    return best
-
-
-def _total(buckets: Sequence[_Sum]) -> Decimal:
-    return sum((b.loss()[0] for b in buckets), _ZERO)
-
-
-def _place(
-    fixed: list[_Sum],
-    movable: list[tuple[_Leg, int]],
-    targets: Sequence[int],
-    linear: _Sum | None,
-) -> list[_Sum]:
-    buckets = list(fixed)
-    for (leg, _), target in zip(movable, targets, strict=True):
-        buckets[target] = buckets[target].plus(leg)
-    if linear is None:
-        return buckets
-    # Stock and futures join the bucket where they add the least risk; on a tie the earliest
-    # holding short calls (they cover them, as a covered call does), else the last.
-    preferred = next((i for i, b in enumerate(buckets) if b.short_call), len(buckets) - 1)
-    order = [preferred, *(i for i in range(len(buckets)) if i != preferred)]
-    home = min(order, key=lambda i: buckets[i].plus(linear).loss()[0] - buckets[i].loss()[0])
-    buckets[home] = buckets[home].plus(linear)
-    return buckets

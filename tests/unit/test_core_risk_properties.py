@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from gatekeeper.core import risk
 from gatekeeper.core.instruments import Instrument
+from gatekeeper.core.placement import Bucket, Valued, best_placement
 from gatekeeper.core.risk import GroupRisk, Holding, group_risk
 from gatekeeper.core.symbols import InstrumentType, OptionInfo, OptionKind
 
@@ -183,28 +184,29 @@ def test_a_calendar_is_covered_by_its_later_long() -> None:
 
 
 def every_placement(holdings: list[Holding], reference: Decimal, extra: set[Decimal]) -> GroupRisk:
-    """``Risk(group)`` by the general placement search (buckets summed as ``_Sum`` values),
+    """``Risk(group)`` by the general placement search (buckets summed as ``Bucket`` values),
     which ``group_risk`` short-cuts when no long can move."""
     live = [h for h in holdings if h.quantity != 0]
     prices = risk.scenario_prices(reference, strikes_of(live) | extra, STRESS)
-    legs = [risk._Leg(h, *risk.payoff(h, prices)) for h in live]
-    linear = [leg for leg in legs if leg.expiry is None]
-    expiries = sorted({leg.expiry for leg in legs if leg.expiry is not None})
+    legs = [(h, Valued(*risk.payoff(h, prices))) for h in live]
+    linear = [leg for _, leg in legs if leg.expiry is None]
+    expiries = sorted({leg.expiry for _, leg in legs if leg.expiry is not None})
     if not expiries:
-        return risk._result("XYZ", reference, prices, [risk._Sum.of(linear, len(prices))], [None])
+        return risk._result("XYZ", reference, prices, [Bucket.of(linear, len(prices))], [None])
     position = {expiry: index for index, expiry in enumerate(expiries)}
-    fixed = [risk._Sum.empty(len(prices)) for _ in expiries]
+    fixed = [Bucket.empty(len(prices)) for _ in expiries]
     movable = []
-    for leg in legs:
+    for holding, leg in legs:
         if leg.expiry is None:
             continue
         own = position[leg.expiry]
-        if risk.movable_to(leg.holding, own, len(expiries)):
-            movable.append((leg, own))
+        options = risk.movable_to(holding, own, len(expiries))
+        if options:
+            movable.append((leg, options))
         else:
             fixed[own] = fixed[own].plus(leg)
-    line = risk._Sum.of(linear, len(prices)) if linear else None
-    best = risk._best_placement(fixed, movable, line)
+    line = Bucket.of(linear, len(prices)) if linear else None
+    best = best_placement(fixed, movable, line)
     return risk._result("XYZ", reference, prices, best, expiries)
 
 
