@@ -15,6 +15,7 @@ No lock ever outlives its connection, and no connection goes back to the pool ho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Collection, Sequence
 from datetime import date, datetime, timedelta
@@ -204,7 +205,7 @@ class HeldLocks:
         except asyncpg.UniqueViolationError:
             raise
         except BaseException:
-            self._conn.terminate()  # a lock must never go back to the pool
+            _close(self._conn)
             raise
         finally:
             await self._pool.release(self._conn)
@@ -224,10 +225,18 @@ class HeldLocks:
                 await self._decided
             await self._conn.fetchval(_UNLOCK_ALL, timeout=10)
         except asyncio.CancelledError:
-            self._conn.terminate()  # a lock must never go back to the pool
+            _close(self._conn)
             raise
         except Exception as error:
             log.warning("closing a decision's connection: %s", type(error).__name__)
-            self._conn.terminate()
+            _close(self._conn)
         finally:
             await self._pool.release(self._conn)
+
+
+def _close(conn: Any) -> None:
+    """Close the connection: a lock must never go back to the pool. One that asyncpg already
+    found closed (the server ended the session, and every lock with it) was given back to the
+    pool by asyncpg: nothing is left to close."""
+    with contextlib.suppress(asyncpg.InterfaceError):  # "released back to the pool"
+        conn.terminate()

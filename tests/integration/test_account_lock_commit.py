@@ -143,3 +143,58 @@ async def test_a_row_is_never_recorded_without_the_account_lock(
             await attempt
         assert await _account_free(other)
     assert await other.fetchval(_RECORDED, row.decision_id) == 0
+
+
+async def _ended_by_the_server(pg_pool: asyncpg.Pool, conn: Any, other: Any) -> None:
+    """The server ends ``conn``'s session (Postgres restarted or killed); asyncpg notices,
+    closes the connection and gives it back to the pool itself."""
+    await other.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+    for _ in range(500):
+        try:
+            if conn.is_closed():
+                return
+        except asyncpg.InterfaceError:  # closed, and already given back to the pool
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("asyncpg did not notice the session's end")
+
+
+async def test_a_session_the_server_ended_is_let_go_quietly(
+    pg_pool: asyncpg.Pool, other: Any
+) -> None:
+    # Found by the soak: Postgres killed while a decision held its connection. Letting the
+    # locks go then failed on the connection asyncpg had already given back to the pool, and
+    # closing it failed again: a background task's exception nobody retrieves.
+    conn = await pg_pool.acquire()
+    tasks: set[asyncio.Task[None]] = set()
+    held = HeldLocks(pg_pool, conn, ACCOUNT, tasks)
+    await _read(conn)
+    held.account_holds += 1
+    await _ended_by_the_server(pg_pool, conn, other)
+
+    held.release()
+    done = list(tasks)
+    assert done  # the release runs in the background
+    for outcome in await asyncio.gather(*done, return_exceptions=True):
+        assert outcome is None  # nothing raised, nothing left unretrieved
+    assert await _account_free(other)  # the server let the locks go with the session
+    async with pg_pool.acquire(timeout=5) as fresh:  # and the pool still serves
+        assert await fresh.fetchval("SELECT 1") == 1
+
+
+async def test_an_outcome_on_a_session_the_server_ended_raises_the_database_s_error(
+    pg_pool: asyncpg.Pool, other: Any
+) -> None:
+    conn = await pg_pool.acquire()
+    held = HeldLocks(pg_pool, conn, ACCOUNT, set())
+    await _read(conn)
+    held.account_holds += 1
+    await _ended_by_the_server(pg_pool, conn, other)
+
+    # The caller logs what failed: the connection's loss, not a second error of closing it.
+    with pytest.raises(asyncpg.InterfaceError, match="released back to the pool") as raised:
+        await held.outcome_then_release(uuid.uuid4(), ACCOUNT, "accepted", 201, "1", "{}")
+    assert "terminate" not in str(raised.value)
+    assert await _account_free(other)
+    async with pg_pool.acquire(timeout=5) as fresh:
+        assert await fresh.fetchval("SELECT 1") == 1
