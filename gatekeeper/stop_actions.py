@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 
 from gatekeeper.adapters import stop_cancels
-from gatekeeper.adapters.account_state import AccountPayloads
+from gatekeeper.adapters.account_payloads import AccountPayloads
 from gatekeeper.adapters.broker_oauth import BrokerClients
 from gatekeeper.adapters.broker_read import BrokerReadError, forwarded_headers, get_data
 from gatekeeper.adapters.pg import DB_DOWN

@@ -1,6 +1,6 @@
 """Account state for the order path: balances, positions, working orders and quotes, fetched
-from the broker with the bot's own credentials and cached in Redis
-(gatekeeper.adapters.state_cache).
+from the broker with the bot's own credentials (gatekeeper.adapters.account_payloads) and
+cached in Redis (gatekeeper.adapters.state_cache).
 
 Fresh (younger than ``state_ttl_seconds``) state is used as is, and refreshed in the background
 as it nears expiry (cached quotes likewise); older state is refetched (the order waits), and
@@ -34,9 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -44,9 +42,9 @@ import aiohttp
 from redis.asyncio import Redis
 
 from gatekeeper.adapters.account_changes import Change, Entry, answered_changes, apply_changes
-from gatekeeper.adapters.broker_read import BrokerReadError, get_data, read_timeout
+from gatekeeper.adapters.account_payloads import AccountPayloads, AccountReads, age_of, payloads_of
 from gatekeeper.adapters.credentials import CredentialDigests, confirmed_key
-from gatekeeper.adapters.quote_cache import REFRESH_AHEAD, QuoteCache, items_of
+from gatekeeper.adapters.quote_cache import REFRESH_AHEAD, QuoteCache
 from gatekeeper.adapters.state_cache import STATE_KEY, StateCache
 from gatekeeper.adapters.state_refresh import BackgroundRefreshes
 from gatekeeper.errors import BrokerAuthFailed, CacheUnavailable, StateUnavailable
@@ -60,37 +58,19 @@ log = logging.getLogger(__name__)
 # state used stays within the TTL.
 
 
-@dataclass(frozen=True)
-class AccountPayloads:
-    """The broker's payloads for one account and their age in seconds (local wall clock)."""
-
-    balances: Mapping[str, Any]
-    positions: list[Mapping[str, Any]]
-    live_orders: list[Mapping[str, Any]]
-    age_seconds: float
-    # Cached quotes read in the same Redis round trip (the symbols the account needed last
-    # time); None where absent. Passed back to StateSource.quotes.
-    prefetched_quotes: Mapping[str, Any] = field(default_factory=dict)
-    # /trading-status: the broker's own restrictions (closing only, frozen, margin call).
-    trading_status: Mapping[str, Any] = field(default_factory=dict)
-
-
 class StateSource:
     """Fetches and caches account state; one per proxy app (shares its ClientSession)."""
 
     def __init__(
         self, session: aiohttp.ClientSession, redis: Redis, settings: Settings, metrics: Metrics
     ) -> None:
-        self._session = session
+        self._reads = AccountReads(session, settings, metrics)
         self._cache = StateCache(redis, settings.risk, metrics)
-        self._upstream = settings.proxy.upstream_url
         self._risk = settings.risk
-        self._metrics = metrics
         self._digests = CredentialDigests(settings.risk)
         # By account and credential digest: a request never waits on another's credential.
         self._refreshing: dict[tuple[str, str | None], asyncio.Future[dict[str, Any]]] = {}
-        self._timeout = read_timeout(settings)
-        self._quotes = QuoteCache(redis, settings.risk, self._get, self._cache.error)
+        self._quotes = QuoteCache(redis, settings.risk, self._reads.get, self._cache.error)
         # Told (account, headers) each time the broker confirms a credential for an account
         # (gatekeeper.stop_actions: a stop's cancels wait for one). Must not raise or block.
         self.on_confirmed: Callable[[str, Mapping[str, str]], None] | None = None
@@ -122,24 +102,24 @@ class StateSource:
         operator_only = operator_check and digest is None
         usable = cached if confirmed or operator_only else None
         if usable is not None:
-            age = self._age(usable)
+            age = age_of(usable)
             if age < self._risk.state_ttl_seconds:
                 if age >= self._risk.state_ttl_seconds * REFRESH_AHEAD and not operator_only:
                     self._refresh_once(key, account, digest, client_headers)
-                return self._payloads(usable, prefetched)
+                return payloads_of(usable, prefetched)
         if operator_only:
-            return self._payloads(self._without_credentials(account, usable), prefetched)
+            return payloads_of(self._without_credentials(account, usable), prefetched)
         refresh = self._refresh_once(key, account, digest, client_headers)
         try:
             fetched = await asyncio.shield(refresh)
         except StateUnavailable:
             # The broker did not answer: state this credential may use, young enough, serves.
-            if usable is not None and self._age(usable) < self._risk.max_state_age_seconds:
+            if usable is not None and age_of(usable) < self._risk.max_state_age_seconds:
                 log.warning("account state refresh failed; using cached state")
-                return self._payloads(usable, {})
+                return payloads_of(usable, {})
             raise
         # Quotes read before waiting for the broker could outlive quote_ttl: read them again.
-        return self._payloads(fetched, {})
+        return payloads_of(fetched, {})
 
     def order_forwarded(
         self,
@@ -222,7 +202,7 @@ class StateSource:
     def _without_credentials(self, account: str, cached: dict[str, Any] | None) -> dict[str, Any]:
         """An operator's check given no broker credential: the cached state while it may
         still be used (there is nothing to refresh it with)."""
-        if cached is not None and self._age(cached) < self._risk.max_state_age_seconds:
+        if cached is not None and age_of(cached) < self._risk.max_state_age_seconds:
             return cached
         raise StateUnavailable(
             f"state_unavailable: no state of account {account} younger than"
@@ -271,7 +251,7 @@ class StateSource:
         (``digest``, of these very headers) is then confirmed for the account. A broker
         failure raises StateUnavailable: each waiter decides whether its cached copy serves."""
         try:
-            fetched = await self._fetch_account(account, client_headers)
+            fetched = await self._reads.fetch_account(account, client_headers)
         except BrokerAuthFailed:
             if digest is not None:
                 await self._cache.forget(confirmed_key(digest, account))
@@ -308,72 +288,6 @@ class StateSource:
         state) are not read again, and ``account`` remembers the symbols for its next read."""
         prefetched = {} if payloads is None else payloads.prefetched_quotes
         return await self._quotes.quotes(symbols, client_headers, prefetched, account)
-
-    # -- internals ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _age(entry: Mapping[str, Any]) -> float:
-        return max(0.0, time.time() - float(entry["fetched_at"]))
-
-    def _payloads(self, entry: Mapping[str, Any], quotes: Mapping[str, Any]) -> AccountPayloads:
-        return AccountPayloads(
-            entry["balances"],
-            entry["positions"],
-            entry["live_orders"],
-            self._age(entry),
-            quotes,
-            # an entry cached by an older release has none: the next refresh brings it
-            entry.get("trading_status", {}),
-        )
-
-    async def _fetch_account(
-        self, account: str, client_headers: Mapping[str, str]
-    ) -> dict[str, Any]:
-        base = f"/accounts/{account}"
-        fetched_at = time.time()  # before the requests: the state is at least this old
-        balances, positions, live, status = await asyncio.gather(
-            self._get(base + "/balances", client_headers),
-            self._get(base + "/positions", client_headers),
-            self._get(base + "/orders/live", client_headers),
-            self._get(base + "/trading-status", client_headers),
-        )
-        if not isinstance(balances, Mapping):
-            raise self._broker_error("balances")
-        if not isinstance(status, Mapping):
-            raise self._broker_error("trading-status")
-        return {
-            "fetched_at": fetched_at,
-            "balances": balances,
-            "positions": items_of(positions),
-            "live_orders": items_of(live),
-            "trading_status": status,
-        }
-
-    async def _get(
-        self,
-        path: str,
-        client_headers: Mapping[str, str],
-        query: list[tuple[str, str]] | None = None,
-    ) -> Any:
-        try:
-            return await get_data(
-                self._session,
-                self._upstream + path,
-                client_headers,
-                self._timeout,
-                label=path.rsplit("/", 1)[-1],
-                query=query,
-            )
-        except BrokerReadError as error:
-            raise self._broker_error(error.what) from None
-
-    def _broker_error(self, what: str) -> StateUnavailable:
-        self._metrics.state_fetch_errors.labels("broker").inc()
-        return StateUnavailable(
-            f"state_unavailable: the account state could not be fetched from the broker ({what})"
-            f" and no copy younger than {self._risk.max_state_age_seconds:g}s is cached for"
-            " these credentials"
-        )
 
 
 def _applied(account: str, changes: list[Change], entry: Entry) -> Entry:

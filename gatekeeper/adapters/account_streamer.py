@@ -6,12 +6,11 @@ the streamer is down, the state is fetched as before.
 
 One connection per account, opened once a bot's credentials for it are seen (the state
 source's ``on_confirmed``: the broker just let them read the account) and opened again with
-the latest ones. Protocol (docs: ``../shared/tastytrade-api.md`` §8): every message carries
-``auth-token`` (the bot's ``Authorization`` value), ``action`` and ``request-id``; ``connect``
-with the account numbers first, then a ``heartbeat`` every HEARTBEAT_SECONDS; the broker acks
-each (``status`` ok or error) and sends ``{"type", "data"}`` notifications, sometimes batched
-in ``{"results": [...]}``. A refused ``connect`` drops the credentials until others are
-seen; a dropped connection is opened again with exponential backoff.
+the latest ones; every message sent carries the latest credentials seen. The wire protocol
+(the streamer's URL, its timings, how acks and notifications are read) is
+:mod:`gatekeeper.adapters.account_streamer_protocol`'s. A refused ``connect`` drops the
+credentials until others are seen; a dropped connection is opened again with exponential
+backoff.
 
 Consistency: after a reconnect the state is fetched anew (a change pushed while the
 connection was down is otherwise lost). The first connection follows the snapshot that
@@ -42,7 +41,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -50,57 +48,33 @@ from gatekeeper.adapters.account_changes import (
     Change,
     Entry,
     apply_changes,
-    changes_of,
-    messages_of,
     of_account,
     split_unpaired_fills,
 )
 from gatekeeper.adapters.account_state import StateSource
+from gatekeeper.adapters.account_streamer_protocol import (
+    ACK_SECONDS,
+    HEARTBEAT_SECONDS,
+    SILENCE_SECONDS,
+    StreamRefused,
+    await_connected,
+    next_batch,
+    streamer_url,
+)
 from gatekeeper.adapters.broker_read import CLIENT_HEADERS
 from gatekeeper.errors import CacheUnavailable
-from gatekeeper.settings import PRODUCTION_URL, SANDBOX_URL, Settings
+from gatekeeper.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # How long closing a connection may wait for the broker's close frame.
 CLOSE_SECONDS = 2.0
 
-# TastyTrade's streamer hosts for its API hosts (tastyware's CERT_STREAMER_URL, STREAMER_URL).
-STREAMER_URLS = {
-    SANDBOX_URL: "wss://streamer.cert.tastyworks.com",
-    PRODUCTION_URL: "wss://streamer.tastyworks.com",
-}
-PAPER_STREAMER_PATH = "/account-streamer"
-HEARTBEAT_SECONDS = 10.0
-# No message (a heartbeat's ack at least) for this long: the connection is taken for dead.
-SILENCE_SECONDS = 3 * HEARTBEAT_SECONDS
-ACK_SECONDS = 10.0
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
-SETTLE_SECONDS = 0.05
-SETTLE_MAX_SECONDS = 0.25
 JOURNAL_SECONDS = 120.0
 JOURNAL_SIZE = 1000
 MAX_ACCOUNTS = 1000
-
-
-class StreamRefused(Exception):
-    """The broker refused the credentials (an error ack to ``connect``, or 401/403)."""
-
-
-def streamer_url(settings: Settings) -> str | None:
-    """The account streamer's URL, or None when it is turned off."""
-    proxy = settings.proxy
-    if not proxy.account_streamer:
-        return None
-    if proxy.account_streamer_url:
-        return proxy.account_streamer_url
-    known = STREAMER_URLS.get(proxy.upstream_url)
-    if known is not None:
-        return known
-    parts = urlsplit(proxy.upstream_url)
-    scheme = "wss" if parts.scheme == "https" else "ws"
-    return f"{scheme}://{parts.netloc}{PAPER_STREAMER_PATH}"
 
 
 class AccountStreamer:
@@ -214,7 +188,7 @@ class AccountStreamer:
             raise
         async with ws:
             await self._send(ws, account, "connect", [account])
-            early = await self._await_connected(ws)
+            early = await await_connected(ws)
             if account in self._streamed:
                 self._state.refresh_soon(account, headers)  # changes missed while down
             self._streamed.add(account)
@@ -224,7 +198,7 @@ class AccountStreamer:
                 if early:
                     await self._apply(account, early)
                 while True:
-                    batch = await self._next_batch(ws)
+                    batch = await next_batch(ws)
                     if batch is None:
                         return
                     await self._apply(account, batch)
@@ -249,24 +223,6 @@ class AccountStreamer:
             message["value"] = value
         await ws.send_str(json.dumps(message))
 
-    async def _await_connected(self, ws: aiohttp.ClientWebSocketResponse) -> list[Change]:
-        """Wait for the ``connect`` ack; notifications that came first are returned."""
-        early: list[Change] = []
-        deadline = time.monotonic() + ACK_SECONDS
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            messages = await self._receive(ws, remaining)
-            if messages is None:
-                raise aiohttp.ClientConnectionError("closed before connect was acknowledged")
-            for message in messages:
-                if message.get("action") == "connect":
-                    if message.get("status") != "ok":
-                        raise StreamRefused
-                    return early
-                early.extend(changes_of([message]))
-
     async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse, account: str) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
@@ -275,52 +231,6 @@ class AccountStreamer:
             except (aiohttp.ClientError, ConnectionError):
                 await ws.close()
                 return
-
-    async def _next_batch(self, ws: aiohttp.ClientWebSocketResponse) -> list[Change] | None:
-        """The next notifications, with those following within SETTLE_SECONDS (a fill's
-        order, position and balance come together); None when the connection closed."""
-        changes: list[Change] = []
-        while not changes:
-            messages = await self._receive(ws, SILENCE_SECONDS)
-            if messages is None:
-                return None
-            self._check_acks(messages)
-            changes.extend(changes_of(messages))
-        deadline = time.monotonic() + SETTLE_MAX_SECONDS
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                messages = await self._receive(ws, min(SETTLE_SECONDS, remaining))
-            except TimeoutError:
-                break
-            if messages is None:
-                break
-            self._check_acks(messages)
-            changes.extend(changes_of(messages))
-        return changes
-
-    @staticmethod
-    def _check_acks(messages: list[Mapping[str, Any]]) -> None:
-        for message in messages:
-            if message.get("status") == "error" and message.get("action") == "heartbeat":
-                raise StreamRefused  # the credential is no longer accepted
-
-    @staticmethod
-    async def _receive(
-        ws: aiohttp.ClientWebSocketResponse, within: float
-    ) -> list[Mapping[str, Any]] | None:
-        """The messages of the next text frame (TimeoutError after ``within`` seconds);
-        None when the connection closed."""
-        while True:
-            frame = await ws.receive(timeout=within)
-            if frame.type in (
-                aiohttp.WSMsgType.CLOSE,
-                aiohttp.WSMsgType.CLOSING,
-                aiohttp.WSMsgType.CLOSED,
-                aiohttp.WSMsgType.ERROR,
-            ):
-                return None
-            if frame.type is aiohttp.WSMsgType.TEXT:
-                return messages_of(json.loads(frame.data))
 
     async def _apply(self, account: str, changes: list[Change]) -> None:
         mine = [c for c in changes if of_account(c, account)]

@@ -1,5 +1,5 @@
 """Reads from the broker with a bot's own credentials: the one GET shared by the account state
-(:mod:`gatekeeper.adapters.account_state`) and the instrument look-ups
+(:mod:`gatekeeper.adapters.account_payloads`) and the instrument look-ups
 (:mod:`gatekeeper.adapters.instruments`), so both forward the same headers with the same
 timeouts.
 

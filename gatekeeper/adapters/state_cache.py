@@ -1,4 +1,5 @@
-"""The account states cached in Redis (gatekeeper.adapters.account_state fetches them).
+"""The account states cached in Redis (gatekeeper.adapters.account_payloads fetches them,
+gatekeeper.adapters.account_state decides when).
 
 One entry per account (``STATE_KEY``): the broker's payloads and when they were fetched, kept
 ``max_state_age_seconds``. It is read in one round trip together with the credential's

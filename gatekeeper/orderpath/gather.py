@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from gatekeeper.adapters.account_state import AccountPayloads, StateSource
+from gatekeeper.adapters.account_payloads import AccountPayloads
+from gatekeeper.adapters.account_state import StateSource
 from gatekeeper.adapters.decisions import DecisionInputs
 from gatekeeper.adapters.instruments import InstrumentSource
 from gatekeeper.core import AccountSnapshot, ComplexOrder, InvalidOrder, Order, OrderPatch

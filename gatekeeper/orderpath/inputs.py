@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from gatekeeper.adapters import protections as store
-from gatekeeper.adapters.account_state import AccountPayloads
+from gatekeeper.adapters.account_payloads import AccountPayloads
 from gatekeeper.core import (
     AccountStateInvalid,
     InvalidOrder,
