@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 # A callback that holds the loop longer than this fails the test: it would stall every
-# other bot's requests in production. One second: a blocking call (a sync HTTP client, a
+# other bot's requests in production. Two seconds: a blocking call (a sync HTTP client, a
 # subprocess wait, time.sleep) shows up above it, while ordinary work on a 2-core VM shared
 # with other tenants, late in a 12-minute session (a large heap to collect), was seen at
-# 0.52-0.56 s (wall time: the time the VM did not run this thread counts too).
-SLOW_CALLBACK_SECONDS = 1.0
+# 0.52-0.56 s on an ordinary day and 1.1-1.2 s on a loaded one (wall time: the time the VM
+# did not run this thread counts too); the VM has had days three times slower than usual.
+SLOW_CALLBACK_SECONDS = 2.0
 # pytest-asyncio's tasks that set a fixture up or tear it down: test harness, not the product
 # (starting a gatekeeper in process builds its app, templates and metrics at once); on a
 # loaded machine their steps were seen at 0.52-0.54 s and could be longer. A product

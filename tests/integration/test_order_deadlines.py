@@ -97,7 +97,7 @@ async def test_an_order_waiting_for_the_account_lock_past_its_deadline_is_refuse
         answer = await d.bot.place(order("AAPL", 1, "150.00"))
         waited = time.perf_counter() - started
     await _assert_refused(d, answer, "deadline_exceeded")
-    assert DEADLINE * 0.5 < waited < DEADLINE + 1.0, waited  # waited its deadline, no longer
+    assert DEADLINE * 0.5 < waited < DEADLINE + 2.0, waited  # waited its deadline, no longer
     # The lock is free again: the next order goes through.
     assert (await d.bot.place(order("AAPL", 1, "150.00"))).status == 201
     assert received_count(d.book, d.bot.account) == 1
@@ -177,7 +177,7 @@ async def test_orders_beyond_the_in_flight_limit_are_refused_at_once(deadlined: 
         # Checked while the first still waits: once the lock is free it reaches the broker.
         await _assert_refused(d, second, "overloaded")
         await transaction.rollback()
-    assert refused_in < 1.0, refused_in  # at once, not after waiting its turn
+    assert refused_in < 2.5, refused_in  # at once, not after waiting its turn (5 s)
     assert (await first).status == 201  # the one in progress went on
     assert received_count(d.book, d.bot.account) == 1
 
@@ -199,6 +199,13 @@ async def _until_waiting_for_the_lock(pool: asyncpg.Pool, within: float = 10.0) 
 POOL_SIZE = 24
 
 
+# The orders that take the pool's connections pass the account lock one by one: about 1 s for
+# all 24 on a quiet machine, three times that on a slow day; each must reach the broker within
+# its deadline.
+FORWARD_DEADLINE = 8.0
+
+
+@pytest.mark.parametrize("risk_settings", [{"order_deadline_seconds": FORWARD_DEADLINE}])
 async def test_orders_refused_while_every_connection_is_held_still_get_their_rows(
     deadlined: Deadlined,
 ) -> None:
@@ -209,8 +216,8 @@ async def test_orders_refused_while_every_connection_is_held_still_get_their_row
     d = deadlined
     assert (await d.bot.place(order("AAPL", 1, "150.00"), dry_run=True)).status < 300  # warm
     target = f"/accounts/{d.bot.account}/orders"
-    d.book.add_fault(target, delay_seconds=DEADLINE + 1.5, method="POST", times=POOL_SIZE,
-                     after=True)  # fmt: skip
+    d.book.add_fault(target, delay_seconds=FORWARD_DEADLINE + 1.5, method="POST",
+                     times=POOL_SIZE, after=True)  # fmt: skip
     answers = await asyncio.gather(
         *(d.bot.place(order("AAPL", 1, "150.00")) for _ in range(POOL_SIZE + 8))
     )

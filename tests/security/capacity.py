@@ -118,3 +118,21 @@ async def keep_slow(
         except (ConnectionError, OSError):
             await asyncio.sleep(0.05)
     return results
+
+
+def attack_in_process(
+    url: str, counts: dict[SlowKind, int], source: str, interval: float, until: float
+) -> list[SlowResult]:
+    """``keep_slow`` for ``counts`` connections of each kind, on this process's own event loop
+    (run in another process, so that the attack does not slow down the test's own client:
+    ``time.monotonic()`` is the same clock in every process of the machine)."""
+
+    async def attack() -> list[SlowResult]:
+        runs = [
+            keep_slow(url, kind, source, interval, until)
+            for kind, count in counts.items()
+            for _ in range(count)
+        ]
+        return [result for results in await asyncio.gather(*runs) for result in results]
+
+    return asyncio.run(attack())

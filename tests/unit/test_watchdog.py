@@ -19,16 +19,16 @@ import pytest
 
 
 async def test_blocks_the_loop():
-    time.sleep(1.3)
+    time.sleep(2.3)
 
 
 async def test_awaits_politely():
-    await asyncio.sleep(1.3)
+    await asyncio.sleep(2.3)
 
 
 @pytest.fixture
 async def slow_to_set_up():
-    time.sleep(1.3)  # test harness (a fixture's setup), not the product: not reported
+    time.sleep(2.3)  # test harness (a fixture's setup), not the product: not reported
     yield
 
 
