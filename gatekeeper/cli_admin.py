@@ -218,6 +218,7 @@ async def _list_protections(conn: Conn, account: str | None) -> int:
 
 async def cmd_protections(settings: Settings, args: argparse.Namespace) -> int:
     from gatekeeper.adapters import protections as store
+    from gatekeeper.adapters.protection_stops import clear_emergency_stop
 
     actor = store.Actor(getattr(args, "by", None) or "cli", "cli")
     async with _connect(settings) as conn:
@@ -268,7 +269,7 @@ async def cmd_protections(settings: Settings, args: argparse.Namespace) -> int:
         emails = await _emails(conn)
         for protection in found:
             if args.action == "clear" and protection.emergency_stop_active:
-                protection = await store.clear_emergency_stop(
+                protection = await clear_emergency_stop(
                     conn, protection.id, None, cleared_by=actor.name, actor=actor
                 )
             for line in _describe(protection, emails.get(protection.user_id, "?")):

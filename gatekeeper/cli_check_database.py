@@ -13,6 +13,7 @@ import asyncpg
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters import users
 from gatekeeper.adapters.migrations import migration_status
+from gatekeeper.adapters.protection_stops import clear_emergency_stop, trigger_emergency_stop
 from gatekeeper.cli_check_report import (
     ACTOR,
     CHECK_TIMEOUT_SECONDS,
@@ -98,7 +99,7 @@ async def _constraints(conn: asyncpg.Connection) -> str:
 
 async def _stop_round_trip(conn: asyncpg.Connection) -> str:
     protection = await _scratch_protection(conn)
-    stopped, changed = await store.trigger_emergency_stop(
+    stopped, changed = await trigger_emergency_stop(
         conn, protection.id, None, reason="gatekeeper check", triggered_by=ACTOR.name,
         mode=None, actor=ACTOR,
     )  # fmt: skip
@@ -108,7 +109,7 @@ async def _stop_round_trip(conn: asyncpg.Connection) -> str:
     blocked = decide(SMALL, (limits_of(seen),))
     if "emergency_stop" not in {code.value for code in blocked.codes}:
         raise CheckFailed("an order was not refused while the stop was active")
-    await store.clear_emergency_stop(conn, protection.id, None, cleared_by=ACTOR.name, actor=ACTOR)
+    await clear_emergency_stop(conn, protection.id, None, cleared_by=ACTOR.name, actor=ACTOR)
     cleared = await store.get_protection(conn, protection.id, None)
     if cleared.emergency_stop_active or not decide(SMALL, (limits_of(cleared),)).allowed:
         raise CheckFailed("the stop did not clear")

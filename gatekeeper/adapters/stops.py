@@ -23,6 +23,7 @@ from gatekeeper.adapters.decisions import lock_account
 from gatekeeper.adapters.pg import Conn
 from gatekeeper.adapters.protection_errors import EmergencyStopNotActive, StopModeTooLoose
 from gatekeeper.adapters.protection_model import MANUAL_STOP_MODE, is_looser
+from gatekeeper.adapters.protection_stops import clear_emergency_stop, trigger_emergency_stop
 from gatekeeper.alerts import outbox
 from gatekeeper.limits import StopMode
 from gatekeeper.settings import RiskSettings
@@ -102,7 +103,7 @@ async def stop_account(
             await system_protection(conn, account, risk, default_stop_mode)
             found = await store.list_protections(conn, None, account)
         return [
-            await store.trigger_emergency_stop(
+            await trigger_emergency_stop(
                 conn,
                 protection.id,
                 None,
@@ -128,7 +129,7 @@ async def clear_account(
         if not stopped:
             raise EmergencyStopNotActive(f"account {account} has no active emergency stop")
         return [
-            await store.clear_emergency_stop(conn, p.id, None, cleared_by=cleared_by, actor=actor)
+            await clear_emergency_stop(conn, p.id, None, cleared_by=cleared_by, actor=actor)
             for p in stopped
         ]
 

@@ -1,5 +1,5 @@
 """What raises an alert besides a stop (those are enqueued with their ``emergency_events`` row,
-gatekeeper.adapters.protections).
+gatekeeper.adapters.protection_stops).
 
 - :func:`decision_alerts`, called by the engine inside each decision's transaction, after its
   row: the daily-loss limit reached (once per account and day), a limit above the threshold

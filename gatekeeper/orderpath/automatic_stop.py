@@ -7,8 +7,8 @@ import logging
 from typing import Any
 
 from gatekeeper.adapters import decisions as db
-from gatekeeper.adapters import protections as store
 from gatekeeper.adapters import stops
+from gatekeeper.adapters.protection_stops import trigger_emergency_stop
 from gatekeeper.core import Decision
 from gatekeeper.settings import Settings
 
@@ -30,7 +30,7 @@ async def trigger_stops(conn: Any, account: str, decision: Decision, settings: S
             protection_id = await stops.system_protection(
                 conn, account, settings.risk, settings.admin.default_emergency_stop_mode
             )
-        stopped, changed = await store.trigger_emergency_stop(
+        stopped, changed = await trigger_emergency_stop(
             conn,
             protection_id,
             None,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 
-from gatekeeper.adapters import history, stops
+from gatekeeper.adapters import history, protection_stops, stops
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters.protection_errors import ProtectionNotFound
 from gatekeeper.auth import Permission
@@ -154,7 +154,7 @@ async def update_protection(call: Call) -> web.Response:
 
 async def emergency_stop(call: Call) -> web.Response:
     body = await read_body(call.request, EmergencyStopRequest)
-    stopped, changed = await store.trigger_emergency_stop(
+    stopped, changed = await protection_stops.trigger_emergency_stop(
         call.conn,
         _protection_id(call),
         call.principal.owner_scope,
@@ -181,7 +181,7 @@ async def emergency_stop(call: Call) -> web.Response:
 
 async def clear_emergency_stop(call: Call) -> web.Response:
     body = await read_body(call.request, ClearEmergencyStopRequest)
-    cleared = await store.clear_emergency_stop(
+    cleared = await protection_stops.clear_emergency_stop(
         call.conn,
         _protection_id(call),
         call.principal.owner_scope,

@@ -9,7 +9,7 @@ import logging
 
 import aiohttp
 
-from gatekeeper.adapters import protections as store
+from gatekeeper.adapters.protection_stops import trigger_emergency_stop
 from tests.faults.invariants import Seen
 from tests.faults.stack import FaultStack
 from tests.fixtures.orders import ACTOR, order
@@ -46,7 +46,7 @@ async def test_each_invariant_counts_its_planted_violation(faults: FaultStack) -
         logging.getLogger("tests.faults").warning("leaked %s", faults.evidence.secrets[0])
         # I4: an order placed after a committed stop.
         async with faults.pool.acquire() as conn:
-            await store.trigger_emergency_stop(
+            await trigger_emergency_stop(
                 conn, protection.id, None, reason="test", triggered_by="test", mode="halt",
                 actor=ACTOR,
             )  # fmt: skip

@@ -16,6 +16,7 @@ from gatekeeper.adapters import protections as store
 from gatekeeper.adapters import users
 from gatekeeper.adapters.migrations import is_current
 from gatekeeper.adapters.protection_errors import ConstraintViolation, constraint_error
+from gatekeeper.adapters.protection_stops import trigger_emergency_stop
 from gatekeeper.limits import DEFAULTS, INTEGER_FIELDS, LIMITS, LIMITS_BY_CONSTRAINT
 from gatekeeper.migrate import migrate_and_report
 from tests.fixtures.admin import run_cli
@@ -323,7 +324,7 @@ async def test_concurrent_stops_record_one_event(pg_pool: asyncpg.Pool) -> None:
 
     async def stop(name: str) -> bool:
         async with pg_pool.acquire() as conn:
-            _, changed = await store.trigger_emergency_stop(
+            _, changed = await trigger_emergency_stop(
                 conn, protection.id, None, reason="race", triggered_by=name, mode=None, actor=CLI
             )
             return changed

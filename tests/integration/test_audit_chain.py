@@ -15,6 +15,7 @@ import pytest
 from gatekeeper.adapters import audit_chain, stops
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters.migrations import apply_migrations
+from gatekeeper.adapters.protection_stops import trigger_emergency_stop
 from gatekeeper.settings import RiskSettings
 from tests.fixtures.audit import ACCOUNT, decide, problems, record_outcome
 from tests.fixtures.infra import migrations_before
@@ -120,7 +121,7 @@ async def test_concurrent_writers_on_two_pools_never_fork_the_chain(database_url
 
         async def stop(pool: asyncpg.Pool) -> None:
             async with pool.acquire() as conn:
-                await store.trigger_emergency_stop(
+                await trigger_emergency_stop(
                     conn, protection_id, None, reason="r", triggered_by="t", mode="halt",
                     actor=ACTOR, may_loosen=True,
                 )  # fmt: skip

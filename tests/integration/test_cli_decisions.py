@@ -10,6 +10,7 @@ import asyncpg
 from gatekeeper.adapters import protections as store
 from gatekeeper.adapters import users
 from gatekeeper.adapters.migrations import discover
+from gatekeeper.adapters.protection_stops import trigger_emergency_stop
 from tests.fixtures.admin import run_cli
 from tests.fixtures.decision_rows import record
 
@@ -75,7 +76,7 @@ async def test_protections_list_shows_every_protection_one_line_each(
         actor = store.Actor("test", "cli")
         await store.create_protection(conn, owner.id, "5WT00001", {}, actor)
         second = await store.create_protection(conn, owner.id, "5WT00002", {}, actor)
-        await store.trigger_emergency_stop(
+        await trigger_emergency_stop(
             conn, second.id, None, reason="test", triggered_by="test", mode=None, actor=actor
         )
 

@@ -103,8 +103,9 @@ async def test_trade_count_and_stop_survive_a_redis_flush(
     assert "2 of 2" in answer.body["error"]["message"]
     async with pg_pool.acquire() as conn:
         from gatekeeper.adapters import protections as store
+        from gatekeeper.adapters.protection_stops import trigger_emergency_stop
 
-        await store.trigger_emergency_stop(
+        await trigger_emergency_stop(
             conn,
             protection.id,
             None,
@@ -126,8 +127,9 @@ async def test_reduce_only_stop_forwards_verified_close_with_strict_position_eff
     protection = await protect(pg_pool, bot.account, emergency_stop_mode="reduce_only")
     async with pg_pool.acquire() as conn:
         from gatekeeper.adapters import protections as store
+        from gatekeeper.adapters.protection_stops import trigger_emergency_stop
 
-        await store.trigger_emergency_stop(
+        await trigger_emergency_stop(
             conn,
             protection.id,
             None,

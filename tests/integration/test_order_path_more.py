@@ -126,6 +126,7 @@ async def test_a_committed_stop_blocks_every_replica(
     pg_pool: asyncpg.Pool,
 ) -> None:
     from gatekeeper.adapters import protections as store
+    from gatekeeper.adapters.protection_stops import trigger_emergency_stop
 
     protection = await protect(pg_pool, paper_broker.account_number)
     settings = make_settings(paper_broker.url, database_url, redis_url)
@@ -140,7 +141,7 @@ async def test_a_committed_stop_blocks_every_replica(
         for bot in bots:  # both have the account's state cached now
             assert (await bot.place(order("AAPL", 1, "150.00"), dry_run=True)).status == 201
         async with pg_pool.acquire() as conn:
-            await store.trigger_emergency_stop(
+            await trigger_emergency_stop(
                 conn, protection.id, None, reason="ops", triggered_by="ops", mode=None,
                 actor=store.Actor("ops", "cli"),
             )  # fmt: skip

@@ -14,6 +14,7 @@ import aiohttp
 import asyncpg
 
 from gatekeeper.adapters import protections as store
+from gatekeeper.adapters.protection_stops import trigger_emergency_stop
 from tests.fixtures.orders import Bot, order, protect, received_count
 
 D = Decimal
@@ -110,7 +111,7 @@ async def test_r4_to_r6_reduce_only_lets_only_risk_reducing_orders_through(
     protection = await protect(pg_pool, bot.account, emergency_stop_mode="reduce_only")
     await hold_vertical(paper_broker, paper_http, paper_auth)
     async with pg_pool.acquire() as conn:
-        await store.trigger_emergency_stop(
+        await trigger_emergency_stop(
             conn, protection.id, None, reason="ops", triggered_by="ops", mode=None,
             actor=store.Actor("ops", "cli"),
         )  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 
 from gatekeeper.adapters import history, users
 from gatekeeper.adapters import protections as store
+from gatekeeper.adapters.protection_stops import clear_emergency_stop, trigger_emergency_stop
 from gatekeeper.limits import StopMode
 
 OPS = store.Actor("ops", "cli")
@@ -33,7 +34,7 @@ async def protection(conn: Any, mode: StopMode | None) -> store.Protection:
 async def stop(
     conn: Any, protection_id: int, *, automatic: bool, mode: StopMode | None = None
 ) -> store.Protection:
-    stopped, changed = await store.trigger_emergency_stop(
+    stopped, changed = await trigger_emergency_stop(
         conn,
         protection_id,
         None,
@@ -94,7 +95,7 @@ async def test_clearing_an_automatic_reduce_only_stop_leaves_the_mode_unset(conn
     created = await protection(conn, None)
     await stop(conn, created.id, automatic=True)
 
-    cleared = await store.clear_emergency_stop(conn, created.id, None, cleared_by="ops", actor=OPS)
+    cleared = await clear_emergency_stop(conn, created.id, None, cleared_by="ops", actor=OPS)
 
     assert not cleared.emergency_stop_active
     assert (cleared.emergency_stop_mode, cleared.emergency_stop_active_mode) == (None, None)
@@ -113,7 +114,7 @@ async def test_clearing_a_stop_with_a_requested_mode_restores_the_explicit_setti
     created = await protection(conn, "halt")
     await stop(conn, created.id, automatic=False, mode="reduce_only")
 
-    cleared = await store.clear_emergency_stop(conn, created.id, None, cleared_by="ops", actor=OPS)
+    cleared = await clear_emergency_stop(conn, created.id, None, cleared_by="ops", actor=OPS)
 
     assert (cleared.emergency_stop_mode, cleared.emergency_stop_active_mode) == ("halt", None)
     assert (await stop(conn, created.id, automatic=True)).emergency_stop_active_mode == "halt"
