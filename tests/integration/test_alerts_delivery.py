@@ -81,8 +81,11 @@ async def test_receivers_down_orders_keep_their_latency_and_messages_arrive_late
     token = await admin_token(pg_pool)
     hole, held = await _blackhole()
     hole_port = hole.sockets[0].getsockname()[1]
-    alerts = alert_settings(smtp, hooks, rejection_burst_count=5)
-    # A third webhook that hangs: the worker waits out its send timeout on every round.
+    # A send times out after 5 s: an order that waited for an alert's delivery would take
+    # that long, unmistakably more than any order on a slow machine.
+    alerts = alert_settings(smtp, hooks, rejection_burst_count=5, send_timeout_seconds=5.0)
+    # A third receiver, a webhook that hangs: the worker waits out its send timeout on every
+    # attempt.
     hanging = alerts.webhooks[0].model_copy(
         update={
             "name": "hanging",
@@ -107,8 +110,10 @@ async def test_receivers_down_orders_keep_their_latency_and_messages_arrive_late
             await eventually(lambda: retries.labels("webhook", "retry")._value.get() >= 4)
             await eventually(lambda: retries.labels("email", "retry")._value.get() >= 1)
             down = await _latencies(bot, 10)  # rejected by the stop: a burst of rejections
-            assert statistics.median(down) < statistics.median(up) * 3 + 0.05, (up, down)
-            assert max(down) < 1.0  # never a send timeout (1 s) on the order path
+            # Never a send timeout (5 s) on the order path; the typical order about as fast as
+            # with the receivers up (the margin absorbs a slow, busy machine's noise).
+            assert max(down) < 2.5, (up, down)
+            assert statistics.median(down) < statistics.median(up) * 3 + 0.25, (up, down)
             assert hooks.received == []
             assert smtp.mails == []
 

@@ -96,7 +96,9 @@ async def test_cached_state_used_until_max_age_then_state_unavailable(
 ) -> None:
     await protect(pg_pool, paper_broker.account_number)
     settings = make_settings(paper_broker.url, database_url, redis_url)
-    risk = settings.risk.model_copy(update={"state_ttl_seconds": 0.2, "max_state_age_seconds": 1.0})
+    # A maximum age of 3 s: the first order's own time and the wait past the TTL below stay
+    # well within it, even on a machine three times slower than usual.
+    risk = settings.risk.model_copy(update={"state_ttl_seconds": 0.2, "max_state_age_seconds": 3.0})
     settings = settings.model_copy(update={"risk": risk})
     async with start_gatekeeper(settings) as gate, aiohttp.ClientSession() as session:
         bot = Bot(gate.proxy_url, paper_auth, session, paper_broker.account_number)
@@ -104,7 +106,7 @@ async def test_cached_state_used_until_max_age_then_state_unavailable(
         paper_broker.book.add_fault(f"/accounts/{bot.account}/balances", status=500)
         await asyncio.sleep(0.3)  # stale but within the maximum age: the cached copy serves
         assert (await bot.place(order("AAPL", 1, "150.00"), dry_run=True)).status == 201
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(3.0)  # fetched over 3.3 s ago: past the maximum age
         answer = await bot.place(order("AAPL", 1, "150.00"))
         assert answer.status == 503
         assert answer.codes == ["state_unavailable"]

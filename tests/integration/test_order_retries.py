@@ -78,6 +78,20 @@ async def _decided(pool: asyncpg.Pool) -> None:
     raise AssertionError("no decision")
 
 
+async def _at_the_broker(book: Any, account: str, placed: bool) -> None:
+    """Until the order's POST reached the broker (logged as it arrives, before a fault holds
+    it) and, when ``placed``, the broker placed it (it does at once, before a fault that
+    holds only its answer)."""
+    deadline = time.monotonic() + 10
+    post = ("POST", f"/accounts/{account}/orders")
+    while time.monotonic() < deadline:
+        arrived = any((seen.method, seen.raw_path) == post for seen in book.seen_requests())
+        if arrived and (not placed or book.received_orders()):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the order did not reach the broker")
+
+
 def _slow_after_placing(paper_broker: Any, seconds: float = 2.0) -> None:
     target = f"/accounts/{paper_broker.account_number}/orders"
     paper_broker.book.add_fault(target, delay_seconds=seconds, method="POST", times=1, after=True)
@@ -223,7 +237,8 @@ async def test_a_killed_gatekeeper_s_order_is_resolved_after_restart(
             bot = Bot(proxy, paper_auth, session, account)
             pending = asyncio.ensure_future(bot.place(order("AAPL", 1, "150.00")))
             await _decided(pg_pool)
-            await asyncio.sleep(0.2)  # decided and forwarded, no answer yet
+            # forwarded (and placed, if the broker places it first), no answer yet
+            await _at_the_broker(paper_broker.book, account, placed)
             os.kill(process.pid, signal.SIGKILL)
             await process.wait()
             with contextlib.suppress(aiohttp.ClientError):

@@ -325,8 +325,11 @@ async def test_deposits_are_served_from_memory_until_their_cached_entry_expires(
     async with start_gatekeeper(base) as gate, aiohttp.ClientSession() as session:
         bot = Bot(gate.proxy_url, paper_auth, session, account)
         assert await day_pnl() == Decimal("-2.5")  # NLV unchanged, 2,500 of it deposited
-        expires = datetime.now(UTC).timestamp() + 1.0
-        await redis_client.set(key, f"4000.00|{expires:.3f}", px=1000)  # another replica's
+        # Another replica's entry, for 3 s: longer than the next two orders take, even on a
+        # machine three times slower than usual.
+        window = 3.0
+        expires = datetime.now(UTC).timestamp() + window
+        await redis_client.set(key, f"4000.00|{expires:.3f}", px=int(window * 1000))
         assert await day_pnl() == Decimal("-4")  # the old entry was not kept in memory
         await redis_client.delete(key)  # gone from Redis: this process still knows it
         assert await day_pnl() == Decimal("-4")

@@ -45,6 +45,18 @@ def with_risk(settings: Settings, **risk: Any) -> Settings:
     return settings.model_copy(update={"risk": settings.risk.model_copy(update=risk)})
 
 
+async def _arrived(paper_broker: Any, method: str, raw_path: str, within: float = 10.0) -> None:
+    """Until the broker has received this request (logged as it arrives, before any fault
+    holds it)."""
+    deadline = time.monotonic() + within
+    while not any(
+        (seen.method, seen.raw_path) == (method, raw_path)
+        for seen in paper_broker.book.seen_requests()
+    ):
+        assert time.monotonic() < deadline, f"{method} {raw_path} never reached the broker"
+        await asyncio.sleep(0.01)
+
+
 async def _get_status(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> int:
     async with session.get(url, headers=headers) as response:
         await response.read()
@@ -114,7 +126,7 @@ async def test_no_free_connection_for_an_order_is_not_sent_and_not_counted(
             f"/accounts/{a}/orders", delay_seconds=3, method="POST", times=1
         )
         slow_a = asyncio.ensure_future(bot_a.place(order("AAPL", 1, "100.00")))
-        await asyncio.sleep(0.5)
+        await _arrived(paper_broker, "POST", f"/accounts/{a}/orders")  # A holds it from now
         started = time.monotonic()
         refused = await bot_b.place(order("SPY", 1, "400.00"))
         waited = time.monotonic() - started
