@@ -1,4 +1,5 @@
-"""The event-loop watchdog: fails any test during which a callback blocked the loop."""
+"""The event-loop watchdog: fails any test during which a callback blocked the loop, or a
+task's exception went unretrieved."""
 
 from __future__ import annotations
 
@@ -29,12 +30,20 @@ DUMP_BEFORE_TIMEOUT_SECONDS = 5.0
 
 
 class _SlowCallbackRecorder(logging.Handler):
+    """asyncio's reports of a slow callback, and of a task or future whose exception nobody
+    retrieved (a background task that failed unseen: the soak found one)."""
+
     def __init__(self) -> None:
         super().__init__(level=logging.WARNING)
         self.records: list[str] = []
+        self.unretrieved: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
+        if "exception was never retrieved" in message:
+            error = record.exc_info[1] if record.exc_info else None
+            self.unretrieved.append(f"{message.splitlines()[0][:300]}: {error!r}")
+            return
         slow = message.startswith("Executing") and "took" in message
         if slow and not any(task in message for task in _FIXTURE_TASKS):
             self.records.append(message)
@@ -59,6 +68,8 @@ async def _no_blocking_calls(request: pytest.FixtureRequest) -> AsyncIterator[No
             dump.cancel()
     if recorder.records and request.node.get_closest_marker("stalls_event_loop") is None:
         pytest.fail("the event loop was blocked:\n" + "\n".join(recorder.records))
+    if recorder.unretrieved:
+        pytest.fail("a task's exception was never retrieved:\n" + "\n".join(recorder.unretrieved))
 
 
 def _timeout_seconds(request: pytest.FixtureRequest) -> float:

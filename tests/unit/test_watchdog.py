@@ -81,3 +81,38 @@ def test_a_hanging_test_shows_what_its_tasks_wait_on(
         ["*asyncio tasks near the timeout of test_inner.py::test_hangs*",
          "*the-stuck-one*", "*in never_answered*"]
     )  # fmt: skip
+
+
+UNRETRIEVED_TEST = """
+import asyncio
+import gc
+
+
+async def fails_quietly():
+    raise RuntimeError("nobody looked")
+
+
+async def test_drops_a_failed_task():
+    task = asyncio.get_running_loop().create_task(fails_quietly())
+    await asyncio.sleep(0.01)
+    del task
+    gc.collect()  # asyncio reports the exception as the task goes
+
+
+async def test_awaits_its_task():
+    task = asyncio.get_running_loop().create_task(fails_quietly())
+    try:
+        await task
+    except RuntimeError:
+        pass
+"""
+
+
+def test_a_task_exception_never_retrieved_fails_the_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _run_inner(pytester, monkeypatch, UNRETRIEVED_TEST)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*a task's exception was never retrieved*", "*RuntimeError('nobody looked')*"]
+    )
