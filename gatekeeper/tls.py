@@ -32,7 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.settings import ProxySettings
-from gatekeeper.web.connections import ConnectionGuard, GuardedSite
+from gatekeeper.web.connection_guard import ConnectionGuard, GuardedSite
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,10 @@ aiohttp closes an idle keep-alive connection (``keepalive_timeout``), but nothin
 request that arrives slowly: a client trickling its head, or its body (which pass-through
 streams to the broker on a pooled connection), holds the connection as long as it likes. So
 each connection's protocol (the one aiohttp makes, unchanged) is wrapped by a
-:class:`GuardedConnection`, which sees the connection open, every byte arrive and, through
-:func:`connection_deadlines` (the outermost middleware), each request start and finish:
+:class:`GuardedConnection` (its listener's
+:class:`~gatekeeper.web.connection_guard.ConnectionGuard` makes it), which sees the
+connection open, every byte arrive and, through :func:`connection_deadlines` (the outermost
+middleware), each request start and finish:
 
 - a request's head must be complete within ``request_head_timeout_seconds`` of the
   connection's opening or of the request's first byte, else the connection is closed (a head
@@ -14,9 +16,9 @@ each connection's protocol (the one aiohttp makes, unchanged) is wrapped by a
   with RequestTimeout (408, the connection closed after the answer), and the connection is
   closed outright shortly after if the handler is still busy;
 - beyond ``max_client_connections`` open connections, or ``max_client_connections_per_address``
-  from one address, a new connection serves one request, answered 503 without running its
-  handler, and is closed (:mod:`gatekeeper.web.connection_limits`: the limits and that
-  answer).
+  from one address (:mod:`gatekeeper.web.connection_guard` counts them), a new connection
+  serves one request, answered 503 without running its handler, and is closed
+  (:mod:`gatekeeper.web.connection_limits`: the limits and that answer).
 """
 
 from __future__ import annotations
@@ -24,24 +26,17 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections import Counter
 from http import HTTPStatus
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from aiohttp import web
 
 from gatekeeper.errors import RequestTimeout
-from gatekeeper.metrics import Metrics
-from gatekeeper.web.connection_limits import (
-    MAX_LINGERING_REFUSALS,
-    REFUSAL_LINGER_SECONDS,
-    TOO_MANY_CONNECTIONS,
-    TOO_MANY_FROM_ADDRESS,
-    ConnectionLimits,
-    refusal_answer,
-    refusal_error,
-)
+from gatekeeper.web.connection_limits import REFUSAL_LINGER_SECONDS, refusal_answer, refusal_error
 from gatekeeper.web.render import Handler
+
+if TYPE_CHECKING:
+    from gatekeeper.web.connection_guard import ConnectionGuard
 
 log = logging.getLogger(__name__)
 
@@ -74,64 +69,6 @@ class QuietErrorHandler(web.RequestHandler):
 
 
 _STATUSES = frozenset(int(s) for s in HTTPStatus)
-
-
-class ConnectionGuard:
-    """The protocol factory of one listener: counts its connections and wraps each accepted
-    one's aiohttp protocol in a :class:`GuardedConnection`."""
-
-    def __init__(
-        self, server: web.Server, limits: ConnectionLimits, metrics: Metrics, listener: str
-    ) -> None:
-        self.server = server
-        self.limits = limits
-        self._metrics = metrics
-        self._listener = listener
-        self._per_address: Counter[str] = Counter()
-        self._open = 0
-        self._refused: set[GuardedConnection] = set()
-
-    def __call__(self) -> GuardedConnection:
-        return GuardedConnection(self)
-
-    def admit(self, address: str) -> str | None:
-        """Count a new connection from ``address``; or the reason it is refused."""
-        if self._open >= self.limits.max_total:
-            reason = TOO_MANY_CONNECTIONS
-        elif self._per_address[address] >= self.limits.max_per_address:
-            reason = TOO_MANY_FROM_ADDRESS
-        else:
-            self._open += 1
-            self._per_address[address] += 1
-            self._metrics.client_connections.labels(self._listener).set(self._open)
-            return None
-        self.count_closed(reason)
-        return reason
-
-    def release(self, address: str) -> None:
-        self._open -= 1
-        self._per_address[address] -= 1
-        if self._per_address[address] <= 0:
-            del self._per_address[address]
-        self._metrics.client_connections.labels(self._listener).set(self._open)
-
-    def count_closed(self, reason: str) -> None:
-        self._metrics.client_connections_closed.labels(self._listener, reason).inc()
-
-    def linger(self, connection: GuardedConnection) -> bool:
-        """Whether a refused connection may stay open to read its 503."""
-        if len(self._refused) >= MAX_LINGERING_REFUSALS:
-            return False
-        self._refused.add(connection)
-        return True
-
-    def forget(self, connection: GuardedConnection) -> None:
-        self._refused.discard(connection)
-
-    def close_refused(self) -> None:
-        """Close the refused connections still lingering (the listener is stopping)."""
-        for connection in list(self._refused):
-            connection.abort()
 
 
 class _Awaiting(enum.Enum):
@@ -333,31 +270,3 @@ async def connection_deadlines(request: web.Request, handler: Handler) -> web.St
     if close:
         response.force_close()
     return response
-
-
-class GuardedSite(web.BaseSite):
-    """A TCP listener whose connections go through ``guard`` (aiohttp's TCPSite passes the
-    runner's server to ``create_server`` as is)."""
-
-    def __init__(
-        self, runner: web.BaseRunner, guard: ConnectionGuard, host: str, port: int
-    ) -> None:
-        super().__init__(runner, backlog=1024)
-        self._guard = guard
-        self._host = host
-        self._port = port
-
-    @property
-    def name(self) -> str:
-        return f"http://{self._host}:{self._port}"
-
-    async def start(self) -> None:
-        await super().start()
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._guard, self._host, self._port, backlog=self._backlog
-        )
-
-    async def stop(self) -> None:
-        await super().stop()
-        self._guard.close_refused()

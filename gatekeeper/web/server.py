@@ -22,8 +22,9 @@ from gatekeeper.settings import Settings
 from gatekeeper.tls import TlsSite, proxy_context
 from gatekeeper.web import keys
 from gatekeeper.web.admin import create_admin_app
+from gatekeeper.web.connection_guard import ConnectionGuard, GuardedSite
 from gatekeeper.web.connection_limits import connection_limits
-from gatekeeper.web.connections import ConnectionGuard, GuardedSite, connection_deadlines
+from gatekeeper.web.connections import connection_deadlines
 from gatekeeper.web.proxy import create_proxy_app
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,8 @@ def _site(
     metrics: Metrics,
     tls: ssl.SSLContext | None = None,
 ) -> GuardedSite:
-    """A listener whose connections have deadlines and limits (gatekeeper.web.connections),
-    serving HTTPS when given a TLS context (gatekeeper.tls)."""
+    """A listener whose connections have limits and deadlines (gatekeeper.web.connection_guard,
+    gatekeeper.web.connections), serving HTTPS when given a TLS context (gatekeeper.tls)."""
     if runner.server is None:
         raise RuntimeError("runner.setup() first")
     settings = runner.app[keys.SETTINGS]

@@ -21,8 +21,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gatekeeper.metrics import Metrics
+from gatekeeper.web.connection_guard import ConnectionGuard, GuardedSite
 from gatekeeper.web.connection_limits import ConnectionLimits
-from gatekeeper.web.connections import ConnectionGuard, GuardedSite, connection_deadlines
+from gatekeeper.web.connections import connection_deadlines
 from tests.security.capacity import read_until_closed, status_of
 
 DEADLINE = 0.3
