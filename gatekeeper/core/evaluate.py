@@ -25,7 +25,8 @@ from gatekeeper.core.decision import (
     money,
     percent,
 )
-from gatekeeper.core.facts import Facts, account_facts
+from gatekeeper.core.facts import account_facts
+from gatekeeper.core.facts_record import Facts
 from gatekeeper.core.holdings import OrderInput, contained_orders
 from gatekeeper.core.incremental import incremental_facts
 from gatekeeper.core.order import Order

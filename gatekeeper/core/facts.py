@@ -1,4 +1,5 @@
-"""The account facts every rule reads, computed once per evaluation.
+"""The account facts every rule reads (:class:`~gatekeeper.core.facts_record.Facts`),
+computed once per evaluation on the general path, which values every holding.
 
 Before = positions plus working and in-flight orders as filled (of a complex working order,
 its worst alternative). After = before plus the request, for each of the request's worlds
@@ -9,10 +10,21 @@ metric by metric (largest order value, exposure and group risk, smallest free ca
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
-from gatekeeper.core.effect import Book, Split
+from gatekeeper.core.effect import Book
+from gatekeeper.core.facts_record import (
+    Entry,
+    Facts,
+    GroupChange,
+    by_group,
+    largest_of,
+    reduces_risk,
+    smallest_of,
+    split_request,
+    worst_of,
+)
 from gatekeeper.core.holdings import (
     OrderInput,
     Valuer,
@@ -21,89 +33,14 @@ from gatekeeper.core.holdings import (
     pending_worlds,
     request_worlds,
 )
-from gatekeeper.core.order import Action, ComplexOrder, ComplexType, Order
-from gatekeeper.core.order_checks import OrderPrice, order_prices
-from gatekeeper.core.pricing import PriceProblem, Prices
+from gatekeeper.core.order import Action, Order
+from gatekeeper.core.order_checks import order_prices
+from gatekeeper.core.pricing import Prices
 from gatekeeper.core.risk import GroupRisk, Holding, group_risk, strikes_of
-from gatekeeper.core.snapshot import AccountSnapshot, RiskParameters, TradingStatus
+from gatekeeper.core.snapshot import AccountSnapshot, RiskParameters
 from gatekeeper.core.symbols import InstrumentType
 
 _ZERO = Decimal(0)
-_HUNDRED = Decimal(100)
-Entry = Holding | str  # a valued holding, or the group/symbol that could not be valued
-
-
-@dataclass(frozen=True, slots=True)
-class GroupChange:
-    """A group the order touches: its risk before and after (``None`` = not priceable)."""
-
-    group: str
-    before: GroupRisk | None
-    after: GroupRisk | None
-
-    @property
-    def increase(self) -> Decimal | None:
-        """How much the order adds to the group's risk (negative: it reduces it)."""
-        if self.before is None or self.after is None:
-            return None
-        return self.after.risk - self.before.risk
-
-
-@dataclass(frozen=True, slots=True)
-class Facts:
-    """What the rules compare; ``None`` where a price was missing (see ``problems``)."""
-
-    nlv: Decimal
-    cash_balance: Decimal
-    start_of_day_nlv: Decimal | None
-    closes_only: bool
-    risk_reducing: bool
-    debit: Decimal | None
-    order_value: Decimal | None
-    exposure_before: Decimal | None
-    exposure_after: Decimal | None
-    free_cash_after: Decimal | None
-    short_buyback: Decimal | None
-    pending_debits: Decimal | None
-    groups: tuple[GroupChange, ...]
-    problems: tuple[PriceProblem, ...]
-    order_prices: tuple[OrderPrice, ...] = ()
-    leg_quantities: tuple[tuple[str, InstrumentType, Decimal], ...] = ()
-    trading_status: TradingStatus = field(default_factory=TradingStatus)
-    net_deposits: Decimal = _ZERO  # the day's deposits - withdrawals since the start of day
-
-    @property
-    def day_pnl(self) -> Decimal | None:
-        """NLV - the day's net deposits - start-of-day NLV; ``None`` if unknown."""
-        sod = self.start_of_day_nlv
-        return None if sod is None else self.nlv - self.net_deposits - sod
-
-    @property
-    def day_pnl_pct(self) -> Decimal | None:
-        """Day P&L / start-of-day NLV in percent (deposits and withdrawals excluded);
-        ``None`` if unknown."""
-        sod, pnl = self.start_of_day_nlv, self.day_pnl
-        if sod is None or sod <= 0 or pnl is None:
-            return None
-        return pnl * _HUNDRED / sod
-
-
-def split_request(orders: OrderInput, book: Book) -> tuple[Split, ...]:
-    """Opening and closing parts of the request's orders, after pending closes (an OCO's
-    members each against the same holdings; an OTO's exits may close what its trigger opens)."""
-    if not isinstance(orders, ComplexOrder):
-        seq = (orders,) if isinstance(orders, Order) else tuple(orders)
-        return tuple(book.split(order) for order in seq)
-    splits: list[Split] = []
-    if orders.trigger_order is not None:
-        trigger = book.split(orders.trigger_order)
-        splits.append(trigger)
-        book.add_prospective(trigger)
-    if orders.type in (ComplexType.OCO, ComplexType.OTOCO):
-        splits.extend(book.copy().split(order) for order in orders.orders)
-    else:
-        splits.extend(book.split(order) for order in orders.orders)
-    return tuple(splits)
 
 
 class _Account:
@@ -140,14 +77,6 @@ def _net(holdings: Iterable[Holding]) -> list[Holding]:
             h if seen is None else Holding(h.instrument, seen.quantity + h.quantity, h.mark)
         )
     return list(merged.values())
-
-
-def _by_group(entries: Iterable[Entry]) -> dict[str, list[Entry]]:
-    groups: dict[str, list[Entry]] = {}
-    for entry in entries:
-        key = entry if isinstance(entry, str) else entry.instrument.group
-        groups.setdefault(key, []).append(entry)
-    return groups
 
 
 def _total(risks: Iterable[GroupRisk | None]) -> Decimal | None:
@@ -220,7 +149,7 @@ def account_facts(
     closes_only = _closes_only(orders, snapshot, [w.order for w in working], in_flight)
     worlds = request_worlds(orders)
     filled = [valuer.filled(world) for world in worlds]
-    touched = list(dict.fromkeys(g for f in filled for g in _by_group(f)))
+    touched = list(dict.fromkeys(g for f in filled for g in by_group(f)))
     pending = pending_worlds(working, in_flight)
     pending_filled = [[valuer.filled(world) for world in alts] for alts in pending]
     positions = valuer.positions()
@@ -229,15 +158,15 @@ def account_facts(
     everything += [e for f in filled for e in f]
     strikes = {
         g: strikes_of(e for e in entries if isinstance(e, Holding))
-        for g, entries in _by_group(everything).items()
+        for g, entries in by_group(everything).items()
     }
     account = _Account(prices, params, strikes)
     base, pending_debits = _choose_pending(account, positions, pending, pending_filled, valuer)
-    before = {g: account.risk(g, entries) for g, entries in _by_group(base).items()}
+    before = {g: account.risk(g, entries) for g, entries in by_group(base).items()}
     exposure_before = _total(before.values())
 
     def outcome(world: World, added: list[Entry]) -> _Outcome:
-        groups = _by_group([*base, *added])
+        groups = by_group([*base, *added])
         risks = {
             g: account.risk(g, groups[g]) if g in groups else GroupRisk(g, _ZERO, False)
             for g in touched
@@ -261,7 +190,7 @@ def account_facts(
         GroupChange(
             g,
             before.get(g, GroupRisk(g, _ZERO, False)),
-            _worst([o.risks[g] for o in outcomes]),
+            worst_of([o.risks[g] for o in outcomes]),
         )
         for g in touched
     )
@@ -276,13 +205,13 @@ def account_facts(
         cash_balance=snapshot.cash_balance,
         start_of_day_nlv=snapshot.start_of_day_nlv,
         closes_only=closes_only,
-        risk_reducing=closes_only and (only_buys_back or all(_reduces(c) for c in changes)),
-        debit=_largest([o.debit for o in outcomes]),
-        order_value=_largest([o.value for o in outcomes]),
+        risk_reducing=closes_only and (only_buys_back or all(reduces_risk(c) for c in changes)),
+        debit=largest_of([o.debit for o in outcomes]),
+        order_value=largest_of([o.value for o in outcomes]),
         exposure_before=exposure_before,
-        exposure_after=_largest([o.exposure for o in outcomes]),
-        free_cash_after=_smallest([o.free_cash for o in outcomes]),
-        short_buyback=_largest([o.buyback for o in outcomes]),
+        exposure_after=largest_of([o.exposure for o in outcomes]),
+        free_cash_after=smallest_of([o.free_cash for o in outcomes]),
+        short_buyback=largest_of([o.buyback for o in outcomes]),
         pending_debits=pending_debits,
         groups=changes,
         problems=tuple(prices.problems.values()),
@@ -311,13 +240,6 @@ def _closes_only(
     return all(split.is_verified_close for split in split_request(orders, book))
 
 
-def _reduces(change: GroupChange) -> bool:
-    before, after = change.before, change.after
-    if before is None or after is None:
-        return False
-    return not (after.unbounded and not before.unbounded) and after.risk <= before.risk
-
-
 def _choose_pending(
     account: _Account,
     positions: list[Entry],
@@ -336,29 +258,15 @@ def _choose_pending(
             base.extend(max(worlds, key=lambda w: _risk_with(account, [*base, *w], w)))
     total: Decimal | None = _ZERO
     for alternatives in pending:
-        largest = _largest([valuer.debits(world) for world in alternatives])
+        largest = largest_of([valuer.debits(world) for world in alternatives])
         total = None if total is None or largest is None else total + largest
     return base, total
 
 
 def _risk_with(account: _Account, entries: list[Entry], world: Iterable[Entry]) -> Decimal:
-    groups = _by_group(entries)
+    groups = by_group(entries)
     total = _ZERO
-    for g in _by_group(world):
+    for g in by_group(world):
         risk = account.risk(g, groups[g])
         total += Decimal("Infinity") if risk is None else risk.risk
     return total
-
-
-def _largest(values: Sequence[Decimal | None]) -> Decimal | None:
-    return None if any(v is None for v in values) else max(v for v in values if v is not None)
-
-
-def _smallest(values: Sequence[Decimal | None]) -> Decimal | None:
-    return None if any(v is None for v in values) else min(v for v in values if v is not None)
-
-
-def _worst(risks: Sequence[GroupRisk | None]) -> GroupRisk | None:
-    if any(r is None for r in risks):
-        return None
-    return max((r for r in risks if r is not None), key=lambda r: r.risk)

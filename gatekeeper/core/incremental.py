@@ -14,16 +14,16 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from gatekeeper.core.effect import Book
-from gatekeeper.core.facts import (
+from gatekeeper.core.facts_record import (
     Entry,
     Facts,
     GroupChange,
-    _by_group,
-    _largest,
-    _reduces,
-    _smallest,
-    _worst,
+    by_group,
+    largest_of,
+    reduces_risk,
+    smallest_of,
     split_request,
+    worst_of,
 )
 from gatekeeper.core.holdings import (
     OrderInput,
@@ -119,14 +119,14 @@ def incremental_facts(
     closes_only = all(split.is_verified_close for split in split_request(orders, book))
     worlds = request_worlds(orders)
     filled = [valuer.filled(world) for world in worlds]
-    touched = list(dict.fromkeys(g for f in filled for g in _by_group(f)))
+    touched = list(dict.fromkeys(g for f in filled for g in by_group(f)))
     pending = pending_worlds(working, in_flight)
     pending_filled = [[valuer.filled(world) for world in alts] for alts in pending]
 
     new_entries = [e for alts in pending_filled for w in alts for e in w]
     new_entries += [e for f in filled for e in f]
     grown: dict[str, set[Decimal]] = {}
-    for group, entries in _by_group(new_entries).items():
+    for group, entries in by_group(new_entries).items():
         found = strikes_of(e for e in entries if isinstance(e, Holding))
         held = ready.strikes.get(group, frozenset())
         if group not in ready.groups or not found <= held:
@@ -146,7 +146,7 @@ def incremental_facts(
     exposure_before = _sum_changed(ready, before, changed, groups, skip=set())
 
     def outcome(world: World, added: list[Entry]) -> _Outcome:
-        mine = _by_group(added)
+        mine = by_group(added)
         risks = {
             g: groups.risk(g, mine.get(g, ()))
             if g in mine or g in before
@@ -175,7 +175,7 @@ def incremental_facts(
         GroupChange(
             g,
             before.get(g, GroupRisk(g, _ZERO, False)),
-            _worst([o.risks[g] for o in outcomes]),
+            worst_of([o.risks[g] for o in outcomes]),
         )
         for g in touched
     )
@@ -190,13 +190,13 @@ def incremental_facts(
         cash_balance=snapshot.cash_balance,
         start_of_day_nlv=snapshot.start_of_day_nlv,
         closes_only=closes_only,
-        risk_reducing=closes_only and (only_buys_back or all(_reduces(c) for c in changes)),
-        debit=_largest([o.debit for o in outcomes]),
-        order_value=_largest([o.value for o in outcomes]),
+        risk_reducing=closes_only and (only_buys_back or all(reduces_risk(c) for c in changes)),
+        debit=largest_of([o.debit for o in outcomes]),
+        order_value=largest_of([o.value for o in outcomes]),
         exposure_before=exposure_before,
-        exposure_after=_largest([o.exposure for o in outcomes]),
-        free_cash_after=_smallest([o.free_cash for o in outcomes]),
-        short_buyback=_largest([o.buyback for o in outcomes]),
+        exposure_after=largest_of([o.exposure for o in outcomes]),
+        free_cash_after=smallest_of([o.free_cash for o in outcomes]),
+        short_buyback=largest_of([o.buyback for o in outcomes]),
         pending_debits=pending_debits,
         groups=changes,
         problems=tuple(prices.problems.values()),
@@ -246,14 +246,14 @@ def _choose_pending(
             groups.add(max(worlds, key=lambda w: _risk_with(groups, w)))
     total: Decimal | None = _ZERO
     for alternatives in pending:
-        largest = _largest([valuer.debits(world) for world in alternatives])
+        largest = largest_of([valuer.debits(world) for world in alternatives])
         total = None if total is None or largest is None else total + largest
     return total
 
 
 def _risk_with(groups: _Groups, world: Iterable[Entry]) -> Decimal:
     total = _ZERO
-    for g, entries in _by_group(world).items():
+    for g, entries in by_group(world).items():
         risk = groups.risk(g, entries)
         total += _INFINITY if risk is None else risk.risk
     return total

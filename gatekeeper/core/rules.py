@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from gatekeeper.core.codes import Code
 from gatekeeper.core.decision import HUNDRED, Violation, money, percent
-from gatekeeper.core.facts import Facts
+from gatekeeper.core.facts_record import Facts
 from gatekeeper.core.order_checks import (
     check_account_restricted,
     check_max_order_quantity,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 
-from gatekeeper.core.facts import Facts, GroupChange
+from gatekeeper.core.facts_record import Facts, GroupChange
 from gatekeeper.core.holdings import OrderInput, contained_orders
 from gatekeeper.core.snapshot import AccountSnapshot, Quote
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from gatekeeper.core.codes import Code
 from gatekeeper.core.decision import HUNDRED, Violation, money, percent
-from gatekeeper.core.facts import Facts, GroupChange
+from gatekeeper.core.facts_record import Facts, GroupChange
 from gatekeeper.core.snapshot import Limits
 
 if TYPE_CHECKING:

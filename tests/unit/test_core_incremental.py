@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gatekeeper.core import prepared as cache
-from gatekeeper.core.facts import Facts, account_facts
+from gatekeeper.core.facts import account_facts
+from gatekeeper.core.facts_record import Facts
 from gatekeeper.core.holdings import OrderInput
 from gatekeeper.core.incremental import incremental_facts
 from gatekeeper.core.order import Order
