@@ -17,24 +17,21 @@ from gatekeeper.core.effect import Book
 from gatekeeper.core.facts_record import (
     Entry,
     Facts,
-    GroupChange,
+    Outcome,
     by_group,
+    facts_of,
     largest_of,
-    reduces_risk,
-    smallest_of,
     split_request,
-    worst_of,
+    total_of,
 )
 from gatekeeper.core.holdings import (
     OrderInput,
     Valuer,
     World,
-    contained_orders,
     pending_worlds,
     request_worlds,
 )
-from gatekeeper.core.order import Action, Order
-from gatekeeper.core.order_checks import order_prices
+from gatekeeper.core.order import Order
 from gatekeeper.core.prepared import PreparedAccount
 from gatekeeper.core.pricing import Prices
 from gatekeeper.core.risk import GroupRisk, Holding, group_risk, strikes_of
@@ -145,7 +142,7 @@ def incremental_facts(
             before[group] = groups.risk(group)
     exposure_before = _sum_changed(ready, before, changed, groups, skip=set())
 
-    def outcome(world: World, added: list[Entry]) -> _Outcome:
+    def outcome(world: World, added: list[Entry]) -> Outcome:
         mine = by_group(added)
         risks = {
             g: groups.risk(g, mine.get(g, ()))
@@ -157,77 +154,26 @@ def incremental_facts(
             untouched = exposure_before
         else:
             untouched = _sum_changed(ready, before, changed, groups, skip=set(risks))
-        touched_after = _total(risks.values())
-        exposure = None if untouched is None or touched_after is None else untouched + touched_after
         debit = valuer.debits(world)
         debit = None if debit is None else debit + fees
-        value = None
-        if debit is not None and exposure is not None and exposure_before is not None:
-            value = max(debit, exposure - exposure_before)
         buyback = _buyback(ready, groups, added)
-        free = None
-        if debit is not None and buyback is not None and pending_debits is not None:
-            free = snapshot.cash_balance - buyback - pending_debits - debit
-        return _Outcome(risks, exposure, debit, value, buyback, free)
+        return Outcome(
+            risks, untouched, exposure_before, debit, buyback, snapshot.cash_balance, pending_debits
+        )
 
     outcomes = [outcome(w, f) for w, f in zip(worlds, filled, strict=True)]
-    changes = tuple(
-        GroupChange(
-            g,
-            before.get(g, GroupRisk(g, _ZERO, False)),
-            worst_of([o.risks[g] for o in outcomes]),
-        )
-        for g in touched
-    )
-    only_buys_back = all(
-        leg.action in (Action.BUY_TO_CLOSE, Action.BUY)
-        for world in worlds
-        for order in world
-        for leg in order.legs
-    )
-    return Facts(
-        nlv=snapshot.nlv,
-        cash_balance=snapshot.cash_balance,
-        start_of_day_nlv=snapshot.start_of_day_nlv,
+    return facts_of(
+        orders,
+        snapshot,
+        prices,
+        worlds,
+        outcomes,
+        touched=touched,
+        before=before,
         closes_only=closes_only,
-        risk_reducing=closes_only and (only_buys_back or all(reduces_risk(c) for c in changes)),
-        debit=largest_of([o.debit for o in outcomes]),
-        order_value=largest_of([o.value for o in outcomes]),
         exposure_before=exposure_before,
-        exposure_after=largest_of([o.exposure for o in outcomes]),
-        free_cash_after=smallest_of([o.free_cash for o in outcomes]),
-        short_buyback=largest_of([o.buyback for o in outcomes]),
         pending_debits=pending_debits,
-        groups=changes,
-        problems=tuple(prices.problems.values()),
-        order_prices=order_prices(contained_orders(orders), prices),
-        leg_quantities=tuple(
-            (leg.symbol, leg.instrument_type, leg.quantity)
-            for order in contained_orders(orders)
-            for leg in order.legs
-            if leg.quantity is not None
-        ),
-        trading_status=snapshot.trading_status,
-        net_deposits=snapshot.day_net_deposits,
     )
-
-
-class _Outcome:
-    """One world of the request, filled on top of the account."""
-
-    __slots__ = ("buyback", "debit", "exposure", "free_cash", "risks", "value")
-
-    def __init__(
-        self,
-        risks: dict[str, GroupRisk | None],
-        exposure: Decimal | None,
-        debit: Decimal | None,
-        value: Decimal | None,
-        buyback: Decimal | None,
-        free_cash: Decimal | None,
-    ) -> None:
-        self.risks, self.exposure, self.debit = risks, exposure, debit
-        self.value, self.buyback, self.free_cash = value, buyback, free_cash
 
 
 def _choose_pending(
@@ -284,7 +230,7 @@ def _sum_changed(
     found = ready.exposure.changed(removed, added)
     if found is not None:
         return found
-    return _total(r for g, r in before.items() if g not in skip)
+    return total_of(r for g, r in before.items() if g not in skip)
 
 
 def _buyback(ready: PreparedAccount, groups: _Groups, added: list[Entry]) -> Decimal | None:
@@ -323,12 +269,3 @@ def _net(holdings: Iterable[Holding]) -> list[Holding]:
             h if seen is None else Holding(h.instrument, seen.quantity + h.quantity, h.mark)
         )
     return list(merged.values())
-
-
-def _total(risks: Iterable[GroupRisk | None]) -> Decimal | None:
-    total = _ZERO
-    for risk in risks:
-        if risk is None:
-            return None
-        total += risk.risk
-    return total
