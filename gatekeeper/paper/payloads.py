@@ -138,7 +138,9 @@ def account_item(account: Account) -> dict[str, Any]:
     return {"account": account_payload(account), "authority-level": "owner"}
 
 
-_ZERO_BALANCE_FIELDS = (
+# The recorded balance fields that are 0 in every account the paper broker keeps (the static
+# upstream of the benchmarks serves them too).
+ZERO_BALANCE_FIELDS = (
     "bond-margin-requirement",
     "cryptocurrency-margin-requirement",
     "day-equity-call-value",
@@ -181,7 +183,7 @@ def balances_payload(account: Account, value: Valuation, now: datetime) -> dict[
         if margin
         else ZERO
     )
-    data: dict[str, Any] = {name: "0.0" for name in _ZERO_BALANCE_FIELDS}
+    data: dict[str, Any] = {name: "0.0" for name in ZERO_BALANCE_FIELDS}
     data.update(
         {
             "account-number": account.account_number,

@@ -30,34 +30,12 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from gatekeeper.core.tradingday import trading_day
+from gatekeeper.paper.payloads import ZERO_BALANCE_FIELDS
 
 ORDER_ID = 424242
 NLV, CASH = "10000000.00", "6000000.00"
 _ZERO_BALANCES = [
-    "bond-margin-requirement",
-    "cryptocurrency-margin-requirement",
-    "day-equity-call-value",
-    "day-trading-call-value",
-    "equity-offering-margin-requirement",
-    "fixed-income-security-margin-requirement",
-    "long-bond-value",
-    "long-cryptocurrency-value",
-    "long-fixed-income-security-value",
-    "long-futures-derivative-value",
-    "maintenance-call-value",
-    "pending-cash",
-    "reg-t-call-value",
-    "short-cryptocurrency-value",
-    "short-futures-derivative-value",
-    "special-memorandum-account-apex-adjustment",
-    "unsettled-cryptocurrency-fiat-amount",
-    "futures-overnight-margin-requirement",
-    "futures-intraday-margin-requirement",
-    "pending-margin-interest",
-    "buying-power-adjustment",
-    "effective-cryptocurrency-buying-power",
-    "total-pending-liquidity-pool-rebate",
-    "closed-loop-available-balance",
+    *ZERO_BALANCE_FIELDS,
     "short-equity-value",
     "short-derivative-value",
     "long-futures-value",
