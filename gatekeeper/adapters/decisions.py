@@ -93,6 +93,25 @@ class DecisionRow:
     replaces_order_id: str | None
     latency_ms: float
 
+    def arguments(self) -> tuple[Any, ...]:
+        """The row's 13 columns as statement arguments, in the table's order (decision_id ..
+        latency_ms; detail and reserved_orders as JSON text)."""
+        return (
+            self.decision_id,
+            self.account_id,
+            self.route_kind,
+            self.verdict,
+            list(self.codes),
+            list(self.notes),
+            self.message,
+            orjson.dumps(self.detail).decode(),
+            self.trading_day,
+            self.trade_count,
+            orjson.dumps(list(self.reserved_orders)).decode(),
+            self.replaces_order_id,
+            round(self.latency_ms, 3),
+        )
+
 
 async def insert_decision(conn: Conn, row: DecisionRow) -> None:
     """Append the decision row (the reservation, when allowed)."""
@@ -103,19 +122,7 @@ async def insert_decision(conn: Conn, row: DecisionRow) -> None:
              trading_day, trade_count, reserved_orders, replaces_order_id, latency_ms)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11::jsonb, $12, $13)
         """,
-        row.decision_id,
-        row.account_id,
-        row.route_kind,
-        row.verdict,
-        list(row.codes),
-        list(row.notes),
-        row.message,
-        orjson.dumps(row.detail).decode(),
-        row.trading_day,
-        row.trade_count,
-        orjson.dumps(list(row.reserved_orders)).decode(),
-        row.replaces_order_id,
-        round(row.latency_ms, 3),
+        *row.arguments(),
     )
 
 

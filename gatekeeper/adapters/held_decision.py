@@ -23,7 +23,6 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import orjson
 
 from gatekeeper.adapters.decisions import (
     PENDING_HORIZON,
@@ -109,19 +108,7 @@ async def record(
     recorded: bool = await conn.fetchval(
         _RECORD,
         global_stop_mode or "",
-        row.decision_id,
-        row.account_id,
-        row.route_kind,
-        row.verdict,
-        list(row.codes),
-        list(row.notes),
-        row.message,
-        orjson.dumps(row.detail).decode(),
-        row.trading_day,
-        row.trade_count,
-        orjson.dumps(list(row.reserved_orders)).decode(),
-        row.replaces_order_id,
-        round(row.latency_ms, 3),
+        *row.arguments(),
         timeout=wait_at_most + 0.25,
     )
     return recorded
