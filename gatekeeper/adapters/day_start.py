@@ -16,7 +16,7 @@ balance snapshot and the day's deposits and withdrawals, read with the bot's own
   it expires, so each process serves it from memory until then: no Redis round trip per
   order). The other Money Movement sub-types (interest, fees, dividends, a future's daily mark
   to market, balance adjustments) are the account's own gains and losses and stay in the
-  day's P&L.
+  day's P&L. How an answer is read: :mod:`gatekeeper.adapters.day_start_answers`.
 
 The day is the America/New_York date of this host's clock; the locked decision uses the
 database's, and when the two differ (the request straddles midnight) :meth:`within_trading_day`
@@ -43,8 +43,7 @@ from redis.exceptions import RedisError
 
 from gatekeeper.adapters import decisions as db
 from gatekeeper.adapters.broker_read import BrokerReadError, get_data, read_timeout
-from gatekeeper.core.errors import AccountStateInvalid
-from gatekeeper.core.order import to_decimal
+from gatekeeper.adapters.day_start_answers import answer_decimal, answer_items, money_moved
 from gatekeeper.core.tradingday import trading_day
 from gatekeeper.errors import CacheUnavailable, StateUnavailable
 from gatekeeper.metrics import Metrics
@@ -58,8 +57,6 @@ V = TypeVar("V")
 
 MISSING_KEY = "gk:day-start-missing:v1:{account}:{day}"
 DEPOSITS_KEY = "gk:money-movements:v1:{account}:{day}"
-# Money Movement sub-types that move money into or out of the account without a gain or loss.
-EXTERNAL_SUB_TYPES = frozenset({"Deposit", "Withdrawal", "Transfer"})
 PER_PAGE = 250
 MAX_PAGES = 40  # 10,000 money movements in a day: beyond that, refuse rather than guess
 # Gathering the inputs again for the database's day: more than twice only if the day changed
@@ -203,13 +200,13 @@ class DayStartSource:
             if error.status == 404:
                 return None
             raise self._broker_error(error.what) from None
-        for item in _items(data, "balance-snapshots"):
+        for item in answer_items(data, "balance-snapshots"):
             if (
                 item.get("snapshot-date") == day.isoformat()
                 and item.get("time-of-day", "BOD") == "BOD"
                 and item.get("account-number", account) == account
             ):
-                return _decimal(item, "net-liquidating-value", "balance snapshot")
+                return answer_decimal(item, "net-liquidating-value", "balance snapshot")
         return None  # no snapshot of that day: never one of another day
 
     # -- deposits and withdrawals ------------------------------------------------------------
@@ -258,8 +255,8 @@ class DayStartSource:
                 data = await self._get(account, "transactions", client_headers, query)
             except BrokerReadError as error:
                 raise self._broker_error(error.what) from None
-            items = _items(data, "transactions")
-            net += sum((_movement(item, day) for item in items), Decimal(0))
+            items = answer_items(data, "transactions")
+            net += sum((money_moved(item, day) for item in items), Decimal(0))
             if len(items) < PER_PAGE:
                 return net
         raise self._broker_error(f"more than {MAX_PAGES * PER_PAGE} money movements")
@@ -302,46 +299,12 @@ class DayStartSource:
         )
 
 
-def _items(data: Any, what: str) -> list[Mapping[str, Any]]:
-    items = data.get("items") if isinstance(data, Mapping) else None
-    if not isinstance(items, list):
-        raise AccountStateInvalid(f"the broker's {what} answer has no items")
-    return [item for item in items if isinstance(item, Mapping)]
-
-
 def _cached_deposits(raw: bytes | str) -> tuple[Decimal, float | None]:
     """A cached deposits entry: ``net|expires_at`` (Unix seconds), or ``net`` alone as
     written before the expiry was (not kept in process then: its expiry is unknown)."""
     text = raw.decode() if isinstance(raw, bytes) else raw
     net, _, expires_at = text.partition("|")
     return Decimal(net), float(expires_at) if expires_at else None
-
-
-def _decimal(item: Mapping[str, Any], key: str, what: str) -> Decimal:
-    try:
-        return to_decimal(item.get(key))
-    except ValueError:
-        raise AccountStateInvalid(f"a {what} from the broker has no usable {key}") from None
-
-
-def _movement(item: Mapping[str, Any], day: date) -> Decimal:
-    """A transaction's money in (+) or out (-) of the account, when it is a deposit,
-    withdrawal or transfer of ``day``; 0 for anything else."""
-    if (
-        item.get("transaction-type") != "Money Movement"
-        or item.get("transaction-sub-type") not in EXTERNAL_SUB_TYPES
-        or item.get("transaction-date", day.isoformat()) != day.isoformat()
-    ):
-        return Decimal(0)
-    value = abs(_decimal(item, "value", "money movement"))
-    effect = item.get("value-effect")
-    if effect == "Credit":
-        return value
-    if effect == "Debit":
-        return -value
-    if value == 0:
-        return Decimal(0)
-    raise AccountStateInvalid("a money movement from the broker has no Credit/Debit value-effect")
 
 
 def _remember(memo: dict[K, V], key: K, value: V) -> None:
