@@ -17,6 +17,7 @@ from gatekeeper.adapters import protections as store
 from gatekeeper.adapters.migrations import apply_migrations
 from gatekeeper.adapters.protection_stops import trigger_emergency_stop
 from gatekeeper.settings import RiskSettings
+from tests.fixtures.alerts import settled
 from tests.fixtures.audit import ACCOUNT, decide, problems, record_outcome
 from tests.fixtures.infra import migrations_before
 from tests.fixtures.orders import ACTOR, Bot, order, protect
@@ -57,6 +58,8 @@ async def test_order_path_decisions_and_outcomes_are_chained(
     assert (await bot.place(order("AAPL", 1, "150.00"))).status == 201
     assert (await bot.place(order("AAPL", 1000, "150.00"))).status == 422
     assert (await bot.place(order("AAPL", 1, "150.00"), dry_run=True)).status == 201
+    # The dry-run's outcome row is written after its answer was relayed.
+    await settled(pg_pool, "SELECT count(*) FROM order_outcomes", 2)  # this test's database
 
     async with pg_pool.acquire() as conn:
         rows = (await audit_chain.chains(conn))[bot.account]
